@@ -1,0 +1,3 @@
+module github.com/magesgx/mage
+
+go 1.26
