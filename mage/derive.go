@@ -1,0 +1,150 @@
+package mage
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgx/measure"
+)
+
+// Finish completes a member's measurement from its entry: it resumes the
+// state, measures every page of section at the entry's offset, and returns
+// the final MRENCLAVE. section is the content of the .sgx_mage section (in a
+// group, identical in every member).
+func Finish(e Entry, section []byte) (sgx.Measurement, error) {
+	if len(section) == 0 || len(section)%PageSize != 0 {
+		return sgx.Measurement{}, fmt.Errorf("%w: section of %d bytes, want a non-zero multiple of %d", ErrTable, len(section), PageSize)
+	}
+	h, err := measure.Resume(e.State)
+	if err != nil {
+		return sgx.Measurement{}, err
+	}
+	for p := 0; p < len(section); p += PageSize {
+		h.AddPage(e.Offset+uint64(p), SecinfoFlags, section[p:p+PageSize])
+	}
+	return h.Sum(), nil
+}
+
+// Derive returns the MRENCLAVE of member i of the group whose .sgx_mage
+// section is section. It decodes only the count and entry i, so deriving one
+// member costs about one SHA-256 over the section's records; ParseTable
+// checks a whole table.
+func Derive(section []byte, i int) (sgx.Measurement, error) {
+	if len(section) == 0 || len(section)%PageSize != 0 {
+		return sgx.Measurement{}, fmt.Errorf("%w: section of %d bytes, want a non-zero multiple of %d", ErrTable, len(section), PageSize)
+	}
+	n := binary.LittleEndian.Uint64(section)
+	if c := uint64(Capacity(len(section))); n > c {
+		return sgx.Measurement{}, fmt.Errorf("%w: count %d exceeds the capacity %d of a %d-byte section", ErrTable, n, c, len(section))
+	}
+	if i < 0 || uint64(i) >= n {
+		return sgx.Measurement{}, fmt.Errorf("%w: member %d out of range [0, %d)", ErrTable, i, n)
+	}
+	off := headerSize + i*EntrySize
+	e, err := ParseEntry(section[off : off+EntrySize])
+	if err != nil {
+		return sgx.Measurement{}, fmt.Errorf("entry %d: %w", i, err)
+	}
+	return Finish(e, section)
+}
+
+// DeriveAll returns the MRENCLAVE of every member, in table order, using all
+// available cores.
+func DeriveAll(section []byte) ([]sgx.Measurement, error) {
+	return DeriveAllContext(context.Background(), section, 0)
+}
+
+// DeriveAllContext is DeriveAll with cancellation and a bound on the number
+// of goroutines (workers <= 0 means GOMAXPROCS).
+func DeriveAllContext(ctx context.Context, section []byte, workers int) ([]sgx.Measurement, error) {
+	t, err := ParseTable(section)
+	if err != nil {
+		return nil, err
+	}
+	n := len(t.Entries)
+	out := make([]sgx.Measurement, n)
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, n)
+	if workers <= 1 {
+		for i, e := range t.Entries {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if out[i], err = Finish(e, section); err != nil {
+				return nil, fmt.Errorf("member %d: %w", i, err)
+			}
+		}
+		return out, nil
+	}
+	// Static striping: worker w derives members w, w+workers, ... Each
+	// derivation is a few microseconds, too short to hand out one by one.
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, n)
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				if ctx.Err() != nil {
+					return
+				}
+				out[i], errs[i] = Finish(t.Entries[i], section)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("member %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// Group is what a verifier learns from one member's table: every member's
+// MRENCLAVE, and which one is the member itself.
+type Group struct {
+	Self         int               // index of the member whose table this is
+	Measurements []sgx.Measurement // MRENCLAVE of every member, in table order
+}
+
+// Index returns the member index whose MRENCLAVE is m, or -1.
+func (g *Group) Index(m sgx.Measurement) int {
+	for i, x := range g.Measurements {
+		if x == m {
+			return i
+		}
+	}
+	return -1
+}
+
+// ErrUntrustedTable is returned by Trust when the table does not belong to
+// the trusted measurement.
+var ErrUntrustedTable = fmt.Errorf("mage: table does not derive the trusted MRENCLAVE")
+
+// Trust extends trust from one member to its whole group. Given the
+// MRENCLAVE of a member that the caller already trusts (for example from an
+// attestation) and that member's .sgx_mage section, Trust checks that the
+// table derives the trusted measurement for one of its entries, which proves
+// the table is the one measured into that member and so is authentic, and
+// returns the group's measurements.
+func Trust(trusted sgx.Measurement, section []byte) (*Group, error) {
+	all, err := DeriveAll(section)
+	if err != nil {
+		return nil, err
+	}
+	g := &Group{Self: -1, Measurements: all}
+	if g.Self = g.Index(trusted); g.Self < 0 {
+		return nil, fmt.Errorf("%w %s (none of its %d entries matches)", ErrUntrustedTable, trusted, len(all))
+	}
+	return g, nil
+}
