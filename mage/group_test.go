@@ -1,0 +1,153 @@
+package mage
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgxsdk"
+)
+
+type signVector struct {
+	ID       string `json:"id"`
+	Mode     string `json:"mode"`
+	Group    string `json:"group"`
+	Index    int    `json:"index"`
+	Enclave  string `json:"enclave"`
+	Key      string `json:"key"`
+	Config   string `json:"config"`
+	Signed   string `json:"signed"`
+	CSS      string `json:"css"`
+	Expected struct {
+		MRENCLAVE string `json:"mrenclave"`
+	} `json:"expected"`
+	MageEntry struct {
+		Raw48 string `json:"raw48_hex"`
+	} `json:"mage_entry"`
+}
+
+type vectorManifest struct {
+	Vectors  []signVector                        `json:"vectors"`
+	Enclaves map[string]struct{ File string }    `json:"enclaves"`
+	Keys     map[string]struct{ Private string } `json:"keys"`
+	Configs  map[string]struct{ File string }    `json:"configs"`
+}
+
+func loadVectorManifest(t testing.TB) *vectorManifest {
+	b := readVector(t, "manifest.json")
+	var m vectorManifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return &m
+}
+
+// groupMembers loads the inputs of one reference group, in table order.
+func groupMembers(t testing.TB, group string) ([]Member, []signVector) {
+	m := loadVectorManifest(t)
+	var vs []signVector
+	for _, v := range m.Vectors {
+		if v.Mode == "signmage" && v.Group == group {
+			vs = append(vs, v)
+		}
+	}
+	members := make([]Member, len(vs))
+	for _, v := range vs {
+		var cfg *sgxsdk.Config
+		if v.Config != "" {
+			c, err := sgxsdk.ParseConfig(readVector(t, m.Configs[v.Config].File))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg = c
+		}
+		key, err := sgx.LoadSigningKey(readVector(t, m.Keys[v.Key].Private))
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[v.Index] = Member{Name: v.ID, ELF: readVector(t, m.Enclaves[v.Enclave].File), Config: cfg, Key: key}
+	}
+	return members, vs
+}
+
+// TestSignGroupReference signs the reference groups g1 (3 members) and g2
+// (10 members) in one call and compares every output with the prototype's
+// genmage+signmage outputs, byte for byte.
+func TestSignGroupReference(t *testing.T) {
+	for _, group := range []string{"g1", "g2"} {
+		t.Run(group, func(t *testing.T) {
+			members, vs := groupMembers(t, group)
+			g, err := SignGroup(t.Context(), members, SignOptions{Date: 0x20261123})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := readVector(t, "mage/"+group+".sgx_mage_table.bin"); !bytes.Equal(g.Section, want) {
+				t.Fatal("table differs from the reference")
+			}
+			for _, v := range vs {
+				sm := g.Members[v.Index]
+				if sm.MRENCLAVE.String() != v.Expected.MRENCLAVE {
+					t.Errorf("%s: MRENCLAVE %s, want %s", v.ID, sm.MRENCLAVE, v.Expected.MRENCLAVE)
+				}
+				if !bytes.Equal(sm.Sigstruct.Marshal(), readVector(t, v.CSS)) {
+					t.Errorf("%s: SIGSTRUCT differs", v.ID)
+				}
+				if !bytes.Equal(sm.File, readVector(t, v.Signed)) {
+					t.Errorf("%s: signed file differs", v.ID)
+				}
+			}
+		})
+	}
+}
+
+func TestSignGroupGuards(t *testing.T) {
+	members, _ := groupMembers(t, "g1")
+	// The same member twice.
+	dup := []Member{members[0], members[1], members[0]}
+	if _, err := SignGroup(t.Context(), dup, SignOptions{Date: 0x20261123}); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("duplicate member: %v", err)
+	}
+	// A member without a .sgx_mage section.
+	plain := Member{Name: "plain", ELF: readVector(t, "enclaves/e1_small.so"), Key: members[0].Key}
+	if _, err := SignGroup(t.Context(), []Member{members[0], plain}, SignOptions{Date: 0x20261123}); !errors.Is(err, ErrNoSection) {
+		t.Errorf("member without section: %v", err)
+	}
+	if _, err := SignGroup(t.Context(), nil, SignOptions{Date: 1}); !errors.Is(err, ErrEmptyGroup) {
+		t.Errorf("empty group: %v", err)
+	}
+	if _, err := SignGroup(t.Context(), members, SignOptions{}); !errors.Is(err, ErrMissingDate) {
+		t.Errorf("no date: %v", err)
+	}
+}
+
+func TestParseGroupFile(t *testing.T) {
+	dir := t.TempDir()
+	ok := `{"name":"g","members":[{"name":"a","enclave":"a.so","key":"k.pem","output":"out/a.so"},{"enclave":"/abs/b.so","key":"k.pem","output":"b.signed.so"}]}`
+	g, err := ParseGroupFile([]byte(ok), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Members[0].Enclave != filepath.Join(dir, "a.so") || g.Members[1].Enclave != "/abs/b.so" || g.Members[1].Name != "member1" {
+		t.Fatalf("paths not resolved: %+v", g.Members)
+	}
+	bad := map[string]string{
+		"garbage":        `{"members":`,
+		"unknown field":  `{"members":[{"enclave":"a","key":"k","output":"o"}],"extra":1}`,
+		"no members":     `{"name":"g","members":[]}`,
+		"missing key":    `{"members":[{"enclave":"a","output":"o"}]}`,
+		"same output":    `{"members":[{"enclave":"a","key":"k","output":"o"},{"enclave":"b","key":"k","output":"o"}]}`,
+		"overwrite self": `{"members":[{"enclave":"a","key":"k","output":"a"}]}`,
+		"duplicate name": `{"members":[{"name":"x","enclave":"a","key":"k","output":"o1"},{"name":"x","enclave":"b","key":"k","output":"o2"}]}`,
+		"trailing":       `{"members":[{"enclave":"a","key":"k","output":"o"}]} {}`,
+	}
+	for name, s := range bad {
+		if _, err := ParseGroupFile([]byte(s), dir); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	_ = os.Remove
+}
