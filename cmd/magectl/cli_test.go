@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var vec, _ = filepath.Abs("../../testdata/sgxsdk")
+
+func v(p string) string { return filepath.Join(vec, p) }
+
+// magectl runs the CLI in-process and returns its exit code and output.
+func magectl(t *testing.T, envv map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{ctx: context.Background(), stdout: &out, stderr: &errb, getenv: func(k string) string { return envv[k] }}
+	code := run(e, args)
+	return code, out.String(), errb.String()
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errs := magectl(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("magectl %s: exit %d: %s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+func sameFile(t *testing.T, got, want string) {
+	t.Helper()
+	a, err := os.ReadFile(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Errorf("%s differs from %s", got, filepath.Base(want))
+	}
+}
+
+func TestCLISignCompat(t *testing.T) {
+	d := t.TempDir()
+	out := filepath.Join(d, "s2.so")
+	mustRun(t, "sign", "-key", v("keys/k2.pem"), "-enclave", v("enclaves/e2_tls_big.so"), "-out", out,
+		"-config", v("configs/cB_threads_nodebug.config.xml"), "-cssfile", out+".css", "-dumpfile", out+".dump", "-date", "20261123")
+	sameFile(t, out, v("signed/s2_e2_cB.signed.so"))
+	sameFile(t, out+".css", v("css/s2_e2_cB.css"))
+	sameFile(t, out+".dump", v("dump/s2_e2_cB.dump.txt"))
+
+	// SOURCE_DATE_EPOCH gives the date when -date is absent (2026-11-23).
+	out5 := filepath.Join(d, "s5.so")
+	if code, _, errs := magectl(t, map[string]string{"SOURCE_DATE_EPOCH": "1795400000"}, "sign", "-key", v("keys/k5.pem"),
+		"-enclave", v("enclaves/e1_small.so"), "-out", out5); code != 0 {
+		t.Fatal(errs)
+	}
+	sameFile(t, out5, v("signed/s5_e1_noconfig.signed.so"))
+
+	// Two-step signing.
+	mat := filepath.Join(d, "t1.mat")
+	mustRun(t, "gendata", "-enclave", v("enclaves/e4_twostep.so"), "-config", v("configs/cE_twostep.config.xml"), "-out", mat, "-date", "20261123")
+	sameFile(t, mat, v("gendata/t1_e4_cE.signing_material.bin"))
+	t1 := filepath.Join(d, "t1.so")
+	mustRun(t, "catsig", "-enclave", v("enclaves/e4_twostep.so"), "-config", v("configs/cE_twostep.config.xml"), "-key", v("keys/k1.pub.pem"),
+		"-sig", v("gendata/t1_e4_cE.signature.bin"), "-unsigned", mat, "-out", t1, "-cssfile", t1+".css")
+	sameFile(t, t1, v("signed/t1_e4_cE.signed.so"))
+	sameFile(t, t1+".css", v("css/t1_e4_cE.css"))
+	// catsig with a signature by another key fails as a check (exit 1).
+	if code, _, _ := magectl(t, nil, "catsig", "-enclave", v("enclaves/e4_twostep.so"), "-config", v("configs/cE_twostep.config.xml"),
+		"-key", v("keys/k2.pub.pem"), "-sig", v("gendata/t1_e4_cE.signature.bin"), "-unsigned", mat, "-out", t1); code != 1 {
+		t.Errorf("catsig with the wrong key: exit %d, want 1", code)
+	}
+
+	dump := filepath.Join(d, "x.dump")
+	mustRun(t, "dump", "-enclave", v("signed/g1_v1.signed.so"), "-dumpfile", dump, "-cssfile", dump+".css")
+	sameFile(t, dump, v("dump/g1_v1.dump.txt"))
+	sameFile(t, dump+".css", v("css/g1_v1.css"))
+}
+
+func TestCLIErrors(t *testing.T) {
+	d := t.TempDir()
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"sign", "-enclave", v("enclaves/e1_small.so"), "-out", filepath.Join(d, "x")}, 2, "-key is required"},
+		{[]string{"sign", "-enclave", v("enclaves/e1_small.so"), "-key", v("keys/k1.pem"), "-out", filepath.Join(d, "x"), "-date", "2026-11-23"}, 2, "YYYYMMDD"},
+		{[]string{"sign", "-enclave", v("signed/s1_e1_cA.signed.so"), "-key", v("keys/k1.pem"), "-out", filepath.Join(d, "x")}, 3, "already signed"},
+		{[]string{"sign", "-enclave", v("keys/k1.pem"), "-key", v("keys/k1.pem"), "-out", filepath.Join(d, "x")}, 3, "not an ELF"},
+		{[]string{"sign", "-enclave", v("enclaves/e1_small.so"), "-key", v("keys/k1.pub.pem"), "-out", filepath.Join(d, "x")}, 3, "PEM block"},
+		{[]string{"sign", "-enclave", v("enclaves/e1_small.so"), "-key", v("keys/k1.pem"), "-config", v("manifest.json"), "-out", filepath.Join(d, "x")}, 3, "config"},
+		{[]string{"measure", "-enclave", v("signed/s1_e1_cA.signed.so"), "-config", v("configs/cA_sample_default.config.xml")}, 2, "signed"},
+		{[]string{"nosuch"}, 2, "unknown command"},
+		{[]string{"derive", v("signed/s1_e1_cA.signed.so")}, 3, "no .sgx_mage"},
+	}
+	for _, c := range cases {
+		code, _, errs := magectl(t, nil, c.args...)
+		if code != c.code || !strings.Contains(errs, c.msg) {
+			t.Errorf("magectl %s: exit %d %q, want exit %d mentioning %q", strings.Join(c.args, " "), code, errs, c.code, c.msg)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(d, "x")); err == nil {
+		t.Error("a failed command left an output file")
+	}
+}
+
+func TestCLIMageFlows(t *testing.T) {
+	d := t.TempDir()
+	members := []struct{ enclave, config, key, signed string }{
+		{"g1_m0", "cG1_group_a", "g1_k0", "g1_v0"},
+		{"g1_m1", "cG1_group_b", "g1_k1", "g1_v1"},
+		{"g1_m2", "cA_sample_default", "g1_k2", "g1_v2"},
+	}
+	// The prototype's flow: genmage for each member, then signmage.
+	entries := filepath.Join(d, "g1.mage")
+	for _, m := range members {
+		mustRun(t, "genmage", "-enclave", v("enclaves/"+m.enclave+".so"), "-config", v("configs/"+m.config+".config.xml"),
+			"-key", v("keys/"+m.key+".pem"), "-out", filepath.Join(d, "unused"), "-mageout", entries)
+	}
+	sameFile(t, entries, v("mage/g1.mage.bin"))
+	var signed []string
+	for _, m := range members {
+		out := filepath.Join(d, m.signed+".so")
+		mustRun(t, "signmage", "-enclave", v("enclaves/"+m.enclave+".so"), "-config", v("configs/"+m.config+".config.xml"),
+			"-key", v("keys/"+m.key+".pem"), "-out", out, "-magein", entries, "-date", "20261123")
+		sameFile(t, out, v("signed/"+m.signed+".signed.so"))
+		signed = append(signed, out)
+	}
+
+	// One command for the group.
+	var gf strings.Builder
+	gf.WriteString(`{"name": "g1", "date": "20261123", "members": [`)
+	for i, m := range members {
+		if i > 0 {
+			gf.WriteString(",")
+		}
+		fmt.Fprintf(&gf, `{"name": %q, "enclave": %q, "config": %q, "key": %q, "output": "out/%s.so"}`,
+			m.enclave, v("enclaves/"+m.enclave+".so"), v("configs/"+m.config+".config.xml"), v("keys/"+m.key+".pem"), m.signed)
+	}
+	gf.WriteString("]}")
+	gd := filepath.Join(d, "group")
+	os.MkdirAll(filepath.Join(gd, "out"), 0o755)
+	gpath := filepath.Join(gd, "g1.group.json")
+	os.WriteFile(gpath, []byte(gf.String()), 0o644)
+	mustRun(t, "group", "sign", "-q", gpath)
+	for _, m := range members {
+		sameFile(t, filepath.Join(gd, "out", m.signed+".so"), v("signed/"+m.signed+".signed.so"))
+	}
+	var man struct {
+		TableSHA256 string `json:"table_sha256"`
+		Members     []struct {
+			MRENCLAVE string `json:"mrenclave"`
+			ISVProdID int    `json:"isvprodid"`
+		} `json:"members"`
+	}
+	raw, err := os.ReadFile(filepath.Join(gd, "group.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &man); err != nil {
+		t.Fatal(err)
+	}
+	if man.TableSHA256 != "67e5cdb8dabb94197b0dc6a639d43b8b2052afd98c1d7e94aeeef57b5fffb7e8" || len(man.Members) != 3 ||
+		man.Members[1].MRENCLAVE != "eebb00712d8baaa4ef780b773203f602bae9e2a4604e881730a3481a9dcbab4d" || man.Members[1].ISVProdID != 101 {
+		t.Errorf("group.json: %s", raw)
+	}
+	// Outputs are not overwritten without -force.
+	if code, _, errs := magectl(t, nil, "group", "sign", "-q", gpath); code != 3 || !strings.Contains(errs, "-force") {
+		t.Errorf("second group sign: exit %d %s", code, errs)
+	}
+	mustRun(t, "group", "sign", "-q", "-force", gpath)
+
+	// Derivation and verification.
+	out := mustRun(t, "derive", "--json", signed[0])
+	var dr deriveResult
+	if err := json.Unmarshal([]byte(out), &dr); err != nil {
+		t.Fatal(err)
+	}
+	if dr.Self != 0 || len(dr.Members) != 3 || dr.Members[2].String() != "b845e6c976f57650aae5c4109a47c71f0c56a86c193ba9f8096d0b7aca0a0340" {
+		t.Errorf("derive: %s", out)
+	}
+	mustRun(t, "derive", "--trust", "eebb00712d8baaa4ef780b773203f602bae9e2a4604e881730a3481a9dcbab4d", signed[1])
+	if code, _, _ := magectl(t, nil, "derive", "--trust", "eebb00712d8baaa4ef780b773203f602bae9e2a4604e881730a3481a9dcbab4d", signed[0]); code != 1 {
+		t.Errorf("derive --trust with another member's MRENCLAVE: exit %d, want 1", code)
+	}
+	mustRun(t, "group", "verify", signed[0], signed[1], signed[2])
+	// A member of another group does not verify with g1.
+	code, vout, _ := magectl(t, nil, "group", "verify", signed[0], v("signed/g2_v3.signed.so"))
+	if code != 1 || !strings.Contains(vout, "does not derive") {
+		t.Errorf("mixed groups: exit %d\n%s", code, vout)
+	}
+}
+
+func TestCLIKeygen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("key generation")
+	}
+	d := t.TempDir()
+	k := filepath.Join(d, "k.pem")
+	mustRun(t, "keygen", "-out", k, "-pubout", k+".pub")
+	st, err := os.Stat(k)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode %v %v", st.Mode(), err)
+	}
+	if code, _, _ := magectl(t, nil, "keygen", "-out", k); code != 3 {
+		t.Errorf("keygen over an existing key: exit %d, want 3", code)
+	}
+	out := filepath.Join(d, "x.so")
+	mustRun(t, "sign", "-key", k, "-enclave", v("enclaves/e1_small.so"), "-out", out)
+	if o := mustRun(t, "measure", "--json", "-enclave", out); !strings.Contains(o, `"match": true`) {
+		t.Error(o)
+	}
+}

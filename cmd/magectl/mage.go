@@ -1,0 +1,486 @@
+package main
+
+import (
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/magesgx/mage/internal/atomicfile"
+	"github.com/magesgx/mage/mage"
+	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgxsdk"
+)
+
+// ---- magectl group ----
+
+func runGroup(e *env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		fmt.Fprint(e.stdout, `Usage: magectl group <sign|verify> [flags]
+
+  sign GROUP.json     sign every member of a group so each carries the
+                      .sgx_mage table; writes the members and group.json
+  verify MEMBER...    check that every member's table derives every
+                      member's real MRENCLAVE
+
+Run "magectl group <command> --help" for flags.
+`)
+		if len(args) == 0 {
+			return usagef("missing group command")
+		}
+		return errHelpShown
+	}
+	switch args[0] {
+	case "sign":
+		return runGroupSign(e, args[1:])
+	case "verify":
+		return runGroupVerify(e, args[1:])
+	}
+	return usagef("unknown group command %q (want sign or verify)", args[0])
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments, and returns the positional ones.
+func parseInterspersed(fs interface {
+	Parse([]string) error
+	Args() []string
+}, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func runGroupSign(e *env, args []string) error {
+	fs := newFlagSet(e.stderr, "group sign", "group sign [flags] GROUP.json")
+	date := fs.String("date", "", "SIGSTRUCT date `YYYYMMDD` (default: $SOURCE_DATE_EPOCH, else today UTC)")
+	manifest := fs.String("manifest", "", "where to write the group manifest (default: group.json beside the group file)")
+	force := fs.Bool("force", false, "overwrite existing outputs")
+	workers := fs.Int("j", 0, "members signed in parallel (default: number of CPUs)")
+	jsonOut := fs.Bool("json", false, "print the manifest as JSON on stdout")
+	quiet := fs.Bool("q", false, "no progress on stderr")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return mapFlagErr(err)
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one group file, got %d arguments", len(pos))
+	}
+	raw, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	gf, err := mage.ParseGroupFile(raw, filepath.Dir(pos[0]))
+	if err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	d := *date
+	if d == "" {
+		d = gf.Date
+	}
+	sigDate, err := signingDate(e, d)
+	if err != nil {
+		return err
+	}
+	mpath := *manifest
+	if mpath == "" {
+		mpath = filepath.Join(filepath.Dir(pos[0]), "group.json")
+	}
+	if !*force {
+		for _, p := range append(outputsOf(gf), mpath) {
+			if _, err := os.Lstat(p); err == nil {
+				return fmt.Errorf("%s: %w (use -force to overwrite)", p, atomicfile.ErrExists)
+			}
+		}
+	}
+	members := make([]mage.Member, len(gf.Members))
+	for i, m := range gf.Members {
+		mm, err := loadMember(m)
+		if err != nil {
+			return fmt.Errorf("member %d (%s): %w", i, m.Name, err)
+		}
+		members[i] = mm
+	}
+	opts := mage.SignOptions{Date: sigDate, Workers: *workers}
+	start := time.Now()
+	if !*quiet && len(members) >= 10 {
+		opts.Progress = func(stage string, done, total int) {
+			fmt.Fprintf(e.stderr, "\r%s %d/%d", stage, done, total)
+			if done == total {
+				fmt.Fprintln(e.stderr)
+			}
+		}
+	}
+	g, err := mage.SignGroup(e.ctx, members, opts)
+	if err != nil {
+		return err
+	}
+	files := outputsOf(gf)
+	write := atomicfile.WriteNew
+	if *force {
+		write = atomicfile.WriteFile
+	}
+	for i, sm := range g.Members {
+		if err := write(files[i], sm.File, 0o644); err != nil {
+			return err
+		}
+	}
+	man := g.Manifest(gf.Name, files)
+	mj, _ := json.MarshalIndent(man, "", "  ")
+	mj = append(mj, '\n')
+	if err := write(mpath, mj, 0o644); err != nil {
+		return err
+	}
+	if *jsonOut {
+		_, err := e.stdout.Write(mj)
+		return err
+	}
+	if !*quiet {
+		fmt.Fprintf(e.stderr, "signed %d members in %v; manifest %s\n", len(g.Members), time.Since(start).Round(time.Millisecond), mpath)
+	}
+	printMembers(e.stdout, man)
+	return nil
+}
+
+func outputsOf(gf *mage.GroupFile) []string {
+	out := make([]string, len(gf.Members))
+	for i, m := range gf.Members {
+		out[i] = m.Output
+	}
+	return out
+}
+
+func loadMember(m mage.MemberFile) (mage.Member, error) {
+	elfBytes, err := os.ReadFile(m.Enclave)
+	if err != nil {
+		return mage.Member{}, err
+	}
+	var cfg *sgxsdk.Config
+	if m.Config != "" {
+		raw, err := os.ReadFile(m.Config)
+		if err != nil {
+			return mage.Member{}, err
+		}
+		if cfg, err = sgxsdk.ParseConfig(raw); err != nil {
+			return mage.Member{}, fmt.Errorf("%s: %w", m.Config, err)
+		}
+	}
+	key, err := readKey(m.Key)
+	if err != nil {
+		return mage.Member{}, err
+	}
+	return mage.Member{Name: m.Name, ELF: elfBytes, Config: cfg, Key: key}, nil
+}
+
+func readKey(path string) (*rsa.PrivateKey, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := sgx.LoadSigningKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+func printMembers(w io.Writer, m *mage.Manifest) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INDEX\tNAME\tMRENCLAVE\tMRSIGNER\tPRODID\tSVN")
+	for _, mm := range m.Members {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%d\t%d\n", mm.Index, mm.Name, mm.MRENCLAVE, mm.MRSIGNER.String()[:16], mm.ISVProdID, mm.ISVSVN)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "table sha256 %s (%d bytes)\n", m.TableSHA256, m.SectionSize)
+}
+
+// signingDate picks the SIGSTRUCT date: the flag, else SOURCE_DATE_EPOCH
+// (reproducible builds), else today in UTC.
+func signingDate(e *env, flagValue string) (uint32, error) {
+	if flagValue != "" {
+		d, err := sgx.ParseDate(flagValue)
+		if err != nil {
+			return 0, usagef("-date: %v", err)
+		}
+		return d, nil
+	}
+	if s := e.getenv("SOURCE_DATE_EPOCH"); s != "" {
+		var secs int64
+		if _, err := fmt.Sscanf(s, "%d", &secs); err != nil || fmt.Sprint(secs) != strings.TrimSpace(s) {
+			return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds", s)
+		}
+		return sgx.DateFromTime(time.Unix(secs, 0)), nil
+	}
+	return sgx.DateFromTime(time.Now()), nil
+}
+
+func mapFlagErr(err error) error {
+	if errors.Is(err, errHelpShown) {
+		return err
+	}
+	var u usageError
+	if errors.As(err, &u) {
+		return err
+	}
+	return usagef("%v", err)
+}
+
+// ---- magectl derive ----
+
+type deriveResult struct {
+	File         string            `json:"file"`
+	Self         int               `json:"self"`
+	SelfMRENCLAV sgx.Measurement   `json:"self_mrenclave"`
+	Trusted      bool              `json:"trusted,omitempty"`
+	Members      []sgx.Measurement `json:"members"`
+}
+
+func runDerive(e *env, args []string) error {
+	fs := newFlagSet(e.stderr, "derive", "derive [--json] [--trust MRENCLAVE] SIGNED_MEMBER")
+	jsonOut := fs.Bool("json", false, "print JSON")
+	trust := fs.String("trust", "", "a trusted `MRENCLAVE` (hex) of this member: check the table belongs to it before trusting the group")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return mapFlagErr(err)
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one signed member, got %d arguments", len(pos))
+	}
+	var trusted *sgx.Measurement
+	if *trust != "" {
+		m, err := sgx.ParseMeasurement(*trust)
+		if err != nil {
+			return usagef("--trust: %v", err)
+		}
+		trusted = &m
+	}
+	res, err := deriveFile(pos[0], trusted)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		return writeJSON(e.stdout, res)
+	}
+	for i, m := range res.Members {
+		mark := ""
+		if i == res.Self {
+			mark = "  (self)"
+		}
+		fmt.Fprintf(e.stdout, "%d %s%s\n", i, m, mark)
+	}
+	if res.Trusted {
+		fmt.Fprintf(e.stderr, "table authenticated by the trusted MRENCLAVE of member %d\n", res.Self)
+	}
+	return nil
+}
+
+// deriveFile derives every member from a signed member's table. The member's
+// own MRENCLAVE comes from its SIGSTRUCT, unless a trusted value is given, in
+// which case the table must derive exactly that value.
+func deriveFile(path string, trusted *sgx.Measurement) (*deriveResult, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	section, css, err := signedMageSection(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	self := sgx.Measurement(css.EnclaveHash)
+	res := &deriveResult{File: path, Self: -1, SelfMRENCLAV: self}
+	if trusted != nil {
+		// The pinned MRENCLAVE must be this file's own, as the loader
+		// measures it; then the table must derive it.
+		mr, err := sgxsdk.MeasureSigned(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if mr != *trusted {
+			return nil, failed(fmt.Errorf("%s measures %s, not the trusted MRENCLAVE %s", path, mr, *trusted))
+		}
+		g, err := mage.Trust(*trusted, section)
+		if err != nil {
+			return nil, failed(fmt.Errorf("%s: %w", path, err))
+		}
+		res.Self, res.Members, res.Trusted, res.SelfMRENCLAV = g.Self, g.Measurements, true, *trusted
+		return res, nil
+	}
+	all, err := mage.DeriveAll(section)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	res.Members = all
+	for i, m := range all {
+		if m == self {
+			res.Self = i
+		}
+	}
+	return res, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// ---- magectl group verify ----
+
+type verifyReport struct {
+	OK       bool              `json:"ok"`
+	Members  []verifyMember    `json:"members"`
+	Problems []string          `json:"problems,omitempty"`
+	Group    []sgx.Measurement `json:"group,omitempty"`
+	NotGiven int               `json:"members_not_given,omitempty"` // table members whose files were not given
+}
+
+type verifyMember struct {
+	File      string          `json:"file"`
+	MRENCLAVE sgx.Measurement `json:"mrenclave"`
+	Index     int             `json:"index"`
+	OK        bool            `json:"ok"`
+}
+
+func runGroupVerify(e *env, args []string) error {
+	fs := newFlagSet(e.stderr, "group verify", "group verify [--json] SIGNED_MEMBER...")
+	jsonOut := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return mapFlagErr(err)
+	}
+	if len(pos) == 0 {
+		return usagef("want the signed members to verify")
+	}
+	rep := verifyGroup(pos)
+	if *jsonOut {
+		if err := writeJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		for _, m := range rep.Members {
+			status := "ok"
+			if !m.OK {
+				status = "MISMATCH"
+			}
+			fmt.Fprintf(e.stdout, "%-8s member %d %s %s\n", status, m.Index, m.MRENCLAVE, m.File)
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintln(e.stdout, "problem:", p)
+		}
+		if rep.NotGiven > 0 {
+			fmt.Fprintf(e.stdout, "note: the table has %d members; %d of them were not given and are only derived\n", len(rep.Group), rep.NotGiven)
+		}
+	}
+	if !rep.OK {
+		return failed(fmt.Errorf("%d problem(s) in the group", len(rep.Problems)))
+	}
+	return nil
+}
+
+// verifyGroup checks that every member's table derives every member's real
+// MRENCLAVE (the one its SIGSTRUCT carries, recomputed by the loader replay).
+func verifyGroup(paths []string) *verifyReport {
+	rep := &verifyReport{OK: true}
+	problem := func(format string, a ...any) {
+		rep.OK = false
+		rep.Problems = append(rep.Problems, fmt.Sprintf(format, a...))
+	}
+	type loaded struct {
+		section []byte
+		mr      sgx.Measurement
+	}
+	var ms []loaded
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			problem("%v", err)
+			continue
+		}
+		section, css, err := signedMageSection(raw)
+		if err != nil {
+			problem("%s: %v", p, err)
+			continue
+		}
+		mr, err := sgxsdk.MeasureSigned(raw)
+		if err != nil {
+			problem("%s: %v", p, err)
+			continue
+		}
+		if mr != css.EnclaveHash {
+			problem("%s: SIGSTRUCT says MRENCLAVE %x but the file measures %s", p, css.EnclaveHash, sgx.Measurement(mr))
+		}
+		ms = append(ms, loaded{section, mr})
+		rep.Members = append(rep.Members, verifyMember{File: p, MRENCLAVE: mr, Index: -1, OK: true})
+	}
+	if len(ms) == 0 {
+		return rep
+	}
+	// Every member's table must be the same table and derive everyone.
+	for i := range ms {
+		all, err := mage.DeriveAll(ms[i].section)
+		if err != nil {
+			problem("%s: %v", rep.Members[i].File, err)
+			rep.Members[i].OK = false
+			continue
+		}
+		if rep.Group == nil {
+			rep.Group = all
+		}
+		for j := range ms {
+			idx := -1
+			for k, m := range all {
+				if m == ms[j].mr {
+					idx = k
+				}
+			}
+			if idx < 0 {
+				problem("%s's table does not derive the MRENCLAVE %s of %s", rep.Members[i].File, ms[j].mr, rep.Members[j].File)
+				rep.Members[j].OK = false
+				continue
+			}
+			if i == j {
+				rep.Members[i].Index = idx
+			}
+		}
+	}
+	for i, m := range rep.Members {
+		for j := range i {
+			if m.Index >= 0 && m.Index == rep.Members[j].Index {
+				problem("%s and %s are the same member %d", m.File, rep.Members[j].File, m.Index)
+			}
+		}
+	}
+	rep.NotGiven = max(0, len(rep.Group)-len(ms))
+	return rep
+}
+
+// signedMageSection returns the .sgx_mage section and SIGSTRUCT of a signed
+// member.
+func signedMageSection(file []byte) ([]byte, *sgx.Sigstruct, error) {
+	s, err := sgxsdk.ParseSigned(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	section := s.ELF.MageSection()
+	if section == nil {
+		return nil, nil, mage.ErrNoSection
+	}
+	return section, s.Sigstruct(), nil
+}
