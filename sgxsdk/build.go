@@ -221,11 +221,14 @@ func buildMetadata(e *ELF, c *Config) (*built, error) {
 
 	// Enclave size: the next power of two; the slack becomes a guard entry
 	// or grows a trailing reserved-memory entry (build_layout_entries).
+	if rva > enclaveMaxSize {
+		return nil, elfErr("enclave of %#x bytes exceeds the maximum %#x", rva, uint64(enclaveMaxSize))
+	}
 	size := uint64(1)
 	for size < rva {
 		size <<= 1
 	}
-	if rva > enclaveMaxSize || size > enclaveMaxSize {
+	if size > enclaveMaxSize {
 		return nil, elfErr("enclave of %#x bytes exceeds the maximum %#x", rva, uint64(enclaveMaxSize))
 	}
 	m.EnclaveSize = size

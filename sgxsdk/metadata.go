@@ -260,8 +260,22 @@ func (m *Metadata) Validate() error {
 	if s := m.EnclaveSize; s == 0 || s > enclaveMaxSize || s&(s-1) != 0 {
 		return metaErr("enclave_size %#x is not a power of two up to %#x", s, uint64(enclaveMaxSize))
 	}
+	// Bound the expansion before making it: a hostile table could ask for
+	// billions of ranges. A million covers any real thread count.
+	const maxRanges = 1 << 20
+	total := uint64(0)
+	for _, l := range m.Layouts {
+		if l.IsGroup() {
+			total += uint64(l.LoadTimes()) * uint64(l.EntryCount())
+		} else {
+			total++
+		}
+		if total > maxRanges {
+			return metaErr("layout table expands to more than %d page ranges", maxRanges)
+		}
+	}
 	type rng struct{ rva, size uint64 }
-	var rs []rng
+	rs := make([]rng, 0, total)
 	for i, l := range m.Layouts {
 		if !l.IsGroup() {
 			if l.ContentOffset != 0 && !m.isMetadataBuffer(l.ContentOffset, l.ContentSize) {
@@ -272,6 +286,9 @@ func (m *Metadata) Validate() error {
 		}
 		if l.EntryCount() > i {
 			return metaErr("layout %d: group repeats %d entries, only %d precede it", i, l.EntryCount(), i)
+		}
+		if l.EntryCount() == 0 {
+			continue // repeats nothing
 		}
 		var step uint64
 		for range l.LoadTimes() {
@@ -284,9 +301,6 @@ func (m *Metadata) Validate() error {
 					return metaErr("layout %d: group contains another group", i)
 				}
 				rs = append(rs, rng{e.RVA + step, uint64(e.PageCount) * pageSize})
-			}
-			if len(rs) > 1<<22 {
-				return metaErr("layout table expands to too many ranges")
 			}
 		}
 	}

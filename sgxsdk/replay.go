@@ -181,6 +181,9 @@ func (l *loader) contexts(ls []Layout, delta uint64) error {
 		if e.EntryCount() > i {
 			return fmt.Errorf("%w: layout %d: group repeats %d entries, only %d precede it", ErrMetadata, i, e.EntryCount(), i)
 		}
+		if e.EntryCount() == 0 {
+			continue // repeats nothing
+		}
 		var step uint64
 		for range e.LoadTimes() {
 			step += e.LoadStep()
