@@ -185,3 +185,19 @@ func TestDate(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSigstruct(f *testing.F) {
+	f.Add(read(f, "css/s1_e1_cA.css"))
+	f.Add(read(f, "css/g2_v3.css"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSigstruct(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(s.Marshal(), b) {
+			t.Fatal("round trip differs")
+		}
+		_ = s.Verify()
+		_ = s.MRSigner()
+	})
+}

@@ -100,6 +100,32 @@ func (l *loader) add(rva, flags uint64, attr uint16, page []byte) error {
 	return nil
 }
 
+// addRange adds n unmeasured pages from rva, skipping any that overlap the
+// .sgx_mage section, with the checks of add.
+func (l *loader) addRange(rva, n, flags uint64) error {
+	if flags&^siExternal != 0 {
+		return fmt.Errorf("%w: SECINFO flags %#x at %#x have reserved bits", ErrMetadata, flags, rva)
+	}
+	for n > 0 {
+		if l.ctx.Err() != nil {
+			return l.ctx.Err()
+		}
+		if rva < l.mageHi && rva+pageSize > l.mageLo {
+			rva, n = rva+pageSize, n-1
+			continue
+		}
+		// Run up to the .sgx_mage section or at most 4096 pages.
+		k := min(n, 4096)
+		if l.mageHi > l.mageLo && rva < l.mageLo {
+			k = min(k, (l.mageLo-rva+pageSize-1)/pageSize)
+		}
+		l.h.EAddRange(rva, k, flags)
+		l.pages += k
+		rva, n = rva+k*pageSize, n-k
+	}
+	return nil
+}
+
 // fileRange returns file bytes [off, off+n) with the metadata's patches
 // applied. It copies into the scratch page only when a patch overlaps.
 func (l *loader) fileRange(off, n uint64) []byte {
@@ -222,6 +248,10 @@ func (l *loader) context(delta uint64, e Layout) error {
 		return l.memRegion(rva, n*pageSize, uint64(len(content)), e.SIFlags, func(off, k uint64) []byte {
 			return content[off : off+k]
 		}, false)
+	case e.SIFlags != siNone && e.Attributes&(AttrEADD|AttrEEXTEND) == AttrEADD:
+		// Added but not measured (heap, reserved memory): EADD records
+		// only, hashed in batches.
+		return l.addRange(rva, n, e.SIFlags)
 	case e.SIFlags != siNone:
 		var src []byte
 		if e.ContentSize != 0 {

@@ -109,3 +109,14 @@ func TestResumeRejectsPartialBlock(t *testing.T) {
 		t.Fatal("Resume accepted a size that is not a multiple of 64")
 	}
 }
+
+func TestEAddRange(t *testing.T) {
+	a, b := New(), New()
+	for i := range uint64(200) {
+		a.EAdd(0x5000+i*PageSize, 0x203)
+	}
+	b.EAddRange(0x5000, 200, 0x203)
+	if a.Sum() != b.Sum() || a.Size() != b.Size() {
+		t.Fatal("EAddRange differs from EAdd")
+	}
+}
