@@ -1,0 +1,321 @@
+package attest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgxsdk"
+	"github.com/magesgx/mage/sim"
+)
+
+const vectors = "../testdata/sgxsdk"
+
+func read(t testing.TB, p string) []byte {
+	b, err := os.ReadFile(filepath.Join(vectors, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type fixture struct {
+	p *sim.Platform
+}
+
+func newFixture(t testing.TB) *fixture {
+	p, err := sim.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{p: p}
+}
+
+func (f *fixture) member(t testing.TB, file []byte, kind Kind, mod func(*Config)) *Member {
+	e, err := f.p.Load(context.Background(), file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Backend: NewSimBackend(e), Evidence: kind, Root: f.p.RootCertificate(), HandshakeTimeout: 5 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	m, err := NewMember(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (f *fixture) g1(t testing.TB, i int, kind Kind) *Member {
+	return f.member(t, read(t, []string{"signed/g1_v0.signed.so", "signed/g1_v1.signed.so", "signed/g1_v2.signed.so"}[i]), kind, nil)
+}
+
+// pair connects a client and a server member over loopback and runs both
+// handshakes; it returns both sides' errors and connections.
+func pair(t testing.TB, client, server *Member) (cc, sc *Conn, cerr, serr error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			serr = err
+			return
+		}
+		sc = server.Server(raw)
+		serr = sc.Handshake(context.Background())
+	})
+	cc, cerr = client.Dial(context.Background(), "tcp", ln.Addr().String())
+	wg.Wait()
+	return
+}
+
+func TestMutualAttestation(t *testing.T) {
+	f := newFixture(t)
+	for _, kind := range []Kind{Remote, Local} {
+		a, b := f.g1(t, 0, kind), f.g1(t, 2, kind)
+		cc, sc, cerr, serr := pair(t, a, b)
+		if cerr != nil || serr != nil {
+			t.Fatalf("%s: client %v, server %v", kind, cerr, serr)
+		}
+		if cc.Peer().Index != 2 || sc.Peer().Index != 0 || cc.Peer().Evidence != kind {
+			t.Fatalf("%s: peers %+v %+v", kind, cc.Peer(), sc.Peer())
+		}
+		go func() { cc.Write([]byte("ping")); cc.Close() }()
+		got, _ := io.ReadAll(sc)
+		if string(got) != "ping" {
+			t.Fatalf("%s: read %q", kind, got)
+		}
+	}
+	if a := f.g1(t, 1, Remote); a.Index() != 1 || len(a.Group()) != 3 {
+		t.Fatalf("member index %d, group %d", a.Index(), len(a.Group()))
+	}
+}
+
+func refused(t *testing.T, name string, cerr, serr error, want error) {
+	t.Helper()
+	if !errors.Is(cerr, want) && !errors.Is(serr, want) {
+		t.Errorf("%s: client %v / server %v, want %v", name, cerr, serr, want)
+	}
+	if cerr == nil || serr == nil {
+		t.Errorf("%s: a side accepted (client %v, server %v)", name, cerr, serr)
+	}
+}
+
+func TestImpostors(t *testing.T) {
+	f := newFixture(t)
+	good := f.g1(t, 0, Remote)
+
+	// The same enclave signed outside the group: its own (zero) table makes
+	// it a one-member non-group, and it is not in g1.
+	key, _ := sgx.LoadSigningKey(read(t, "keys/g1_k1.pem"))
+	cfg, _ := sgxsdk.ParseConfig(read(t, "configs/cG1_group_b.config.xml"))
+	im, _ := sgxsdk.Prepare(read(t, "enclaves/g1_m1.so"), cfg, nil)
+	solo := append([]byte{1, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 4088)...)
+	st, _ := im.MeasurePrefix()
+	e := make([]byte, 0, 48)
+	e = append(e, le64(st.Size)...)
+	rva, _, _ := im.MageSection()
+	e = append(e, le64(rva)...)
+	for _, w := range st.H {
+		e = append(e, byte(w), byte(w>>8), byte(w>>16), byte(w>>24))
+	}
+	copy(solo[8:], e)
+	im.SetMageSection(solo)
+	mr, _ := im.Measure()
+	css := im.Sigstruct(mr, 0x20261123)
+	css.Sign(key)
+	out, _ := im.SignedFile(css)
+	outsider := f.member(t, out, Remote, nil)
+	_, _, cerr, serr := pair(t, outsider, good)
+	refused(t, "outsider", cerr, serr, ErrNotInGroup)
+
+	// A member of another group.
+	g2 := f.member(t, read(t, "signed/g2_v3.signed.so"), Remote, nil)
+	_, _, cerr, serr = pair(t, good, g2)
+	refused(t, "other group", cerr, serr, ErrNotInGroup)
+
+	// A DEBUG launch of a real member.
+	dbgEnc, err := f.p.Load(context.Background(), read(t, "signed/g1_v2.signed.so"), &sim.LoadOptions{Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbg, err := NewMember(Config{Backend: NewSimBackend(dbgEnc), Root: f.p.RootCertificate()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, cerr, serr = pair(t, dbg, good)
+	refused(t, "debug", cerr, serr, ErrPolicy)
+	// ... accepted where policy allows DEBUG.
+	lax := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) { c.Policy.AllowDebug = true })
+	if _, _, cerr, serr = pair(t, dbg, lax); serr != nil {
+		t.Errorf("debug peer with AllowDebug: %v", serr)
+	}
+
+	// Policy: member indices, MRSIGNER, ISVSVN.
+	only2 := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) { c.Policy.Members = []int{1} })
+	_, _, cerr, serr = pair(t, good, only2)
+	refused(t, "member index", cerr, serr, ErrPolicy)
+	svn := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) { c.Policy.MinISVSVN = 5 })
+	_, _, cerr, serr = pair(t, good, svn)
+	refused(t, "min ISVSVN", cerr, serr, ErrPolicy)
+	signer := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) { c.Policy.MRSIGNER = []sgx.Measurement{{1}} })
+	_, _, cerr, serr = pair(t, good, signer)
+	refused(t, "MRSIGNER", cerr, serr, ErrPolicy)
+}
+
+func le64(v uint64) []byte {
+	b := make([]byte, 8)
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+	return b
+}
+
+func TestWrongRootAndExpiry(t *testing.T) {
+	f := newFixture(t)
+	other := newFixture(t)
+	a := f.g1(t, 0, Remote)
+	b := f.member(t, read(t, "signed/g1_v1.signed.so"), Remote, func(c *Config) { c.Root = other.p.RootCertificate() })
+	_, _, cerr, serr := pair(t, a, b)
+	refused(t, "wrong root", cerr, serr, ErrEvidence)
+	// Default root (Intel): simulated quotes are refused.
+	intel := f.member(t, read(t, "signed/g1_v1.signed.so"), Remote, func(c *Config) { c.Root = nil })
+	_, _, cerr, serr = pair(t, a, intel)
+	refused(t, "Intel root for simulated quotes", cerr, serr, ErrEvidence)
+	late := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) {
+		c.Now = func() time.Time { return time.Now().AddDate(30, 0, 0) }
+	})
+	_, _, cerr, serr = pair(t, a, late)
+	refused(t, "expired certificates", cerr, serr, ErrEvidence)
+	// Local evidence across platforms fails.
+	la := f.g1(t, 0, Local)
+	lb := other.member(t, read(t, "signed/g1_v1.signed.so"), Local, nil)
+	_, _, cerr, serr = pair(t, la, lb)
+	refused(t, "local evidence across platforms", cerr, serr, ErrEvidence)
+}
+
+// TestBinding checks that evidence is bound to the session and the key:
+// evidence made for one session's exporter value, or with another member's
+// certificate key, is refused.
+func TestBinding(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.g1(t, 0, Remote), f.g1(t, 1, Remote)
+	ekm1, ekm2 := make([]byte, 32), make([]byte, 32)
+	ekm2[0] = 1
+	ev, err := a.evidence(context.Background(), reportData(ekm1, roleClient, a.spki), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.verify(Remote, ev, reportData(ekm1, roleClient, a.spki)); err != nil {
+		t.Fatalf("same session: %v", err)
+	}
+	if _, err := b.verify(Remote, ev, reportData(ekm2, roleClient, a.spki)); !errors.Is(err, ErrBinding) {
+		t.Errorf("replayed into another session: %v", err)
+	}
+	if _, err := b.verify(Remote, ev, reportData(ekm1, roleClient, b.spki)); !errors.Is(err, ErrBinding) {
+		t.Errorf("A's evidence with B's key: %v", err)
+	}
+	if _, err := b.verify(Remote, ev, reportData(ekm1, roleServer, a.spki)); !errors.Is(err, ErrBinding) {
+		t.Errorf("reflected (other role): %v", err)
+	}
+	for _, n := range []int{0, 10, len(ev) - 1} {
+		if _, err := b.verify(Remote, ev[:n], reportData(ekm1, roleClient, a.spki)); !errors.Is(err, ErrEvidence) {
+			t.Errorf("truncated to %d: %v", n, err)
+		}
+	}
+	if _, err := b.verify(Local, ev[:100], reportData(ekm1, roleClient, a.spki)); !errors.Is(err, ErrEvidence) {
+		t.Errorf("bad local evidence: %v", err)
+	}
+}
+
+func TestFraming(t *testing.T) {
+	var big strings.Builder
+	if err := writeMsg(&big, msgEvidence, make([]byte, maxMessage+1)); !errors.Is(err, ErrProtocol) {
+		t.Errorf("oversized write: %v", err)
+	}
+	hdr := []byte{msgEvidence, 0xff, 0xff, 0xff, 0xff}
+	if _, err := readMsg(strings.NewReader(string(hdr)), msgEvidence); !errors.Is(err, ErrProtocol) {
+		t.Errorf("oversized read: %v", err)
+	}
+	if _, err := readMsg(strings.NewReader(string([]byte{msgEvidence, 0, 0, 0, 9, 1})), msgEvidence); !errors.Is(err, ErrProtocol) {
+		t.Errorf("truncated read: %v", err)
+	}
+	if _, err := readMsg(strings.NewReader(string([]byte{msgHello, 0, 0, 0, 0})), msgEvidence); !errors.Is(err, ErrProtocol) {
+		t.Errorf("wrong type: %v", err)
+	}
+}
+
+func TestStallingPeer(t *testing.T) {
+	f := newFixture(t)
+	a := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			time.Sleep(3 * time.Second) // never answers
+		}
+	}()
+	start := time.Now()
+	_, err := a.Dial(context.Background(), "tcp", ln.Addr().String())
+	if err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("stalled handshake: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestConcurrentHandshakes(t *testing.T) {
+	f := newFixture(t)
+	server := f.g1(t, 1, Remote)
+	client := f.g1(t, 0, Local)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	l := server.NewListener(ln)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for range 40 {
+		wg.Go(func() {
+			c, err := client.Dial(context.Background(), "tcp", ln.Addr().String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.Write([]byte("x"))
+			b := make([]byte, 1)
+			if _, err := io.ReadFull(c, b); err != nil || c.Peer().Index != 1 {
+				errs <- errors.New("echo failed")
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
