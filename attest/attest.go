@@ -84,7 +84,8 @@ type Policy struct {
 // Config configures a member.
 type Config struct {
 	Backend Backend
-	// Evidence is the kind of evidence this member sends (default Remote).
+	// Evidence is the kind of evidence this member sends. Zero means
+	// Remote for a client, and the client's kind for a server.
 	Evidence Kind
 	// Root is the root CA that remote evidence must chain to. nil means the
 	// Intel SGX Root CA. A simulated platform's root is used only when set
@@ -128,9 +129,6 @@ var (
 func NewMember(cfg Config) (*Member, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("attest: no backend")
-	}
-	if cfg.Evidence == 0 {
-		cfg.Evidence = Remote
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second

@@ -215,7 +215,7 @@ func TestBinding(t *testing.T) {
 	a, b := f.g1(t, 0, Remote), f.g1(t, 1, Remote)
 	ekm1, ekm2 := make([]byte, 32), make([]byte, 32)
 	ekm2[0] = 1
-	ev, err := a.evidence(context.Background(), reportData(ekm1, roleClient, a.spki), nil)
+	ev, err := a.evidence(context.Background(), Remote, reportData(ekm1, roleClient, a.spki), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,14 +141,34 @@ func (c *Conn) handshake(ctx context.Context) (err error) {
 		peerRole = roleClient
 	}
 
-	// 1. Hello: version, evidence kind, TARGETINFO.
-	hello := append([]byte{protocolVersion, byte(c.m.cfg.Evidence)}, c.m.cfg.Backend.TargetInfo().Marshal()...)
-	if err := writeMsg(c.Conn, msgHello, hello); err != nil {
-		return err
+	// 1. Hello: version, evidence kind, TARGETINFO. The client speaks
+	// first; a server configured with no evidence kind answers in the
+	// client's kind.
+	kind := c.m.cfg.Evidence
+	hello := func(k Kind) []byte {
+		return append([]byte{protocolVersion, byte(k)}, c.m.cfg.Backend.TargetInfo().Marshal()...)
 	}
-	ph, err := readMsg(c.Conn, msgHello)
-	if err != nil {
-		return err
+	var ph []byte
+	if c.role == roleClient {
+		if kind == 0 {
+			kind = Remote
+		}
+		if err := writeMsg(c.Conn, msgHello, hello(kind)); err != nil {
+			return err
+		}
+		if ph, err = readMsg(c.Conn, msgHello); err != nil {
+			return err
+		}
+	} else {
+		if ph, err = readMsg(c.Conn, msgHello); err != nil {
+			return err
+		}
+		if kind == 0 && len(ph) > 1 {
+			kind = Kind(ph[1])
+		}
+		if err := writeMsg(c.Conn, msgHello, hello(kind)); err != nil {
+			return err
+		}
 	}
 	if len(ph) != 2+sgx.TargetInfoSize || ph[0] != protocolVersion {
 		return fmt.Errorf("%w: bad hello (%d bytes, version %d)", ErrProtocol, len(ph), firstByte(ph))
@@ -157,7 +177,7 @@ func (c *Conn) handshake(ctx context.Context) (err error) {
 	peerTI, _ := sgx.ParseTargetInfo(ph[2:])
 
 	// 2. Evidence bound to the session, our role and our key.
-	ev, err := c.m.evidence(ctx, reportData(ekm, c.role, c.m.spki), peerTI)
+	ev, err := c.m.evidence(ctx, kind, reportData(ekm, c.role, c.m.spki), peerTI)
 	if err != nil {
 		return err
 	}
@@ -214,8 +234,8 @@ func reportData(ekm []byte, role string, spki [32]byte) (d [sgx.ReportDataSize]b
 
 // evidence makes this member's evidence: a quote (remote) or a REPORT for
 // the peer's TARGETINFO (local).
-func (m *Member) evidence(ctx context.Context, data [sgx.ReportDataSize]byte, peerTI *sgx.TargetInfo) ([]byte, error) {
-	switch m.cfg.Evidence {
+func (m *Member) evidence(ctx context.Context, kind Kind, data [sgx.ReportDataSize]byte, peerTI *sgx.TargetInfo) ([]byte, error) {
+	switch kind {
 	case Remote:
 		q, err := m.cfg.Backend.Quote(ctx, data)
 		if err != nil {
@@ -229,7 +249,7 @@ func (m *Member) evidence(ctx context.Context, data [sgx.ReportDataSize]byte, pe
 		}
 		return r.Marshal(), nil
 	}
-	return nil, fmt.Errorf("attest: unknown evidence kind %d", m.cfg.Evidence)
+	return nil, fmt.Errorf("%w: unknown evidence kind %d", ErrProtocol, kind)
 }
 
 // verify checks the peer's evidence, its binding, and the policy.
