@@ -1,0 +1,513 @@
+package main
+
+// magectl demo: sign a three-member MAGE group from the sample enclaves,
+// load each member on a simulated SGX platform as its own process, have
+// every pair attest each other over TLS (both directions, remote and local
+// evidence), and show three impostors being refused.
+
+import (
+	"bufio"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/magesgx/mage/attest"
+	"github.com/magesgx/mage/internal/atomicfile"
+	"github.com/magesgx/mage/mage"
+	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgxsdk"
+	"github.com/magesgx/mage/sim"
+)
+
+//go:embed demodata
+var demoData embed.FS
+
+type demoInput struct{ name, enclave, config, key string }
+
+var demoGroup = []demoInput{
+	{"alice", "g1_m0.so", "cG1_group_a.config.xml", "g1_k0.pem"},
+	{"bob", "g1_m1.so", "cG1_group_b.config.xml", "g1_k1.pem"},
+	{"carol", "g1_m2.so", "cA_sample_default.config.xml", "g1_k2.pem"},
+}
+
+func (d demoInput) member() (mage.Member, error) {
+	elf, err := demoData.ReadFile("demodata/" + d.enclave)
+	if err != nil {
+		return mage.Member{}, err
+	}
+	raw, err := demoData.ReadFile("demodata/" + d.config)
+	if err != nil {
+		return mage.Member{}, err
+	}
+	cfg, err := sgxsdk.ParseConfig(raw)
+	if err != nil {
+		return mage.Member{}, err
+	}
+	kp, err := demoData.ReadFile("demodata/" + d.key)
+	if err != nil {
+		return mage.Member{}, err
+	}
+	key, err := sgx.LoadSigningKey(kp)
+	if err != nil {
+		return mage.Member{}, err
+	}
+	return mage.Member{Name: d.name, ELF: elf, Config: cfg, Key: key}, nil
+}
+
+// Results, also the --json output.
+type demoResult struct {
+	OK         bool            `json:"ok"`
+	Platform   string          `json:"platform"`
+	Members    []demoProcess   `json:"members"`
+	Handshakes []demoHandshake `json:"handshakes"`
+	Impostors  []demoImpostor  `json:"impostors"`
+	Problems   []string        `json:"problems,omitempty"`
+	Seconds    float64         `json:"seconds"`
+}
+
+type demoProcess struct {
+	Index     int             `json:"index"`
+	Name      string          `json:"name"`
+	MRENCLAVE sgx.Measurement `json:"mrenclave"`
+	MRSIGNER  sgx.Measurement `json:"mrsigner"`
+	PID       int             `json:"pid"`
+	Addr      string          `json:"addr"`
+}
+
+type demoHandshake struct {
+	Client         string `json:"client"`
+	Server         string `json:"server"`
+	Evidence       string `json:"evidence"`
+	ClientVerified bool   `json:"client_verified_server"`
+	ServerVerified bool   `json:"server_verified_client"`
+	Reply          string `json:"reply,omitempty"`
+	Error          string `json:"error,omitempty"`
+}
+
+type demoImpostor struct {
+	Name      string          `json:"name"`
+	What      string          `json:"what"`
+	MRENCLAVE sgx.Measurement `json:"mrenclave"`
+	Target    string          `json:"target"`
+	Refused   bool            `json:"refused"`
+	Reason    string          `json:"reason"`
+}
+
+// child-process messages (JSON lines on the child's stdout).
+type demoEvent struct {
+	Event     string          `json:"event"` // ready, dial, accepted, refused, error
+	Addr      string          `json:"addr,omitempty"`
+	Index     int             `json:"index"`
+	MRENCLAVE sgx.Measurement `json:"mrenclave"`
+	MRSIGNER  sgx.Measurement `json:"mrsigner"`
+	PID       int             `json:"pid,omitempty"`
+	OK        bool            `json:"ok,omitempty"`
+	Peer      int             `json:"peer"`
+	Kind      string          `json:"kind,omitempty"`
+	Reply     string          `json:"reply,omitempty"`
+	Error     string          `json:"error,omitempty"`
+}
+
+type demoCommand struct {
+	Dial string `json:"dial"`
+	Kind string `json:"kind"`
+	Msg  string `json:"msg"`
+}
+
+type demoChild struct {
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	dials  chan demoEvent // results of our dials
+	served chan demoEvent // accepted/refused as a server
+	ready  demoEvent
+}
+
+func runDemo(e *env, args []string) error {
+	fs := newFlagSet(e.stderr, "demo", "demo [--json] [--platform DIR] [--keep]")
+	jsonOut := fs.Bool("json", false, "print the results as JSON")
+	platformDir := fs.String("platform", "", "simulated platform `directory` (default: a temporary one)")
+	keep := fs.Bool("keep", false, "keep the temporary directory with the signed members")
+	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(e.ctx, *timeout)
+	defer cancel()
+	work, err := os.MkdirTemp("", "mage-demo-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Fprintf(e.stderr, "keeping %s\n", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	if *platformDir == "" {
+		*platformDir = filepath.Join(work, "platform")
+	}
+	say := func(format string, a ...any) {
+		if !*jsonOut {
+			fmt.Fprintf(e.stdout, format, a...)
+		}
+	}
+
+	// 1. Sign the group, and the impostors.
+	var inputs []mage.Member
+	for _, d := range demoGroup {
+		m, err := d.member()
+		if err != nil {
+			return fmt.Errorf("demo data: %w", err)
+		}
+		inputs = append(inputs, m)
+	}
+	date := sgx.DateFromTime(time.Now())
+	group, err := mage.SignGroup(ctx, inputs, mage.SignOptions{Date: date})
+	if err != nil {
+		return err
+	}
+	files := map[string]string{}
+	write := func(name string, b []byte) error {
+		p := filepath.Join(work, name+".signed.so")
+		files[name] = p
+		return atomicfile.WriteFile(p, b, 0o644)
+	}
+	for _, sm := range group.Members {
+		if err := write(sm.Name, sm.File); err != nil {
+			return err
+		}
+	}
+	solo, err := mage.SignGroup(ctx, []mage.Member{inputs[1]}, mage.SignOptions{Date: date})
+	if err != nil {
+		return err
+	}
+	other, err := mage.SignGroup(ctx, []mage.Member{inputs[0], inputs[2]}, mage.SignOptions{Date: date})
+	if err != nil {
+		return err
+	}
+	if err := write("outsider", solo.Members[0].File); err != nil {
+		return err
+	}
+	if err := write("stranger", other.Members[0].File); err != nil {
+		return err
+	}
+	say("MAGE demo: signed a group of %d members (table sha256 %s)\n", len(group.Members), group.Manifest("", nil).TableSHA256[:16])
+
+	// 2. Start every member, and the impostors, as processes on one
+	// simulated platform.
+	if _, err := sim.Open(*platformDir); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var children []*demoChild
+	defer func() {
+		for _, c := range children {
+			c.stdin.Close()
+		}
+		for _, c := range children {
+			done := make(chan struct{})
+			go func() { c.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(3 * time.Second):
+				c.cmd.Process.Kill()
+				<-done
+			}
+		}
+	}()
+	startChild := func(name, file string, debug bool) (*demoChild, error) {
+		args := []string{"_demo-member", "-platform", *platformDir, "-file", file, "-name", name}
+		if debug {
+			args = append(args, "-debug")
+		}
+		cmd := exec.CommandContext(ctx, self, args...)
+		cmd.Stderr = e.stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		c := &demoChild{name: name, cmd: cmd, stdin: in, dials: make(chan demoEvent, 16), served: make(chan demoEvent, 16)}
+		children = append(children, c)
+		readyc := make(chan demoEvent, 1)
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				var ev demoEvent
+				if json.Unmarshal(sc.Bytes(), &ev) != nil {
+					continue
+				}
+				switch ev.Event {
+				case "ready", "error":
+					readyc <- ev
+				case "dial":
+					c.dials <- ev
+				default:
+					c.served <- ev
+				}
+			}
+			close(c.dials)
+			close(c.served)
+		}()
+		select {
+		case ev := <-readyc:
+			if ev.Event == "error" {
+				return nil, fmt.Errorf("%s: %s", name, ev.Error)
+			}
+			c.ready = ev
+			return c, nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s did not start: %w", name, ctx.Err())
+		}
+	}
+	res := &demoResult{OK: true, Platform: *platformDir}
+	problem := func(format string, a ...any) {
+		res.OK = false
+		res.Problems = append(res.Problems, fmt.Sprintf(format, a...))
+	}
+	var members []*demoChild
+	for _, sm := range group.Members {
+		c, err := startChild(sm.Name, files[sm.Name], false)
+		if err != nil {
+			return err
+		}
+		members = append(members, c)
+		res.Members = append(res.Members, demoProcess{Index: c.ready.Index, Name: sm.Name, MRENCLAVE: c.ready.MRENCLAVE, MRSIGNER: c.ready.MRSIGNER, PID: c.ready.PID, Addr: c.ready.Addr})
+	}
+	say("\nmembers (each a separate process on simulated platform %s):\n", *platformDir)
+	for _, m := range res.Members {
+		say("  %d %-6s MRENCLAVE %s  pid %-6d %s\n", m.Index, m.Name, m.MRENCLAVE, m.PID, m.Addr)
+	}
+
+	// 3. Every ordered pair, with each kind of evidence.
+	dial := func(client, server *demoChild, kind string) (demoEvent, demoEvent, error) {
+		cmd, _ := json.Marshal(demoCommand{Dial: server.ready.Addr, Kind: kind, Msg: "hello from " + client.name})
+		if _, err := client.stdin.Write(append(cmd, '\n')); err != nil {
+			return demoEvent{}, demoEvent{}, err
+		}
+		var d, s demoEvent
+		select {
+		case d = <-client.dials:
+		case <-ctx.Done():
+			return d, s, ctx.Err()
+		}
+		select {
+		case s = <-server.served:
+		case <-ctx.Done():
+			return d, s, ctx.Err()
+		}
+		return d, s, nil
+	}
+	for _, kind := range []string{"remote", "local"} {
+		for i, c := range members {
+			for j, s := range members {
+				if i == j {
+					continue
+				}
+				d, sv, err := dial(c, s, kind)
+				if err != nil {
+					return err
+				}
+				h := demoHandshake{Client: c.name, Server: s.name, Evidence: kind,
+					ClientVerified: d.OK && d.Peer == j, ServerVerified: sv.Event == "accepted" && sv.Peer == i, Reply: d.Reply, Error: d.Error + sv.Error}
+				if !h.ClientVerified || !h.ServerVerified || d.Reply != s.name+" got: hello from "+c.name {
+					problem("%s -> %s (%s): expected mutual acceptance: %s", c.name, s.name, kind, h.Error)
+				}
+				res.Handshakes = append(res.Handshakes, h)
+			}
+		}
+	}
+	say("\nwho verified whom (row: client, column: server; R = remote quote, L = local report,\neach cell means both sides verified each other and exchanged a message):\n")
+	say("  %-8s", "")
+	for _, s := range members {
+		say("%-8s", s.name)
+	}
+	say("\n")
+	for _, c := range members {
+		say("  %-8s", c.name)
+		for _, s := range members {
+			cell := "-"
+			if c != s {
+				cell = ""
+				for _, h := range res.Handshakes {
+					if h.Client == c.name && h.Server == s.name && h.ClientVerified && h.ServerVerified {
+						cell += strings.ToUpper(h.Evidence[:1])
+					}
+				}
+				if cell == "" {
+					cell = "FAIL"
+				}
+			}
+			say("%-8s", cell)
+		}
+		say("\n")
+	}
+
+	// 4. Impostors try to join; the member must refuse them.
+	imps := []struct {
+		name, what, file string
+		debug            bool
+	}{
+		{"outsider", "bob's enclave signed outside the group", files["outsider"], false},
+		{"debugger", "carol's signed file launched with DEBUG", files["carol"], true},
+		{"stranger", "alice's enclave from another group", files["stranger"], false},
+	}
+	say("\nimpostors (each dials alice with remote evidence):\n")
+	for _, imp := range imps {
+		c, err := startChild(imp.name, imp.file, imp.debug)
+		if err != nil {
+			return err
+		}
+		d, sv, err := dial(c, members[0], "remote")
+		if err != nil {
+			return err
+		}
+		ri := demoImpostor{Name: imp.name, What: imp.what, MRENCLAVE: c.ready.MRENCLAVE, Target: "alice",
+			Refused: !d.OK && sv.Event == "refused", Reason: sv.Error}
+		if !ri.Refused {
+			problem("%s (%s) was not refused by alice", imp.name, imp.what)
+		}
+		res.Impostors = append(res.Impostors, ri)
+		say("  %-9s %-40s refused: %v\n            %s\n", imp.name, imp.what, ri.Refused, ri.Reason)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if *jsonOut {
+		if err := writeJSON(e.stdout, res); err != nil {
+			return err
+		}
+	} else if res.OK {
+		say("\nall %d expected mutual attestations and %d refusals happened in %.1fs\n", len(res.Handshakes), len(res.Impostors), res.Seconds)
+	}
+	if !res.OK {
+		for _, p := range res.Problems {
+			fmt.Fprintln(e.stderr, "problem:", p)
+		}
+		return failed(errors.New("the demo did not go as expected"))
+	}
+	return nil
+}
+
+// runDemoMember is the hidden command each demo process runs: one enclave
+// on the simulated platform, serving attested connections and dialing as
+// told on stdin.
+func runDemoMember(e *env, args []string) error {
+	fs := newFlagSet(e.stderr, "_demo-member", "_demo-member -platform DIR -file SIGNED -name NAME [-debug]")
+	platformDir := fs.String("platform", "", "platform directory")
+	file := fs.String("file", "", "signed member")
+	name := fs.String("name", "", "member name")
+	debug := fs.Bool("debug", false, "launch with DEBUG")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	emit := func(ev demoEvent) {
+		b, _ := json.Marshal(ev)
+		mu.Lock()
+		defer mu.Unlock()
+		e.stdout.Write(append(b, '\n'))
+	}
+	fail := func(err error) error {
+		emit(demoEvent{Event: "error", Error: err.Error()})
+		return err
+	}
+	p, err := sim.Open(*platformDir)
+	if err != nil {
+		return fail(err)
+	}
+	raw, err := os.ReadFile(*file)
+	if err != nil {
+		return fail(err)
+	}
+	enc, err := p.Load(e.ctx, raw, &sim.LoadOptions{Debug: *debug})
+	if err != nil {
+		return fail(err)
+	}
+	backend := attest.NewSimBackend(enc)
+	mk := func(kind attest.Kind) (*attest.Member, error) {
+		return attest.NewMember(attest.Config{Backend: backend, Evidence: kind, Root: p.RootCertificate(), HandshakeTimeout: 10 * time.Second})
+	}
+	server, err := mk(0)
+	if err != nil {
+		return fail(err)
+	}
+	clients := map[string]*attest.Member{}
+	for k, kind := range map[string]attest.Kind{"remote": attest.Remote, "local": attest.Local} {
+		if clients[k], err = mk(kind); err != nil {
+			return fail(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	l := server.NewListener(ln)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				ac := c.(*attest.Conn)
+				defer ac.Close()
+				if err := ac.Handshake(e.ctx); err != nil {
+					emit(demoEvent{Event: "refused", Error: err.Error()})
+					return
+				}
+				peer := ac.Peer()
+				emit(demoEvent{Event: "accepted", Peer: peer.Index, Kind: peer.Evidence.String()})
+				line, err := bufio.NewReader(ac).ReadString('\n')
+				if err == nil {
+					fmt.Fprintf(ac, "%s got: %s\n", *name, strings.TrimSpace(line))
+				}
+			}()
+		}
+	}()
+	id := server.Identity()
+	emit(demoEvent{Event: "ready", Addr: ln.Addr().String(), Index: server.Index(), MRENCLAVE: id.MRENCLAVE, MRSIGNER: id.MRSIGNER, PID: os.Getpid()})
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var cmd demoCommand
+		if json.Unmarshal(sc.Bytes(), &cmd) != nil || clients[cmd.Kind] == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
+		c, err := clients[cmd.Kind].Dial(ctx, "tcp", cmd.Dial)
+		if err != nil {
+			cancel()
+			emit(demoEvent{Event: "dial", Error: err.Error()})
+			continue
+		}
+		fmt.Fprintf(c, "%s\n", cmd.Msg)
+		reply, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		cancel()
+		ev := demoEvent{Event: "dial", OK: err == nil, Peer: c.Peer().Index, Kind: cmd.Kind, Reply: strings.TrimSpace(reply)}
+		if err != nil {
+			ev.Error = err.Error()
+		}
+		emit(ev)
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+)
+
+// TestMain lets the test binary serve as the demo's member processes: the
+// demo re-executes os.Executable() with the hidden _demo-member command.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "_demo-member" {
+		e := &env{ctx: context.Background(), stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+		os.Exit(run(e, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func TestDemo(t *testing.T) {
+	code, out, errs := magectl(t, nil, "demo", "--json", "--platform", t.TempDir())
+	if code != 0 {
+		t.Fatalf("demo: exit %d\n%s\n%s", code, out, errs)
+	}
+	var res demoResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK || len(res.Members) != 3 || len(res.Handshakes) != 12 || len(res.Impostors) != 3 {
+		t.Fatalf("demo result: %s", out)
+	}
+	for _, h := range res.Handshakes {
+		if !h.ClientVerified || !h.ServerVerified {
+			t.Errorf("handshake %+v", h)
+		}
+	}
+	for _, i := range res.Impostors {
+		if !i.Refused || i.Reason == "" {
+			t.Errorf("impostor %+v", i)
+		}
+	}
+}
