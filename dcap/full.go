@@ -82,7 +82,9 @@ func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
 	if accept == nil {
 		accept = []string{UpToDate}
 	}
-	pass := func(name, detail string) { res.Checks = append(res.Checks, Check{Name: name, OK: true, Detail: detail}) }
+	pass := func(name, detail string) {
+		res.Checks = append(res.Checks, Check{Name: name, OK: true, Detail: detail})
+	}
 	fail := func(name string, err error) (*Result, error) {
 		res.Checks = append(res.Checks, Check{Name: name, Detail: err.Error()})
 		return res, err

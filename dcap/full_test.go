@@ -63,9 +63,13 @@ func TestVerifyTampered(t *testing.T) {
 		mod  func(c *Collateral)
 		want error
 	}{
-		{"TCB Info JSON", func(c *Collateral) { c.TCBInfo = bytes.Replace(c.TCBInfo, []byte(`"pcesvn":13`), []byte(`"pcesvn":12`), 1) }, ErrTCBInfo},
+		{"TCB Info JSON", func(c *Collateral) {
+			c.TCBInfo = bytes.Replace(c.TCBInfo, []byte(`"pcesvn":13`), []byte(`"pcesvn":12`), 1)
+		}, ErrTCBInfo},
 		{"TCB Info signature", func(c *Collateral) { c.TCBInfoSignature[5] ^= 1 }, ErrTCBInfo},
-		{"QE Identity JSON", func(c *Collateral) { c.QEIdentity = bytes.Replace(c.QEIdentity, []byte(`"isvsvn":8`), []byte(`"isvsvn":9`), 1) }, ErrQEIdentity},
+		{"QE Identity JSON", func(c *Collateral) {
+			c.QEIdentity = bytes.Replace(c.QEIdentity, []byte(`"isvsvn":8`), []byte(`"isvsvn":9`), 1)
+		}, ErrQEIdentity},
 		{"QE Identity signature", func(c *Collateral) { c.QEIdentitySignature[40] ^= 1 }, ErrQEIdentity},
 		{"PCK CRL missing", func(c *Collateral) { c.PCKCRL = nil }, ErrCRL},
 		{"root CRL signed by another", func(c *Collateral) { c.RootCACRL = c.PCKCRL }, ErrCRL},
