@@ -221,3 +221,28 @@ func TestCLIKeygen(t *testing.T) {
 		t.Error(o)
 	}
 }
+
+func TestCLIQuote(t *testing.T) {
+	d := "../../dcap/testdata/phala-dcap-qvl/"
+	if out := mustRun(t, "quote", "show", "--json", d+"sgx_quote"); !strings.Contains(out, `"fmspc": "00A067110000"`) {
+		t.Error(out)
+	}
+	out := mustRun(t, "quote", "verify", d+"sgx_quote", "--collateral", d+"sgx_quote_collateral.json", "--time", "2025-06-20T00:00:00Z",
+		"--accept", "ConfigurationAndSWHardeningNeeded", "--json")
+	if !strings.Contains(out, `"tcb_status": "ConfigurationAndSWHardeningNeeded"`) || !strings.Contains(out, "INTEL-SA-00615") {
+		t.Error(out)
+	}
+}
+
+func TestCLIQuoteRefusals(t *testing.T) {
+	d := "../../dcap/testdata/phala-dcap-qvl/"
+	if code, _, _ := magectl(t, nil, "quote", "verify", d+"sgx_quote", "--collateral", d+"sgx_quote_collateral.json", "--time", "2025-06-20T00:00:00Z"); code != 1 {
+		t.Errorf("default policy: exit %d, want 1 (status not UpToDate)", code)
+	}
+	if code, _, _ := magectl(t, nil, "quote", "verify", d+"sgx_quote"); code != 2 {
+		t.Errorf("no collateral: exit %d, want 2", code)
+	}
+	if code, _, _ := magectl(t, nil, "quote", "show", d+"sgx_quote_collateral.json"); code != 3 {
+		t.Errorf("not a quote: exit %d, want 3", code)
+	}
+}
