@@ -29,6 +29,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/magesgx/mage/dcap"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 )
@@ -91,6 +92,15 @@ type Config struct {
 	// Intel SGX Root CA. A simulated platform's root is used only when set
 	// here explicitly.
 	Root *x509.Certificate
+	// Collateral is Intel's collateral for verifying real quotes (TCB Info,
+	// QE Identity, CRLs). Quotes that chain to the Intel root are refused
+	// without it: their TCB level and revocation could not be checked.
+	// With a custom Root (the simulated platform's) and no collateral, only
+	// the quote's signatures and chain are checked.
+	Collateral *dcap.Collateral
+	// AcceptTCB lists the TCB statuses accepted with Collateral (nil:
+	// UpToDate only).
+	AcceptTCB []string
 	// Policy restricts the peers accepted.
 	Policy Policy
 	// HandshakeTimeout bounds the TLS handshake and the attestation
@@ -121,6 +131,7 @@ var (
 	ErrPeerRefused   = errors.New("attest: the peer refused this member")
 	ErrKindRefused   = errors.New("attest: evidence kind not accepted")
 	ErrNoLocalTarget = errors.New("attest: local evidence needs the peer's TARGETINFO")
+	ErrNoCollateral  = errors.New("attest: quotes chained to the Intel root need collateral (Config.Collateral)")
 )
 
 // NewMember prepares a member: it derives every member's MRENCLAVE from the

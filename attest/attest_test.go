@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magesgx/mage/dcap"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
 	"github.com/magesgx/mage/sim"
@@ -194,7 +195,7 @@ func TestWrongRootAndExpiry(t *testing.T) {
 	// Default root (Intel): simulated quotes are refused.
 	intel := f.member(t, read(t, "signed/g1_v1.signed.so"), Remote, func(c *Config) { c.Root = nil })
 	_, _, cerr, serr = pair(t, a, intel)
-	refused(t, "Intel root for simulated quotes", cerr, serr, ErrEvidence)
+	refused(t, "Intel root for simulated quotes", cerr, serr, ErrNoCollateral)
 	late := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) {
 		c.Now = func() time.Time { return time.Now().AddDate(30, 0, 0) }
 	})
@@ -317,5 +318,37 @@ func TestConcurrentHandshakes(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestRealQuoteThroughVerifier feeds a real Intel-signed quote to a member
+// configured with Intel collateral: the quote passes full DCAP verification
+// and is then refused only because it is not bound to this session.
+func TestRealQuoteThroughVerifier(t *testing.T) {
+	f := newFixture(t)
+	colRaw, err := os.ReadFile("../dcap/testdata/phala-dcap-qvl/sgx_quote_collateral.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := dcap.ParseCollateralBundle(colRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quote, _ := os.ReadFile("../dcap/testdata/phala-dcap-qvl/sgx_quote")
+	at := func() time.Time { return time.Date(2025, 6, 20, 0, 0, 0, 0, time.UTC) }
+	m := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) {
+		c.Root, c.Collateral, c.Now = nil, col, at
+		c.AcceptTCB = []string{dcap.ConfigurationAndSWHardeningNeeded}
+	})
+	if _, err := m.verify(Remote, quote, [64]byte{}); !errors.Is(err, ErrBinding) {
+		t.Errorf("real quote: %v, want ErrBinding after full verification", err)
+	}
+	strict := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.Root, c.Collateral, c.Now = nil, col, at })
+	if _, err := strict.verify(Remote, quote, [64]byte{}); !errors.Is(err, ErrEvidence) || !strings.Contains(err.Error(), "TCB status") {
+		t.Errorf("real quote, UpToDate only: %v", err)
+	}
+	none := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.Root = nil })
+	if _, err := none.verify(Remote, quote, [64]byte{}); !errors.Is(err, ErrNoCollateral) {
+		t.Errorf("real quote without collateral: %v", err)
 	}
 }

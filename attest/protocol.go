@@ -261,12 +261,17 @@ func (m *Member) verify(kind Kind, ev []byte, want [sgx.ReportDataSize]byte) (*P
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
 		}
-		root := m.cfg.Root
-		if root == nil {
-			root = dcap.IntelRootCA()
-		}
-		if _, _, err := q.VerifySignatures(root, nil, m.cfg.Now()); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
+		switch {
+		case m.cfg.Collateral != nil:
+			if _, err := dcap.Verify(ev, m.cfg.Collateral, dcap.Options{Root: m.cfg.Root, Time: m.cfg.Now(), Accept: m.cfg.AcceptTCB}); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
+			}
+		case m.cfg.Root == nil:
+			return nil, ErrNoCollateral
+		default:
+			if _, _, err := q.VerifySignatures(m.cfg.Root, nil, m.cfg.Now()); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
+			}
 		}
 		body = &q.Body
 	case Local:
