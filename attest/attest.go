@@ -118,6 +118,8 @@ type Member struct {
 	self  sgx.ReportBody
 	cert  tls.Certificate
 	spki  [32]byte // SHA-256 of the certificate's SubjectPublicKeyInfo
+
+	quotes *dcap.Verifier // remembers verified PCK chains
 }
 
 // Errors of attestation. Failures wrap one of them.
@@ -152,7 +154,7 @@ func NewMember(cfg Config) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotMember, err)
 	}
-	m := &Member{cfg: cfg, group: g, self: self}
+	m := &Member{cfg: cfg, group: g, self: self, quotes: &dcap.Verifier{Root: cfg.Root}}
 	if err := m.newCert(); err != nil {
 		return nil, err
 	}

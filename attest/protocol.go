@@ -269,7 +269,7 @@ func (m *Member) verify(kind Kind, ev []byte, want [sgx.ReportDataSize]byte) (*P
 		case m.cfg.Root == nil:
 			return nil, ErrNoCollateral
 		default:
-			if _, _, err := q.VerifySignatures(m.cfg.Root, nil, m.cfg.Now()); err != nil {
+			if _, _, err := m.quotes.VerifySignatures(q, m.cfg.Now()); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
 			}
 		}

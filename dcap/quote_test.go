@@ -170,3 +170,31 @@ func FuzzParseQuote(f *testing.F) {
 		q.AttestationKey()
 	})
 }
+
+func TestVerifierCache(t *testing.T) {
+	raw := tdata(t, "phala-dcap-qvl/sgx_quote")
+	v := &Verifier{Root: cert(t, "intel-sgx-root-ca/Intel_SGX_Root_CA_2049.der")}
+	for i := range 2 {
+		q, _ := ParseQuote(raw)
+		if _, checks, err := v.VerifySignatures(q, phalaTime); err != nil || len(checks) != 4 {
+			t.Fatalf("round %d: %v %+v", i, err, checks)
+		}
+	}
+	const sig = HeaderSize + 384 + 4
+	for _, c := range []struct {
+		off  int
+		want error
+	}{{HeaderSize + 70, ErrQuoteSig}, {sig + 128 + 70, ErrQEReportSig}, {sig + 576 + 3, ErrQEBinding}} {
+		b := bytes.Clone(raw)
+		b[c.off] ^= 1
+		q, _ := ParseQuote(b)
+		if _, _, err := v.VerifySignatures(q, phalaTime); !errors.Is(err, c.want) {
+			t.Errorf("flip at %d after caching: %v, want %v", c.off, err, c.want)
+		}
+	}
+	// The cached chain is not used outside its validity.
+	q, _ := ParseQuote(raw)
+	if _, _, err := v.VerifySignatures(q, time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, ErrChain) {
+		t.Errorf("expired, cached: %v", err)
+	}
+}

@@ -60,12 +60,13 @@ func VerifyChain(certs []*x509.Certificate, root *x509.Certificate, now time.Tim
 	if root == nil {
 		return nil, fmt.Errorf("%w: no trusted root configured", ErrUntrustedRoot)
 	}
-	// The leaf is the certificate that issued no other one.
+	// The leaf is the certificate that issued no other one (by name; the
+	// signatures are checked when the chain is verified below).
 	var leaf *x509.Certificate
 	for _, c := range certs {
 		issuer := false
 		for _, d := range certs {
-			if d != c && bytes.Equal(d.RawIssuer, c.RawSubject) && d.CheckSignatureFrom(c) == nil {
+			if d != c && bytes.Equal(d.RawIssuer, c.RawSubject) {
 				issuer = true
 			}
 		}
@@ -79,11 +80,13 @@ func VerifyChain(certs []*x509.Certificate, root *x509.Certificate, now time.Tim
 	if leaf == nil {
 		return nil, fmt.Errorf("%w: no leaf certificate (the chain is a cycle)", ErrChain)
 	}
-	// Pin the root by public key: the chain's own root must carry it.
+	// Pin the root by public key: the chain's own root certificate (or the
+	// configured one) must carry it. Trust comes from the key, so the
+	// root's self-signature adds nothing and is not checked.
 	roots := x509.NewCertPool()
 	pinned := false
 	for _, c := range append(certs, root) {
-		if bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil && publicKeyEqual(c, root) {
+		if bytes.Equal(c.RawSubject, c.RawIssuer) && publicKeyEqual(c, root) {
 			roots.AddCert(c)
 			pinned = true
 		}
@@ -171,6 +174,16 @@ func (q *Quote) VerifySignatures(root *x509.Certificate, chain []*x509.Certifica
 		return fail("pck_chain", err)
 	}
 	checks = append(checks, Check{Name: "pck_chain", OK: true, Detail: "chain to the pinned root, valid at " + now.UTC().Format(time.RFC3339)})
+	return q.verifyWithLeaf(leaf, checks)
+}
+
+// verifyWithLeaf checks everything after the chain: the QE report
+// signature by the PCK leaf's key, the QE report data binding, and the
+// quote signature.
+func (q *Quote) verifyWithLeaf(leaf *x509.Certificate, checks []Check) (*x509.Certificate, []Check, error) {
+	fail := func(name string, err error) (*x509.Certificate, []Check, error) {
+		return nil, append(checks, Check{Name: name, Detail: err.Error()}), err
+	}
 	pck, ok := leaf.PublicKey.(*ecdsa.PublicKey)
 	if !ok || pck.Curve != elliptic.P256() {
 		return fail("qe_report_signature", fmt.Errorf("%w: PCK key is %T, want ECDSA P-256", ErrQEReportSig, leaf.PublicKey))
@@ -188,6 +201,14 @@ func (q *Quote) VerifySignatures(root *x509.Certificate, chain []*x509.Certifica
 		return fail("qe_report_data", ErrQEBinding)
 	}
 	checks = append(checks, Check{Name: "qe_report_data", OK: true, Detail: "SHA-256(attestation key || QE auth data)"})
+	return q.verifyQuoteSignature(leaf, checks)
+}
+
+// verifyQuoteSignature checks the quote's signature by its attestation key.
+func (q *Quote) verifyQuoteSignature(leaf *x509.Certificate, checks []Check) (*x509.Certificate, []Check, error) {
+	fail := func(name string, err error) (*x509.Certificate, []Check, error) {
+		return nil, append(checks, Check{Name: name, Detail: err.Error()}), err
+	}
 	ak, err := q.AttestationKey()
 	if err != nil {
 		return fail("quote_signature", err)

@@ -21,8 +21,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/magesgx/mage/internal/atomicfile"
+	"github.com/magesgx/mage/sgx"
 )
 
 // StateFile is the file in the platform directory that holds its secrets.
@@ -40,6 +42,15 @@ type Platform struct {
 	rootCert, interCert, pckCert *x509.Certificate
 	pckKey, attestKey            *ecdsa.PrivateKey
 	qe                           *Enclave
+
+	// What every quote shares, made once (initQEData).
+	qeOnce      sync.Once
+	qeErr       error
+	qeAttestKey [64]byte
+	qeAuthData  []byte
+	qeReport    sgx.ReportBody
+	qeReportSig [64]byte
+	qeChainPEM  []byte
 }
 
 // platformState is the persisted part of a platform.

@@ -50,32 +50,40 @@ func (p *Platform) Quote(report *sgx.Report) ([]byte, error) {
 		Header: dcap.Header{Version: 3, AttKeyType: dcap.AttKeyECDSAP256, QESVN: QEISVSVN, PCESVN: p.state.PCESVN, QEVendorID: QEVendorID},
 		Body:   report.Body,
 	}
-	pub := p.attestKey.PublicKey
-	pub.X.FillBytes(q.AttestKey[:32])
-	pub.Y.FillBytes(q.AttestKey[32:])
-	q.QEAuthData = make([]byte, 32)
-	for i := range q.QEAuthData {
-		q.QEAuthData[i] = byte(i)
+	p.qeOnce.Do(p.initQEData)
+	if p.qeErr != nil {
+		return nil, p.qeErr
 	}
-	h := sha256.New()
-	h.Write(q.AttestKey[:])
-	h.Write(q.QEAuthData)
-	var data [sgx.ReportDataSize]byte
-	copy(data[:], h.Sum(nil))
-	q.QEReport = p.qe.body(data)
-	var chain []byte
-	for _, c := range p.PCKChain() {
-		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	q.Certification = dcap.CertificationData{Type: dcap.CertPCKChain, Data: chain}
+	q.AttestKey, q.QEAuthData, q.QEReport, q.QEReportSig = p.qeAttestKey, p.qeAuthData, p.qeReport, p.qeReportSig
+	q.Certification = dcap.CertificationData{Type: dcap.CertPCKChain, Data: p.qeChainPEM}
 	var err error
-	if q.QEReportSig, err = signP256(p.pckKey, q.QEReport.Marshal()); err != nil {
-		return nil, err
-	}
 	if q.Signature, err = signP256(p.attestKey, q.SignedBytes()); err != nil {
 		return nil, err
 	}
 	return q.Marshal()
+}
+
+// initQEData makes the parts of every quote that depend only on the
+// platform: the attestation key, the QE's report binding it (signed by the
+// PCK key) and the PCK chain, as the real QE3 keeps them between quotes.
+func (p *Platform) initQEData() {
+	pub := p.attestKey.PublicKey
+	pub.X.FillBytes(p.qeAttestKey[:32])
+	pub.Y.FillBytes(p.qeAttestKey[32:])
+	p.qeAuthData = make([]byte, 32)
+	for i := range p.qeAuthData {
+		p.qeAuthData[i] = byte(i)
+	}
+	h := sha256.New()
+	h.Write(p.qeAttestKey[:])
+	h.Write(p.qeAuthData)
+	var data [sgx.ReportDataSize]byte
+	copy(data[:], h.Sum(nil))
+	p.qeReport = p.qe.body(data)
+	for _, c := range p.PCKChain() {
+		p.qeChainPEM = append(p.qeChainPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	p.qeReportSig, p.qeErr = signP256(p.pckKey, p.qeReport.Marshal())
 }
 
 func signP256(k *ecdsa.PrivateKey, msg []byte) ([64]byte, error) {
