@@ -233,7 +233,56 @@ func ParseMetadata(b []byte) (*Metadata, error) {
 	for o := loff; o < loff+lsize; o += layoutSize {
 		m.Layouts = append(m.Layouts, parseLayout(raw[o:]))
 	}
+	if err := m.parseExtend(); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// Newer SDKs (metadata 3.2 and later, 1.5 and later for SDK 1.9 loaders,
+// and the ELRANGE versions 11.x/13.x) add two directories: the ELRANGE
+// configuration and a table of extend entries. The ELRANGE only moves the
+// enclave's base, which the measurement does not include. An extend entry
+// of type "shared object" (a FIPS provider DSO loaded into the enclave)
+// adds segments that this loader does not replay, so such an enclave is
+// refused rather than mis-measured.
+const (
+	extendEntrySize         = 16
+	extendEntrySharedObject = 0x1002
+	majorVersionGap         = 10
+)
+
+func hasExtendEntries(version uint64) bool {
+	major, minor := (version>>32)%majorVersionGap, uint32(version)
+	switch major {
+	case 2:
+		return false
+	case 1:
+		return minor >= 5
+	case 3:
+		return minor >= 2
+	}
+	return false
+}
+
+func (m *Metadata) parseExtend() error {
+	if !hasExtendEntries(m.Version) || len(m.raw) < metadataHeader+16 {
+		return nil
+	}
+	le := binary.LittleEndian
+	off, n := le.Uint32(m.raw[1896:]), le.Uint32(m.raw[1900:])
+	if n == 0 {
+		return nil
+	}
+	if !m.isMetadataBuffer(off, n) || n%extendEntrySize != 0 {
+		return metaErr("extend entry table %#x+%#x outside the metadata", off, n)
+	}
+	for o := off; o < off+n; o += extendEntrySize {
+		if le.Uint32(m.raw[o:]) == extendEntrySharedObject {
+			return metaErr("the enclave embeds a shared object (extend entry %#x, a FIPS provider); loading such enclaves is not supported", extendEntrySharedObject)
+		}
+	}
+	return nil
 }
 
 // isMetadataBuffer mirrors the loader's bounds check of a range inside the
@@ -254,8 +303,8 @@ func (m *Metadata) Validate() error {
 	if m.TCSPolicy > 1 {
 		return metaErr("tcs_policy %d is not BIND (0) or UNBIND (1)", m.TCSPolicy)
 	}
-	if m.SSAFrameSize < 1 || m.SSAFrameSize > 2 {
-		return metaErr("ssa_frame_size %d out of range [1, 2]", m.SSAFrameSize)
+	if m.SSAFrameSize < 1 || m.SSAFrameSize > 4 {
+		return metaErr("ssa_frame_size %d out of range [1, 4]", m.SSAFrameSize)
 	}
 	if s := m.EnclaveSize; s == 0 || s > enclaveMaxSize || s&(s-1) != 0 {
 		return metaErr("enclave_size %#x is not a power of two up to %#x", s, uint64(enclaveMaxSize))

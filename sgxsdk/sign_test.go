@@ -143,6 +143,14 @@ func TestSignedVectors(t *testing.T) {
 			if mr.String() != v.Expected.MRENCLAVE {
 				t.Errorf("replayed MRENCLAVE %s, want %s", mr, v.Expected.MRENCLAVE)
 			}
+			// A loader of SDK 2.0 (metadata 2.1) or 1.9 (metadata 1.4)
+			// reads a compatible copy; it must measure the same.
+			for _, md := range s.Metadata[1:] {
+				got, err := s.MeasureWith(t.Context(), md)
+				if err != nil || got != mr {
+					t.Errorf("metadata %#x: MRENCLAVE %s, %v", md.Version, got, err)
+				}
+			}
 			var b bytes.Buffer
 			if err := s.Dump(&b); err != nil {
 				t.Fatal(err)

@@ -30,10 +30,12 @@ func ParseSigned(file []byte) (*Signed, error) {
 }
 
 // Primary returns the metadata a current loader uses: the first of the
-// chain whose major version it knows (1, 2 or 3).
+// chain whose major version it knows: 1 (SDK 1.x), 2 (SDK 2.0 to 2.x), 3
+// (current SDKs), and 11 and 13 (the ELRANGE variants of 1 and 3).
 func (s *Signed) Primary() (*Metadata, error) {
 	for _, m := range s.Metadata {
-		if major := m.Version >> 32; major >= 1 && major <= 3 {
+		switch m.Version >> 32 {
+		case 1, 2, 3, 11, 13:
 			return m, nil
 		}
 	}
@@ -59,6 +61,13 @@ func (s *Signed) Measure(ctx context.Context) (sgx.Measurement, error) {
 	if err != nil {
 		return sgx.Measurement{}, err
 	}
+	return s.MeasureWith(ctx, m)
+}
+
+// MeasureWith replays the loader with one given metadata structure of the
+// chain (an older loader picks a compatible copy); all of them must give
+// the same MRENCLAVE.
+func (s *Signed) MeasureWith(ctx context.Context, m *Metadata) (sgx.Measurement, error) {
 	l := newLoader(ctx, s.ELF, m, s.ELF.MageSection())
 	if err := l.run(); err != nil {
 		return sgx.Measurement{}, err
