@@ -246,3 +246,17 @@ func TestCLIQuoteRefusals(t *testing.T) {
 		t.Errorf("not a quote: exit %d, want 3", code)
 	}
 }
+
+func TestCLISim(t *testing.T) {
+	d := t.TempDir()
+	out := mustRun(t, "sim", "load", "-platform", d, v("signed/g2_v4.signed.so"))
+	if !strings.Contains(out, "MAGE member 4 of 10") || !strings.Contains(out, "27e1fa5b56cf00bc") {
+		t.Error(out)
+	}
+	if code, _, errs := magectl(t, nil, "sim", "load", "-platform", d, "-debug", v("signed/s2_e2_cB.signed.so")); code != 1 || !strings.Contains(errs, "EINIT") {
+		t.Errorf("debug launch of a DisableDebug enclave: exit %d %s", code, errs)
+	}
+	if out := mustRun(t, "sim", "root", "-platform", d); !strings.Contains(out, "BEGIN CERTIFICATE") {
+		t.Error(out)
+	}
+}
