@@ -124,16 +124,15 @@ type Member struct {
 
 // Errors of attestation. Failures wrap one of them.
 var (
-	ErrNotMember     = errors.New("attest: this enclave is not a member of the group its table describes")
-	ErrProtocol      = errors.New("attest: protocol error")
-	ErrEvidence      = errors.New("attest: peer evidence invalid")
-	ErrBinding       = errors.New("attest: peer evidence is not bound to this TLS session and key")
-	ErrNotInGroup    = errors.New("attest: peer MRENCLAVE is not a member of this group")
-	ErrPolicy        = errors.New("attest: peer refused by policy")
-	ErrPeerRefused   = errors.New("attest: the peer refused this member")
-	ErrKindRefused   = errors.New("attest: evidence kind not accepted")
-	ErrNoLocalTarget = errors.New("attest: local evidence needs the peer's TARGETINFO")
-	ErrNoCollateral  = errors.New("attest: quotes chained to the Intel root need collateral (Config.Collateral)")
+	ErrNotMember    = errors.New("attest: this enclave is not a member of the group its table describes")
+	ErrProtocol     = errors.New("attest: protocol error")
+	ErrEvidence     = errors.New("attest: peer evidence invalid")
+	ErrBinding      = errors.New("attest: peer evidence is not bound to this TLS session and key")
+	ErrNotInGroup   = errors.New("attest: peer MRENCLAVE is not a member of this group")
+	ErrPolicy       = errors.New("attest: peer refused by policy")
+	ErrPeerRefused  = errors.New("attest: the peer refused this member")
+	ErrKindRefused  = errors.New("attest: evidence kind not accepted")
+	ErrNoCollateral = errors.New("attest: quotes chained to the Intel root need collateral (Config.Collateral)")
 )
 
 // NewMember prepares a member: it derives every member's MRENCLAVE from the

@@ -126,3 +126,47 @@ func ParsePCKExtensions(c *x509.Certificate) (*PCKExtensions, error) {
 	}
 	return x, nil
 }
+
+// Marshal encodes the extension value (the inverse of ParsePCKExtensions),
+// for issuing PCK certificates, as the simulated platform does.
+func (x *PCKExtensions) Marshal() ([]byte, error) {
+	raw := func(v any) (asn1.RawValue, error) {
+		b, err := asn1.Marshal(v)
+		return asn1.RawValue{FullBytes: b}, err
+	}
+	sub := func(n int) asn1.ObjectIdentifier {
+		return append(append(asn1.ObjectIdentifier{}, oidTCB...), n)
+	}
+	var tcb []asnPair
+	for i, c := range x.Components {
+		v, err := raw(int(c))
+		if err != nil {
+			return nil, err
+		}
+		tcb = append(tcb, asnPair{sub(i + 1), v})
+	}
+	pcesvn, err := raw(int(x.PCESVN))
+	if err != nil {
+		return nil, err
+	}
+	cpusvn, err := raw(x.CPUSVN[:])
+	if err != nil {
+		return nil, err
+	}
+	tcb = append(tcb, asnPair{sub(17), pcesvn}, asnPair{sub(18), cpusvn})
+	var pairs []asnPair
+	for _, p := range []struct {
+		id asn1.ObjectIdentifier
+		v  any
+	}{{oidPPID, x.PPID}, {oidTCB, tcb}, {oidPCEID, x.PCEID[:]}, {oidFMSPC, x.FMSPC[:]}, {oidSGXType, asn1.Enumerated(x.SGXType)}} {
+		v, err := raw(p.v)
+		if err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, asnPair{p.id, v})
+	}
+	return asn1.Marshal(pairs)
+}
+
+// OIDSGXExtensions is the OID of Intel's SGX extension in PCK certificates.
+var OIDSGXExtensions = oidSGXExtensions

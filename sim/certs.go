@@ -5,59 +5,22 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"time"
+
+	"github.com/magesgx/mage/dcap"
 )
 
-// OIDs of Intel's SGX PCK certificate extension.
-var (
-	oidSGXExtensions = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1}
-	oidPPID          = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 1}
-	oidTCB           = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 2}
-	oidPCEID         = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 3}
-	oidFMSPC         = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 4}
-	oidSGXType       = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 5}
-)
-
-type sgxExt struct {
-	ID    asn1.ObjectIdentifier
-	Value asn1.RawValue
-}
-
-func raw(v any) asn1.RawValue {
-	b, err := asn1.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return asn1.RawValue{FullBytes: b}
-}
-
-// sgxExtension encodes the PCK certificate's SGX extension: PPID, TCB
+// pckExtension encodes the PCK certificate's SGX extension: PPID, TCB
 // (16 SGX TCB components, PCESVN, CPUSVN), PCE-ID, FMSPC and SGX type.
-func sgxExtension(st *platformState) []byte {
-	var tcb []sgxExt
-	for i := range 16 {
-		id := append(append(asn1.ObjectIdentifier{}, oidTCB...), i+1)
-		tcb = append(tcb, sgxExt{id, raw(int(st.CPUSVN[i]))})
-	}
-	tcb = append(tcb,
-		sgxExt{append(append(asn1.ObjectIdentifier{}, oidTCB...), 17), raw(int(st.PCESVN))},
-		sgxExt{append(append(asn1.ObjectIdentifier{}, oidTCB...), 18), raw(st.CPUSVN)},
-	)
-	exts := []sgxExt{
-		{oidPPID, raw(st.PPID)},
-		{oidTCB, raw(tcb)},
-		{oidPCEID, raw(st.PCEID)},
-		{oidFMSPC, raw(st.FMSPC)},
-		{oidSGXType, raw(asn1.Enumerated(0))},
-	}
-	b, err := asn1.Marshal(exts)
-	if err != nil {
-		panic(err)
-	}
-	return b
+func pckExtension(st *platformState) ([]byte, error) {
+	x := &dcap.PCKExtensions{PPID: st.PPID, PCESVN: st.PCESVN}
+	copy(x.Components[:], st.CPUSVN)
+	copy(x.CPUSVN[:], st.CPUSVN)
+	copy(x.PCEID[:], st.PCEID)
+	copy(x.FMSPC[:], st.FMSPC)
+	return x.Marshal()
 }
 
 // issueChain makes the simulated root CA, a PCK platform CA and the PCK
@@ -93,11 +56,15 @@ func issueChain(rootKey, interKey, pckKey *ecdsa.PrivateKey, st *platformState) 
 		return nil, err
 	}
 	interCert, _ := x509.ParseCertificate(interDER)
+	ext, err := pckExtension(st)
+	if err != nil {
+		return nil, err
+	}
 	pck := &x509.Certificate{
 		SerialNumber: serial(), Subject: name("MAGE Simulated SGX PCK Certificate"),
 		NotBefore: now, NotAfter: now.AddDate(7, 0, 0),
 		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-		ExtraExtensions: []pkix.Extension{{Id: oidSGXExtensions, Value: sgxExtension(st)}},
+		ExtraExtensions: []pkix.Extension{{Id: dcap.OIDSGXExtensions, Value: ext}},
 	}
 	pckDER, err := x509.CreateCertificate(rand.Reader, pck, interCert, &pckKey.PublicKey, interKey)
 	if err != nil {

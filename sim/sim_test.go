@@ -352,3 +352,16 @@ func TestConcurrentProcesses(t *testing.T) {
 		t.Errorf("state file mode %v", fst.Mode())
 	}
 }
+
+// TestPCKExtension checks the simulated PCK certificate with the parser
+// real certificates go through.
+func TestPCKExtension(t *testing.T) {
+	p := platform(t)
+	x, err := dcap.ParsePCKExtensions(p.PCKChain()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.PCESVN != p.state.PCESVN || x.FMSPC != [6]byte(p.state.FMSPC) || x.Components[0] != p.state.CPUSVN[0] || len(x.PPID) != 16 {
+		t.Errorf("%+v", x)
+	}
+}

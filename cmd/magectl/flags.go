@@ -34,3 +34,20 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// dispatch runs the subcommand named by args[0] from subs, printing help
+// (exit 0 when asked for, usage error when no subcommand is given).
+func dispatch(e *env, args []string, name, help string, subs map[string]func(*env, []string) error) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		fmt.Fprint(e.stdout, help)
+		if len(args) == 0 {
+			return usagef("missing %s command", name)
+		}
+		return errHelpShown
+	}
+	run, ok := subs[args[0]]
+	if !ok {
+		return usagef("unknown %s command %q (run \"magectl %s --help\")", name, args[0], name)
+	}
+	return run(e, args[1:])
+}

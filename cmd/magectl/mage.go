@@ -21,8 +21,7 @@ import (
 // ---- magectl group ----
 
 func runGroup(e *env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		fmt.Fprint(e.stdout, `Usage: magectl group <sign|verify> [flags]
+	return dispatch(e, args, "group", `Usage: magectl group <sign|verify> [flags]
 
   sign GROUP.json     sign every member of a group so each carries the
                       .sgx_mage table; writes the members and group.json
@@ -30,19 +29,7 @@ func runGroup(e *env, args []string) error {
                       member's real MRENCLAVE
 
 Run "magectl group <command> --help" for flags.
-`)
-		if len(args) == 0 {
-			return usagef("missing group command")
-		}
-		return errHelpShown
-	}
-	switch args[0] {
-	case "sign":
-		return runGroupSign(e, args[1:])
-	case "verify":
-		return runGroupVerify(e, args[1:])
-	}
-	return usagef("unknown group command %q (want sign or verify)", args[0])
+`, map[string]func(*env, []string) error{"sign": runGroupSign, "verify": runGroupVerify})
 }
 
 // parseInterspersed parses flags that may come before or after positional

@@ -13,26 +13,13 @@ import (
 )
 
 func runQuote(e *env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		fmt.Fprint(e.stdout, `Usage: magectl quote <show|verify> QUOTE [flags]
+	return dispatch(e, args, "quote", `Usage: magectl quote <show|verify> QUOTE [flags]
 
   show QUOTE     print a DCAP quote's fields
   verify QUOTE   verify a quote with Intel collateral
 
 Run "magectl quote <command> --help" for flags.
-`)
-		if len(args) == 0 {
-			return usagef("missing quote command")
-		}
-		return errHelpShown
-	}
-	switch args[0] {
-	case "show":
-		return runQuoteShow(e, args[1:])
-	case "verify":
-		return runQuoteVerify(e, args[1:])
-	}
-	return usagef("unknown quote command %q (want show or verify)", args[0])
+`, map[string]func(*env, []string) error{"show": runQuoteShow, "verify": runQuoteVerify})
 }
 
 type quoteView struct {

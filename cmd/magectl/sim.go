@@ -12,8 +12,10 @@ import (
 )
 
 func runSim(e *env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		fmt.Fprint(e.stdout, `Usage: magectl sim <load|root> -platform DIR [flags]
+	sub := func(name string) func(*env, []string) error {
+		return func(e *env, rest []string) error { return runSimCommand(e, name, rest) }
+	}
+	return dispatch(e, args, "sim", `Usage: magectl sim <load|root> -platform DIR [flags]
 
   load SIGNED.so   load a signed enclave on the simulated platform (EINIT's
                    checks) and print its identity and derived group
@@ -21,17 +23,15 @@ func runSim(e *env, args []string) error {
                    only for simulation
 
 The platform directory is created on first use (mode 0700).
-`)
-		if len(args) == 0 {
-			return usagef("missing sim command")
-		}
-		return errHelpShown
-	}
-	fs := newFlagSet(e.stderr, "sim "+args[0], "sim "+args[0]+" -platform DIR [--json] [-debug] [SIGNED.so]")
+`, map[string]func(*env, []string) error{"load": sub("load"), "root": sub("root")})
+}
+
+func runSimCommand(e *env, name string, args []string) error {
+	fs := newFlagSet(e.stderr, "sim "+name, "sim "+name+" -platform DIR [--json] [-debug] [SIGNED.so]")
 	dir := fs.String("platform", "", "simulated platform `directory`")
 	debug := fs.Bool("debug", false, "launch with ATTRIBUTES.DEBUG (refused if the enclave was signed with DisableDebug)")
 	jsonOut := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args[1:])
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return mapFlagErr(err)
 	}
@@ -42,7 +42,7 @@ The platform directory is created on first use (mode 0700).
 	if err != nil {
 		return err
 	}
-	switch args[0] {
+	switch name {
 	case "root":
 		_, err := e.stdout.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.RootCertificate().Raw}))
 		return err
@@ -82,5 +82,5 @@ The platform directory is created on first use (mode 0700).
 		}
 		return nil
 	}
-	return usagef("unknown sim command %q (want load or root)", args[0])
+	return usagef("unknown sim command %q", name)
 }
