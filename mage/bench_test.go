@@ -49,6 +49,18 @@ func BenchmarkDerive(b *testing.B) {
 			}
 		}
 	})
+	b.Run("Deriver", func(b *testing.B) {
+		d, err := NewDeriver(section)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(bytesPerPage)
+		for b.Loop() {
+			if _, err := d.Derive(1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("Derive", func(b *testing.B) {
 		b.SetBytes(bytesPerPage)
 		for b.Loop() {
