@@ -154,6 +154,11 @@ func prepareImage(f *signFlags) (*sgxsdk.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	return prepareBytes(raw, f)
+}
+
+// prepareBytes is prepareImage for an enclave already read.
+func prepareBytes(raw []byte, f *signFlags) (*sgxsdk.Image, error) {
 	var cfg *sgxsdk.Config
 	if f.config != "" {
 		x, err := os.ReadFile(f.config)
@@ -366,7 +371,7 @@ func runMeasure(e *env, args []string) error {
 	} else if errors.Is(err, sgxsdk.ErrMetadata) && !strings.Contains(err.Error(), "not signed") {
 		return fmt.Errorf("%s: %w", *enclave, err)
 	} else {
-		im, err := prepareImage(&signFlags{enclave: *enclave, config: *config})
+		im, err := prepareBytes(raw, &signFlags{enclave: *enclave, config: *config})
 		if err != nil {
 			return err
 		}
