@@ -2,6 +2,7 @@ package dcap
 
 import (
 	"bytes"
+	"encoding/binary"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -196,5 +197,53 @@ func TestVerifierCache(t *testing.T) {
 	q, _ := ParseQuote(raw)
 	if _, _, err := v.VerifySignatures(q, time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, ErrChain) {
 		t.Errorf("expired, cached: %v", err)
+	}
+}
+
+// TestVersion4 rebuilds the real v3 quote in the version 4 layout (QE data
+// nested in certification data type 6) and parses it: every field comes
+// back, and verification gets as far as the quote signature, which covers
+// the header and so no longer matches.
+func TestVersion4(t *testing.T) {
+	v3, err := ParseQuote(tdata(t, "phala-dcap-qvl/sgx_quote"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	var inner []byte
+	inner = append(inner, v3.QEReport.Marshal()...)
+	inner = append(inner, v3.QEReportSig[:]...)
+	inner = le.AppendUint16(inner, uint16(len(v3.QEAuthData)))
+	inner = append(inner, v3.QEAuthData...)
+	inner = le.AppendUint16(inner, v3.Certification.Type)
+	inner = le.AppendUint32(inner, uint32(len(v3.Certification.Data)))
+	inner = append(inner, v3.Certification.Data...)
+	var sig []byte
+	sig = append(sig, v3.Signature[:]...)
+	sig = append(sig, v3.AttestKey[:]...)
+	sig = le.AppendUint16(sig, CertQEReport)
+	sig = le.AppendUint32(sig, uint32(len(inner)))
+	sig = append(sig, inner...)
+	h := v3.Header
+	h.Version = 4
+	raw := append(h.marshal(), v3.Body.Marshal()...)
+	raw = le.AppendUint32(raw, uint32(len(sig)))
+	raw = append(raw, sig...)
+	q, err := ParseQuote(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Header.Version != 4 || q.QEReport != v3.QEReport || !bytes.Equal(q.QEAuthData, v3.QEAuthData) || q.Certification.Type != CertPCKChain {
+		t.Fatal("v4 fields differ from the v3 original")
+	}
+	_, checks, err := q.VerifySignatures(cert(t, "intel-sgx-root-ca/Intel_SGX_Root_CA_2049.der"), nil, phalaTime)
+	if !errors.Is(err, ErrQuoteSig) || len(checks) != 4 || !checks[2].OK {
+		t.Fatalf("v4: %v %+v", err, checks)
+	}
+	// Strict lengths inside the nested data.
+	bad := bytes.Clone(raw)
+	le.PutUint32(bad[HeaderSize+384+4+128+2:], uint32(len(inner)+1))
+	if _, err := ParseQuote(bad); !errors.Is(err, ErrFormat) {
+		t.Errorf("nested length off by one: %v", err)
 	}
 }
