@@ -2,8 +2,8 @@ package dcap
 
 import (
 	"bytes"
-	"encoding/binary"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
