@@ -51,3 +51,19 @@ func dispatch(e *env, args []string, name, help string, subs map[string]func(*en
 	}
 	return run(e, args[1:])
 }
+
+// parseOneArg parses flags placed before or after exactly one positional
+// argument (what names it in the error), and returns that argument.
+func parseOneArg(fs interface {
+	Parse([]string) error
+	Args() []string
+}, args []string, what string) (string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", mapFlagErr(err)
+	}
+	if len(pos) != 1 {
+		return "", usagef("want exactly one %s, got %d arguments", what, len(pos))
+	}
+	return pos[0], nil
+}

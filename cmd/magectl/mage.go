@@ -60,20 +60,17 @@ func runGroupSign(e *env, args []string) error {
 	workers := fs.Int("j", 0, "members signed in parallel (default: number of CPUs)")
 	jsonOut := fs.Bool("json", false, "print the manifest as JSON on stdout")
 	quiet := fs.Bool("q", false, "no progress on stderr")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return mapFlagErr(err)
-	}
-	if len(pos) != 1 {
-		return usagef("want exactly one group file, got %d arguments", len(pos))
-	}
-	raw, err := os.ReadFile(pos[0])
+	arg, err := parseOneArg(fs, args, "group file")
 	if err != nil {
 		return err
 	}
-	gf, err := mage.ParseGroupFile(raw, filepath.Dir(pos[0]))
+	raw, err := os.ReadFile(arg)
 	if err != nil {
-		return fmt.Errorf("%s: %w", pos[0], err)
+		return err
+	}
+	gf, err := mage.ParseGroupFile(raw, filepath.Dir(arg))
+	if err != nil {
+		return fmt.Errorf("%s: %w", arg, err)
 	}
 	d := *date
 	if d == "" {
@@ -85,7 +82,7 @@ func runGroupSign(e *env, args []string) error {
 	}
 	mpath := *manifest
 	if mpath == "" {
-		mpath = filepath.Join(filepath.Dir(pos[0]), "group.json")
+		mpath = filepath.Join(filepath.Dir(arg), "group.json")
 	}
 	if !*force {
 		for _, p := range append(outputsOf(gf), mpath) {
@@ -240,12 +237,9 @@ func runDerive(e *env, args []string) error {
 	fs := newFlagSet(e.stderr, "derive", "derive [--json] [--trust MRENCLAVE] SIGNED_MEMBER")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	trust := fs.String("trust", "", "a trusted `MRENCLAVE` (hex) of this member: check the table belongs to it before trusting the group")
-	pos, err := parseInterspersed(fs, args)
+	arg, err := parseOneArg(fs, args, "signed member")
 	if err != nil {
-		return mapFlagErr(err)
-	}
-	if len(pos) != 1 {
-		return usagef("want exactly one signed member, got %d arguments", len(pos))
+		return err
 	}
 	var trusted *sgx.Measurement
 	if *trust != "" {
@@ -255,7 +249,7 @@ func runDerive(e *env, args []string) error {
 		}
 		trusted = &m
 	}
-	res, err := deriveFile(pos[0], trusted)
+	res, err := deriveFile(arg, trusted)
 	if err != nil {
 		return err
 	}

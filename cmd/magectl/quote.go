@@ -58,14 +58,11 @@ func readQuote(path string) ([]byte, *dcap.Quote, error) {
 func runQuoteShow(e *env, args []string) error {
 	fs := newFlagSet(e.stderr, "quote show", "quote show QUOTE [--json]")
 	jsonOut := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args)
+	arg, err := parseOneArg(fs, args, "quote file")
 	if err != nil {
-		return mapFlagErr(err)
+		return err
 	}
-	if len(pos) != 1 {
-		return usagef("want one quote file")
-	}
-	_, q, err := readQuote(pos[0])
+	_, q, err := readQuote(arg)
 	if err != nil {
 		return err
 	}
@@ -128,14 +125,11 @@ func runQuoteVerify(e *env, args []string) error {
 	at := fs.String("time", "", "verification `time` (RFC 3339; default now)")
 	accept := fs.String("accept", dcap.UpToDate, "acceptable TCB `statuses`, comma-separated")
 	jsonOut := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args)
+	arg, err := parseOneArg(fs, args, "quote file")
 	if err != nil {
-		return mapFlagErr(err)
+		return err
 	}
-	if len(pos) != 1 {
-		return usagef("want one quote file")
-	}
-	raw, _, err := readQuote(pos[0])
+	raw, _, err := readQuote(arg)
 	if err != nil {
 		return err
 	}
