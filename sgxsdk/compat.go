@@ -33,29 +33,26 @@ func appendCompatible(block []byte, primarySize int, tcsNum uint64) error {
 	n := lsize / layoutSize
 	at := func(i int) []byte { return meta[loff+i*layoutSize : loff+(i+1)*layoutSize] }
 	id := func(i int) uint16 { return le.Uint16(at(i)) }
+	// The utility thread runs from the first GUARD entry to the first TD
+	// entry, as the SDK locates them.
 	utStart, utEnd := -1, -1
 	minR, initR, maxR := -1, -1, -1
 	for i := range n {
-		if utStart < 0 && id(i) == LayoutGuard {
-			utStart = i
-		} else if utStart >= 0 && utEnd < 0 && id(i) == LayoutTD {
-			utEnd = i
-		}
 		switch id(i) {
+		case LayoutGuard:
+			if utStart < 0 {
+				utStart = i
+			}
+		case LayoutTD:
+			if utEnd < 0 {
+				utEnd = i
+			}
 		case LayoutRsrvMin:
 			minR = i
 		case LayoutRsrvInit:
 			initR = i
 		case LayoutRsrvMax:
 			maxR = i
-		}
-	}
-	// The SDK looks for the first GUARD and, independently, the first TD.
-	utEnd = -1
-	for i := range n {
-		if id(i) == LayoutTD {
-			utEnd = i
-			break
 		}
 	}
 	if utStart < 0 || utEnd < 0 || utEnd <= utStart {

@@ -367,7 +367,7 @@ func (e *ELF) parseSymbols(dyn map[int64]uint64, entry uint64) error {
 	if sh == nil {
 		return elfErr("no section at DT_SYMTAB address %#x", dyn[dtSymTab])
 	}
-	if sh.Size == 0 || sh.Align > 0 && false {
+	if sh.Size == 0 {
 		return elfErr("dynamic symbol table is empty")
 	}
 	syms, err := e.bytesAt(sh.Offset, sh.Size, "dynamic symbol table")
