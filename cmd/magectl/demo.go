@@ -214,6 +214,12 @@ func runDemo(e *env, args []string) error {
 		return err
 	}
 	var children []*demoChild
+	// Children's stderr goes to ours; serialise their writes when ours is
+	// not a file the children can share directly.
+	childErr := e.stderr
+	if _, isFile := e.stderr.(*os.File); !isFile {
+		childErr = &syncWriter{w: e.stderr}
+	}
 	defer func() {
 		for _, c := range children {
 			c.stdin.Close()
@@ -235,7 +241,7 @@ func runDemo(e *env, args []string) error {
 			args = append(args, "-debug")
 		}
 		cmd := exec.CommandContext(ctx, self, args...)
-		cmd.Stderr = e.stderr
+		cmd.Stderr = childErr
 		in, err := cmd.StdinPipe()
 		if err != nil {
 			return nil, err
@@ -510,4 +516,16 @@ func runDemoMember(e *env, args []string) error {
 		emit(ev)
 	}
 	return nil
+}
+
+// syncWriter serialises writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
