@@ -33,7 +33,9 @@ const (
 // ServerTLSConfig returns the TLS configuration of this member as a server:
 // TLS 1.3, its ephemeral certificate, and a client certificate required.
 // Certificates are not checked by PKI: the attestation exchange that
-// follows the handshake authenticates the peer (see Server).
+// follows the handshake authenticates the peer. The configuration alone
+// authenticates nobody; use it only through Server, NewListener or a
+// transport that runs Conn.Handshake (such as examples/grpccreds).
 func (m *Member) ServerTLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:            tls.VersionTLS13,
@@ -44,6 +46,8 @@ func (m *Member) ServerTLSConfig() *tls.Config {
 }
 
 // ClientTLSConfig returns the TLS configuration of this member as a client.
+// Like ServerTLSConfig, it must be used through Client, Dial or DialContext,
+// which run the attestation exchange.
 func (m *Member) ClientTLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:            tls.VersionTLS13,
