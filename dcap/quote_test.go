@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"os"
@@ -150,7 +149,6 @@ func TestParseErrors(t *testing.T) {
 	if _, err := ParseQuote(b); !errors.Is(err, ErrFormat) {
 		t.Error("version 5 accepted")
 	}
-	_ = hex.EncodeToString
 }
 
 func FuzzParseQuote(f *testing.F) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -149,5 +148,4 @@ func TestParseGroupFile(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	_ = os.Remove
 }
