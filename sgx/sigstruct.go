@@ -162,6 +162,12 @@ func (s *Sigstruct) MRSigner() Measurement {
 	return sha256.Sum256(s.Modulus[:])
 }
 
+// MRSignerOf returns the MRSIGNER that enclaves signed with pub will have.
+func MRSignerOf(pub *rsa.PublicKey) Measurement {
+	var s Sigstruct
+	return s.withKey(pub).MRSigner()
+}
+
 // PublicKey returns the RSA public key stored in the SIGSTRUCT.
 func (s *Sigstruct) PublicKey() *rsa.PublicKey {
 	return &rsa.PublicKey{N: new(big.Int).SetBytes(reversed(s.Modulus[:])), E: int(s.Exponent)}

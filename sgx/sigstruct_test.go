@@ -133,9 +133,7 @@ func TestKeyChecks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		s := &Sigstruct{}
-		s.withKey(&key.PublicKey)
-		if s.MRSigner().String() != k.MRSIGNER {
+		if MRSignerOf(&key.PublicKey).String() != k.MRSIGNER {
 			t.Errorf("%s: MRSIGNER mismatch", name)
 		}
 	}

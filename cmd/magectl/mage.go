@@ -119,7 +119,7 @@ func runGroupSign(e *env, args []string) error {
 		write = atomicfile.WriteFile
 	}
 	for i, sm := range g.Members {
-		if err := write(files[i], sm.File, 0o644); err != nil {
+		if err := write(files[i], sm.File, 0o755); err != nil {
 			return err
 		}
 	}
