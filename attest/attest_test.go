@@ -352,3 +352,20 @@ func TestRealQuoteThroughVerifier(t *testing.T) {
 		t.Errorf("real quote without collateral: %v", err)
 	}
 }
+
+// FuzzPeerMessages feeds arbitrary bytes to the framing and to the
+// evidence verifier, as a hostile peer would.
+func FuzzPeerMessages(f *testing.F) {
+	f.Add([]byte{msgEvidence, 0, 0, 0, 2, 1, 2}, byte(Remote))
+	f.Add(make([]byte, sgx.ReportSize), byte(Local))
+	fx := newFixture(f)
+	m := fx.g1(f, 0, Remote)
+	f.Fuzz(func(t *testing.T, b []byte, kind byte) {
+		if p, err := readMsg(strings.NewReader(string(b)), msgEvidence); err == nil && len(p) > len(b) {
+			t.Fatal("message longer than its input")
+		}
+		if _, err := m.verify(Kind(kind), b, [64]byte{}); err == nil {
+			t.Fatal("arbitrary evidence accepted")
+		}
+	})
+}

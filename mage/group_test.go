@@ -149,3 +149,16 @@ func TestParseGroupFile(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseGroupFile(f *testing.F) {
+	f.Add([]byte(`{"name":"g","members":[{"name":"a","enclave":"a.so","key":"k.pem","output":"out/a.so"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := ParseGroupFile(b, "/base")
+		if err != nil {
+			return
+		}
+		if len(g.Members) == 0 {
+			t.Fatal("group without members accepted")
+		}
+	})
+}
