@@ -2,6 +2,9 @@ package attest
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"net"
@@ -368,4 +371,42 @@ func FuzzPeerMessages(f *testing.F) {
 			t.Fatal("arbitrary evidence accepted")
 		}
 	})
+}
+
+func TestRATLSCertificate(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.g1(t, 0, Remote), f.g1(t, 2, Remote)
+	cert, err := a.RATLSCertificate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := b.VerifyRATLSCertificate(cert.Certificate[0])
+	if err != nil || peer.Index != 0 {
+		t.Fatalf("RA-TLS certificate of member 0: %+v %v", peer, err)
+	}
+	// The quote moved into a certificate with another key is refused.
+	other, _ := b.RATLSCertificate(context.Background())
+	x, _ := x509.ParseCertificate(other.Certificate[0])
+	var quote []byte
+	for _, e := range cert.Leaf.Extensions {
+		if e.Id.Equal(OIDGramineQuote) {
+			quote = e.Value
+		}
+	}
+	tmpl := *x
+	tmpl.ExtraExtensions = []pkix.Extension{{Id: OIDGramineQuote, Value: quote}}
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, x.PublicKey, other.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.VerifyRATLSCertificate(der); !errors.Is(err, ErrBinding) {
+		t.Errorf("quote under another key: %v", err)
+	}
+	g2 := f.member(t, read(t, "signed/g2_v3.signed.so"), Remote, nil)
+	if _, err := g2.VerifyRATLSCertificate(cert.Certificate[0]); !errors.Is(err, ErrNotInGroup) {
+		t.Errorf("other group: %v", err)
+	}
+	if _, err := b.VerifyRATLSCertificate(b.cert.Certificate[0]); !errors.Is(err, ErrEvidence) {
+		t.Errorf("certificate without a quote: %v", err)
+	}
 }
