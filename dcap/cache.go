@@ -3,18 +3,25 @@ package dcap
 import (
 	"crypto/sha256"
 	"crypto/x509"
+	"fmt"
 	"sync"
 	"time"
 )
 
-// Verifier verifies quotes' signatures against one root, remembering the
-// quoting-enclave part it has already verified: a platform presents the same
-// PCK chain, QE report, QE report signature, attestation key and QE
-// authentication data in every quote, so after the first quote only the
-// quote's own signature remains to check. A remembered result is used only
-// for exactly the same bytes and within the chain's validity. It is safe
-// for concurrent use.
+// Verifier is Quote.VerifySignatures for many quotes against one root,
+// remembering the quoting-enclave part it has already verified: a platform
+// presents the same PCK chain, QE report, QE report signature, attestation
+// key and QE authentication data in every quote, so after the first quote
+// only the quote's own signature remains to check. A remembered result is
+// used only for exactly the same bytes, the same root, and a time inside
+// the validity of every certificate of the chain. Like VerifySignatures it
+// checks no CRL, TCB level or QE identity.
+//
+// A Verifier is safe for concurrent use. Its zero value has no root and
+// verifies nothing.
 type Verifier struct {
+	// Root is the trust anchor, pinned by public key. It must not change
+	// after the first call.
 	Root *x509.Certificate
 
 	mu    sync.Mutex
@@ -29,37 +36,50 @@ type cachedChain struct {
 
 const maxCachedChains = 1024
 
-// VerifySignatures is Quote.VerifySignatures with the chain cache, for
-// quotes that carry their PCK chain (certification data type 5).
+// VerifySignatures is Quote.VerifySignatures(v.Root, nil, now) with the
+// cache, for quotes that carry their PCK chain (certification data type 5).
 func (v *Verifier) VerifySignatures(q *Quote, now time.Time) (*x509.Certificate, []Check, error) {
+	if v.Root == nil {
+		l := &checklist{names: checkOrder[1:5]}
+		return nil, l.checks, l.fail(CheckPCKChain, fmt.Errorf("%w: Verifier.Root is nil", ErrUntrustedRoot))
+	}
 	if q.Certification.Type != CertPCKChain {
 		return q.VerifySignatures(v.Root, nil, now)
 	}
 	h := sha256.New()
-	h.Write(v.Root.Raw)
-	h.Write(q.Certification.Data)
-	h.Write(q.QEReport.Marshal())
-	h.Write(q.QEReportSig[:])
-	h.Write(q.AttestKey[:])
-	h.Write(q.QEAuthData)
+	for _, part := range [][]byte{v.Root.Raw, q.Certification.Data, q.QEReport.Marshal(), q.QEReportSig[:], q.AttestKey[:], q.QEAuthData} {
+		var n [8]byte
+		for i, l := 0, uint64(len(part)); i < 8; i++ {
+			n[i] = byte(l >> (8 * i))
+		}
+		h.Write(n[:]) // length-prefixed: no two splits of the bytes collide
+		h.Write(part)
+	}
 	key := [32]byte(h.Sum(nil))
 	v.mu.Lock()
 	c, ok := v.cache[key]
 	v.mu.Unlock()
 	if ok && !now.Before(c.notBefore) && !now.After(c.notAfter) {
-		checks := []Check{{Name: "pck_chain", OK: true, Detail: "verified before (cached)"},
-			{Name: "qe_report_signature", OK: true, Detail: "verified before (cached)"},
-			{Name: "qe_report_data", OK: true, Detail: "verified before (cached)"}}
-		return q.verifyQuoteSignature(c.leaf, checks)
+		l := &checklist{names: checkOrder[1:5]}
+		l.pass(CheckPCKChain, "verified before (cached), valid at "+now.UTC().Format(time.RFC3339))
+		l.pass(CheckQEReportSignature, "verified before (cached)")
+		l.pass(CheckQEReportData, "verified before (cached)")
+		if err := q.verifyQuoteSignature(); err != nil {
+			return nil, l.checks, l.fail(CheckQuoteSignature, err)
+		}
+		l.pass(CheckQuoteSignature, "by the attestation key over header || report body")
+		return c.leaf, l.checks, nil
 	}
-	leaf, checks, err := q.VerifySignatures(v.Root, nil, now)
+	l := &checklist{names: checkOrder[1:5]}
+	chain, err := q.verifySignatures(l, v.Root, nil, now)
 	if err != nil {
-		return leaf, checks, err
+		return nil, l.checks, err
 	}
-	chain, _ := q.PCKChain()
-	c = cachedChain{leaf: leaf, notBefore: leaf.NotBefore, notAfter: leaf.NotAfter}
-	for _, x := range chain {
-		c.notBefore = later(c.notBefore, x.NotBefore)
+	c = cachedChain{leaf: chain[0], notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
+	for _, x := range chain[1:] {
+		if x.NotBefore.After(c.notBefore) {
+			c.notBefore = x.NotBefore
+		}
 		if x.NotAfter.Before(c.notAfter) {
 			c.notAfter = x.NotAfter
 		}
@@ -70,12 +90,5 @@ func (v *Verifier) VerifySignatures(q *Quote, now time.Time) (*x509.Certificate,
 	}
 	v.cache[key] = c
 	v.mu.Unlock()
-	return leaf, checks, nil
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
+	return c.leaf, l.checks, nil
 }

@@ -17,71 +17,94 @@ var ErrCollateral = errors.New("dcap: collateral")
 
 // Collateral is what Intel's PCS (or a PCCS) provides to judge a quote's
 // platform: TCB Info and QE Identity with their signatures and issuer
-// chains, and the CRLs. The signed JSON is kept exactly as received.
+// chains, and the CRLs. The signed JSON is kept exactly as received: the
+// signatures cover those bytes, and nothing is re-serialized.
 type Collateral struct {
 	TCBInfo               []byte // the "tcbInfo" JSON value, exact bytes
-	TCBInfoSignature      []byte // 64 bytes, ECDSA P-256 r||s
+	TCBInfoSignature      []byte // 64 bytes, ECDSA P-256 r||s over TCBInfo
 	TCBInfoIssuerChain    []*x509.Certificate
 	QEIdentity            []byte // the "enclaveIdentity" JSON value, exact bytes
-	QEIdentitySignature   []byte
+	QEIdentitySignature   []byte // 64 bytes, ECDSA P-256 r||s over QEIdentity
 	QEIdentityIssuerChain []*x509.Certificate
-	PCKCRL                *x509.RevocationList
-	PCKCRLIssuerChain     []*x509.Certificate
-	RootCACRL             *x509.RevocationList
+	PCKCRL                *x509.RevocationList // the PCK Platform or Processor CA's CRL
+	PCKCRLIssuerChain     []*x509.Certificate  // optional; checked when given
+	RootCACRL             *x509.RevocationList // the root CA's CRL
 }
 
-// ParseCollateralBundle reads collateral as one JSON object with the fields
-// pck_crl_issuer_chain, root_ca_crl, pck_crl, tcb_info_issuer_chain,
-// tcb_info, tcb_info_signature, qe_identity_issuer_chain, qe_identity and
-// qe_identity_signature (CRLs in hex DER or PEM, chains in PEM, signatures
-// in hex, TCB Info and QE Identity as the exact signed JSON text).
+// ParseCollateralBundle reads collateral as one JSON object with the
+// fields tcb_info, tcb_info_signature, tcb_info_issuer_chain, qe_identity,
+// qe_identity_signature, qe_identity_issuer_chain, pck_crl, root_ca_crl
+// and, optionally, pck_crl_issuer_chain (the shape of Phala's dcap-qvl
+// collateral). CRLs are hex DER or PEM, chains PEM, signatures hex r||s.
+// tcb_info and qe_identity are JSON strings holding the exact signed text;
+// a JSON object is accepted too and kept byte for byte as it appears in b.
+// Other fields are ignored.
 func ParseCollateralBundle(b []byte) (*Collateral, error) {
 	var j map[string]json.RawMessage
 	if err := json.Unmarshal(b, &j); err != nil {
 		return nil, fmt.Errorf("%w: bundle: %v", ErrCollateral, err)
 	}
-	str := func(k string) (string, error) {
-		v, ok := j[k]
-		if !ok {
-			return "", fmt.Errorf("%w: bundle lacks %q", ErrCollateral, k)
-		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return "", fmt.Errorf("%w: bundle field %q is not a string", ErrCollateral, k)
-		}
-		return s, nil
-	}
 	c := &Collateral{}
 	var err error
-	get := func(k string, f func(string) error) {
+	field := func(k string, optional bool, parse func(raw json.RawMessage, s string) error) {
 		if err != nil {
 			return
 		}
-		var s string
-		if s, err = str(k); err == nil {
-			if e := f(s); e != nil {
-				err = fmt.Errorf("%w: bundle field %q: %v", ErrCollateral, k, e)
+		raw, ok := j[k]
+		if !ok {
+			if !optional {
+				err = fmt.Errorf("%w: bundle lacks %q", ErrCollateral, k)
 			}
+			return
+		}
+		var s string
+		if e := json.Unmarshal(raw, &s); e != nil && !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+			err = fmt.Errorf("%w: bundle field %q is not a string", ErrCollateral, k)
+			return
+		}
+		if e := parse(raw, s); e != nil {
+			err = fmt.Errorf("%w: bundle field %q: %w", ErrCollateral, k, e)
 		}
 	}
-	chain := func(dst *[]*x509.Certificate) func(string) error {
-		return func(s string) (e error) { *dst, e = ParseCertChain([]byte(s)); return }
+	signed := func(dst *[]byte) func(json.RawMessage, string) error {
+		return func(raw json.RawMessage, s string) error {
+			if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+				*dst = bytes.Clone(t)
+			} else {
+				*dst = []byte(s)
+			}
+			if !json.Valid(*dst) {
+				return errors.New("not valid JSON")
+			}
+			return nil
+		}
 	}
-	crl := func(dst **x509.RevocationList) func(string) error {
-		return func(s string) (e error) { *dst, e = ParseCRL([]byte(s)); return }
+	str := func(f func(string) error) func(json.RawMessage, string) error {
+		return func(raw json.RawMessage, s string) error {
+			if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+				return errors.New("is an object, want a string")
+			}
+			return f(s)
+		}
 	}
-	sig := func(dst *[]byte) func(string) error {
-		return func(s string) (e error) { *dst, e = parseSig(s); return }
+	chain := func(dst *[]*x509.Certificate) func(json.RawMessage, string) error {
+		return str(func(s string) (e error) { *dst, e = ParseCertChain([]byte(s)); return })
 	}
-	get("tcb_info", func(s string) error { c.TCBInfo = []byte(s); return nil })
-	get("tcb_info_signature", sig(&c.TCBInfoSignature))
-	get("tcb_info_issuer_chain", chain(&c.TCBInfoIssuerChain))
-	get("qe_identity", func(s string) error { c.QEIdentity = []byte(s); return nil })
-	get("qe_identity_signature", sig(&c.QEIdentitySignature))
-	get("qe_identity_issuer_chain", chain(&c.QEIdentityIssuerChain))
-	get("pck_crl", crl(&c.PCKCRL))
-	get("pck_crl_issuer_chain", chain(&c.PCKCRLIssuerChain))
-	get("root_ca_crl", crl(&c.RootCACRL))
+	crl := func(dst **x509.RevocationList) func(json.RawMessage, string) error {
+		return str(func(s string) (e error) { *dst, e = ParseCRL([]byte(s)); return })
+	}
+	sig := func(dst *[]byte) func(json.RawMessage, string) error {
+		return str(func(s string) (e error) { *dst, e = parseSig(s); return })
+	}
+	field("tcb_info", false, signed(&c.TCBInfo))
+	field("tcb_info_signature", false, sig(&c.TCBInfoSignature))
+	field("tcb_info_issuer_chain", false, chain(&c.TCBInfoIssuerChain))
+	field("qe_identity", false, signed(&c.QEIdentity))
+	field("qe_identity_signature", false, sig(&c.QEIdentitySignature))
+	field("qe_identity_issuer_chain", false, chain(&c.QEIdentityIssuerChain))
+	field("pck_crl", false, crl(&c.PCKCRL))
+	field("pck_crl_issuer_chain", true, chain(&c.PCKCRLIssuerChain))
+	field("root_ca_crl", false, crl(&c.RootCACRL))
 	if err != nil {
 		return nil, err
 	}
@@ -91,17 +114,33 @@ func ParseCollateralBundle(b []byte) (*Collateral, error) {
 func parseSig(s string) ([]byte, error) {
 	b, err := hex.DecodeString(strings.TrimSpace(s))
 	if err != nil || len(b) != 64 {
-		return nil, fmt.Errorf("signature: want 64 bytes of hex (r||s), got %q", s)
+		return nil, fmt.Errorf("signature: want 128 hex digits (r||s), got %d characters", len(s))
 	}
 	return b, nil
 }
 
-// ParseCRL reads a CRL in DER, PEM, or hex-encoded DER.
+// ParseCRL reads a CRL in DER, PEM ("X509 CRL"), or hex-encoded DER (as
+// PCCS bundles carry it).
 func ParseCRL(b []byte) (*x509.RevocationList, error) {
-	b = bytes.TrimSpace(b)
-	if blk, _ := pem.Decode(b); blk != nil {
+	t := bytes.TrimSpace(b)
+	switch {
+	case bytes.HasPrefix(t, []byte("-----BEGIN")):
+		blk, rest := pem.Decode(t)
+		if blk == nil {
+			return nil, fmt.Errorf("%w: CRL: malformed PEM", ErrCollateral)
+		}
+		if blk.Type != "X509 CRL" {
+			return nil, fmt.Errorf("%w: CRL: PEM block %q, want X509 CRL", ErrCollateral, truncate(blk.Type, 40))
+		}
+		if len(bytes.TrimSpace(rest)) != 0 {
+			return nil, fmt.Errorf("%w: CRL: %d bytes after the PEM block", ErrCollateral, len(rest))
+		}
 		b = blk.Bytes
-	} else if h, err := hex.DecodeString(string(b)); err == nil {
+	case len(t) > 0 && t[0] != 0x30:
+		h, err := hex.DecodeString(string(t))
+		if err != nil {
+			return nil, fmt.Errorf("%w: CRL: neither DER, PEM nor hex: %v", ErrCollateral, err)
+		}
 		b = h
 	}
 	l, err := x509.ParseRevocationList(b)
@@ -113,37 +152,45 @@ func ParseCRL(b []byte) (*x509.RevocationList, error) {
 
 // ParseSignedJSON splits a PCS response ({"tcbInfo": {...}, "signature":
 // "hex"} or {"enclaveIdentity": {...}, "signature": "hex"}) into the exact
-// bytes of the signed value and the signature. A bare object (no wrapper)
-// is returned as is with a nil signature.
+// bytes of the signed value and the 64-byte signature. A document without
+// either key is returned whole (trimmed of surrounding space) with a nil
+// signature, for callers that have the signature separately.
 func ParseSignedJSON(b []byte) (body, sig []byte, err error) {
 	var j map[string]json.RawMessage
 	if err := json.Unmarshal(b, &j); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrCollateral, err)
 	}
-	for _, k := range []string{"tcbInfo", "enclaveIdentity"} {
-		if v, ok := j[k]; ok {
-			var s string
-			if err := json.Unmarshal(j["signature"], &s); err != nil {
-				return nil, nil, fmt.Errorf("%w: %q without a signature string", ErrCollateral, k)
-			}
-			sig, err := parseSig(s)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%w: %v", ErrCollateral, err)
-			}
-			return []byte(v), sig, nil
-		}
+	_, hasTCB := j["tcbInfo"]
+	_, hasQE := j["enclaveIdentity"]
+	if hasTCB && hasQE {
+		return nil, nil, fmt.Errorf("%w: both tcbInfo and enclaveIdentity in one document", ErrCollateral)
 	}
-	return bytes.TrimSpace(b), nil, nil
+	for _, k := range []string{"tcbInfo", "enclaveIdentity"} {
+		v, ok := j[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(j["signature"], &s); err != nil {
+			return nil, nil, fmt.Errorf("%w: %q without a \"signature\" string", ErrCollateral, k)
+		}
+		sig, err := parseSig(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrCollateral, err)
+		}
+		return bytes.Clone(v), sig, nil
+	}
+	return bytes.Clone(bytes.TrimSpace(b)), nil, nil
 }
 
 // TCBInfo is Intel's TCB Info (version 2 or 3) for one FMSPC.
 type TCBInfo struct {
-	ID                      string     `json:"id"`
+	ID                      string     `json:"id"` // version 3: "SGX" (or "TDX", refused)
 	Version                 int        `json:"version"`
 	IssueDate               time.Time  `json:"issueDate"`
 	NextUpdate              time.Time  `json:"nextUpdate"`
-	FMSPC                   string     `json:"fmspc"`
-	PCEID                   string     `json:"pceId"`
+	FMSPC                   string     `json:"fmspc"` // 12 hex digits
+	PCEID                   string     `json:"pceId"` // 4 hex digits
 	TCBType                 int        `json:"tcbType"`
 	TCBEvaluationDataNumber int        `json:"tcbEvaluationDataNumber"`
 	TCBLevels               []TCBLevel `json:"tcbLevels"`
@@ -163,66 +210,106 @@ type TCB struct {
 	PCESVN     int
 }
 
-// UnmarshalJSON accepts both the version 2 form (sgxtcbcompNNsvn) and the
-// version 3 form (sgxtcbcomponents).
+// UnmarshalJSON accepts both the version 2 form (sgxtcbcomp01svn ..
+// sgxtcbcomp16svn, pcesvn) and the version 3 form (sgxtcbcomponents, an
+// array of 16 objects with "svn", and pcesvn). SVNs must be in range.
 func (t *TCB) UnmarshalJSON(b []byte) error {
 	var j map[string]json.RawMessage
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(j["pcesvn"], &t.PCESVN); err != nil {
-		return fmt.Errorf("tcb.pcesvn: %v", err)
+	svn := func(raw json.RawMessage, what string, max int) (int, error) {
+		var v int
+		if raw == nil {
+			return 0, fmt.Errorf("tcb.%s is missing", what)
+		}
+		if err := json.Unmarshal(raw, &v); err != nil || v < 0 || v > max {
+			return 0, fmt.Errorf("tcb.%s is %.20s, want an integer 0 to %d", what, raw, max)
+		}
+		return v, nil
+	}
+	var err error
+	if t.PCESVN, err = svn(j["pcesvn"], "pcesvn", 0xffff); err != nil {
+		return err
 	}
 	if v, ok := j["sgxtcbcomponents"]; ok {
 		var comps []struct {
-			SVN int `json:"svn"`
+			SVN json.RawMessage `json:"svn"`
 		}
 		if err := json.Unmarshal(v, &comps); err != nil || len(comps) != 16 {
-			return fmt.Errorf("tcb.sgxtcbcomponents: want 16 components")
+			return errors.New("tcb.sgxtcbcomponents: want an array of 16 components")
 		}
 		for i, c := range comps {
-			t.Components[i] = c.SVN
+			if t.Components[i], err = svn(c.SVN, fmt.Sprintf("sgxtcbcomponents[%d].svn", i), 0xff); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
 	for i := range 16 {
 		k := fmt.Sprintf("sgxtcbcomp%02dsvn", i+1)
-		if err := json.Unmarshal(j[k], &t.Components[i]); err != nil {
-			return fmt.Errorf("tcb.%s: %v", k, err)
+		if t.Components[i], err = svn(j[k], k, 0xff); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// ParseTCBInfo decodes the signed TCB Info JSON.
+// tcbInfoStatuses are the TCB statuses a TCB Info level may have.
+var tcbInfoStatuses = []string{UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded, Revoked}
+
+// ParseTCBInfo decodes the signed TCB Info JSON (the value of "tcbInfo").
+// It refuses versions other than 2 and 3, a version 3 id other than "SGX",
+// a tcbType other than 0, malformed FMSPC or PCE-ID, no levels, and TCB
+// statuses it does not know.
 func ParseTCBInfo(b []byte) (*TCBInfo, error) {
 	var t TCBInfo
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("%w: TCB Info: %v", ErrCollateral, err)
 	}
+	bad := func(format string, a ...any) (*TCBInfo, error) {
+		return nil, fmt.Errorf("%w: TCB Info: %s", ErrCollateral, fmt.Sprintf(format, a...))
+	}
 	if t.Version != 2 && t.Version != 3 {
-		return nil, fmt.Errorf("%w: TCB Info version %d, want 2 or 3", ErrCollateral, t.Version)
+		return bad("version %d, want 2 or 3", t.Version)
 	}
 	if t.Version == 3 && t.ID != "SGX" {
-		return nil, fmt.Errorf("%w: TCB Info id %q, want SGX", ErrCollateral, t.ID)
+		return bad("id %q, want SGX", truncate(t.ID, 20))
+	}
+	if t.TCBType != 0 {
+		return bad("tcbType %d, want 0", t.TCBType)
+	}
+	if f, err := hex.DecodeString(t.FMSPC); err != nil || len(f) != 6 {
+		return bad("fmspc %q, want 12 hex digits", truncate(t.FMSPC, 20))
+	}
+	if p, err := hex.DecodeString(t.PCEID); err != nil || len(p) != 2 {
+		return bad("pceId %q, want 4 hex digits", truncate(t.PCEID, 20))
+	}
+	if t.IssueDate.IsZero() || t.NextUpdate.IsZero() {
+		return bad("issueDate or nextUpdate missing")
 	}
 	if len(t.TCBLevels) == 0 {
-		return nil, fmt.Errorf("%w: TCB Info has no TCB levels", ErrCollateral)
+		return bad("no TCB levels")
+	}
+	for i, l := range t.TCBLevels {
+		if !isOneOf(l.TCBStatus, tcbInfoStatuses) {
+			return bad("tcbLevels[%d].tcbStatus %q is unknown", i, truncate(l.TCBStatus, 40))
+		}
 	}
 	return &t, nil
 }
 
 // QEIdentity is Intel's identity of the quoting enclave (version 2).
 type QEIdentity struct {
-	ID                      string          `json:"id"`
+	ID                      string          `json:"id"` // "QE"
 	Version                 int             `json:"version"`
 	IssueDate               time.Time       `json:"issueDate"`
 	NextUpdate              time.Time       `json:"nextUpdate"`
-	MiscSelect              hexBytes        `json:"miscselect"`
-	MiscSelectMask          hexBytes        `json:"miscselectMask"`
-	Attributes              hexBytes        `json:"attributes"`
-	AttributesMask          hexBytes        `json:"attributesMask"`
-	MRSIGNER                hexBytes        `json:"mrsigner"`
+	MiscSelect              HexBytes        `json:"miscselect"`     // 4 bytes
+	MiscSelectMask          HexBytes        `json:"miscselectMask"` // 4 bytes
+	Attributes              HexBytes        `json:"attributes"`     // 16 bytes
+	AttributesMask          HexBytes        `json:"attributesMask"` // 16 bytes
+	MRSIGNER                HexBytes        `json:"mrsigner"`       // 32 bytes
 	ISVProdID               uint16          `json:"isvprodid"`
 	TCBLevels               []QEIdentityTCB `json:"tcbLevels"`
 	TCBEvaluationDataNumber int             `json:"tcbEvaluationDataNumber"`
@@ -238,38 +325,74 @@ type QEIdentityTCB struct {
 	AdvisoryIDs []string  `json:"advisoryIDs"`
 }
 
-type hexBytes []byte
+// HexBytes is a byte string written in JSON as hex digits.
+type HexBytes []byte
 
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
+// UnmarshalJSON decodes a JSON string of hex digits.
+func (h *HexBytes) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
 	d, err := hex.DecodeString(s)
 	if err != nil {
-		return err
+		return fmt.Errorf("hex: %v", err)
 	}
 	*h = d
 	return nil
 }
 
-// ParseQEIdentity decodes the signed QE Identity JSON.
+// MarshalJSON encodes the bytes as a JSON string of upper-case hex digits.
+func (h HexBytes) MarshalJSON() ([]byte, error) {
+	return json.Marshal(strings.ToUpper(hex.EncodeToString(h)))
+}
+
+// ParseQEIdentity decodes the signed QE Identity JSON (the value of
+// "enclaveIdentity"). It refuses versions other than 2, ids other than
+// "QE" (a QVE or TD_QE identity does not describe an SGX quoting enclave),
+// fields of the wrong size, no levels, and TCB statuses it does not know.
 func ParseQEIdentity(b []byte) (*QEIdentity, error) {
 	var q QEIdentity
 	if err := json.Unmarshal(b, &q); err != nil {
 		return nil, fmt.Errorf("%w: QE Identity: %v", ErrCollateral, err)
 	}
+	bad := func(format string, a ...any) (*QEIdentity, error) {
+		return nil, fmt.Errorf("%w: QE Identity: %s", ErrCollateral, fmt.Sprintf(format, a...))
+	}
 	if q.Version != 2 {
-		return nil, fmt.Errorf("%w: QE Identity version %d, want 2", ErrCollateral, q.Version)
+		return bad("version %d, want 2", q.Version)
 	}
-	if q.ID != "QE" && q.ID != "" {
-		return nil, fmt.Errorf("%w: QE Identity id %q, want QE", ErrCollateral, q.ID)
+	if q.ID != "QE" {
+		return bad("id %q, want QE", truncate(q.ID, 20))
 	}
-	if len(q.MiscSelect) != 4 || len(q.MiscSelectMask) != 4 || len(q.Attributes) != 16 || len(q.AttributesMask) != 16 || len(q.MRSIGNER) != 32 {
-		return nil, fmt.Errorf("%w: QE Identity field sizes", ErrCollateral)
+	for _, f := range []struct {
+		name string
+		b    []byte
+		n    int
+	}{{"miscselect", q.MiscSelect, 4}, {"miscselectMask", q.MiscSelectMask, 4}, {"attributes", q.Attributes, 16}, {"attributesMask", q.AttributesMask, 16}, {"mrsigner", q.MRSIGNER, 32}} {
+		if len(f.b) != f.n {
+			return bad("%s has %d bytes, want %d", f.name, len(f.b), f.n)
+		}
+	}
+	if q.IssueDate.IsZero() || q.NextUpdate.IsZero() {
+		return bad("issueDate or nextUpdate missing")
 	}
 	if len(q.TCBLevels) == 0 {
-		return nil, fmt.Errorf("%w: QE Identity has no TCB levels", ErrCollateral)
+		return bad("no TCB levels")
+	}
+	for i, l := range q.TCBLevels {
+		if !isOneOf(l.TCBStatus, tcbInfoStatuses) {
+			return bad("tcbLevels[%d].tcbStatus %q is unknown", i, truncate(l.TCBStatus, 40))
+		}
 	}
 	return &q, nil
+}
+
+func isOneOf(s string, set []string) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
 }

@@ -2,7 +2,9 @@ package dcap
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,7 +17,7 @@ import (
 	"github.com/magesgx/mage/sgx"
 )
 
-// TCB statuses.
+// TCB statuses, as Intel's TCB Info and QE Identity spell them.
 const (
 	UpToDate                          = "UpToDate"
 	SWHardeningNeeded                 = "SWHardeningNeeded"
@@ -23,7 +25,7 @@ const (
 	ConfigurationAndSWHardeningNeeded = "ConfigurationAndSWHardeningNeeded"
 	OutOfDate                         = "OutOfDate"
 	OutOfDateConfigurationNeeded      = "OutOfDateConfigurationNeeded"
-	Revoked                           = "Revoked"
+	Revoked                           = "Revoked" // never accepted
 )
 
 // Errors of full verification.
@@ -34,42 +36,83 @@ var (
 	ErrQEIdentity    = errors.New("dcap: QE Identity")
 	ErrTCBNotFound   = errors.New("dcap: no TCB level matches the platform")
 	ErrStatusRefused = errors.New("dcap: TCB status not accepted by policy")
+	ErrPolicy        = errors.New("dcap: invalid policy")
 )
 
 // Options of Verify.
 type Options struct {
-	// Root is the trust anchor (nil: the Intel SGX Root CA), pinned by key.
+	// Root is the trust anchor, pinned by public key (nil: the Intel SGX
+	// Root CA, see IntelRootCA). A test or simulated root is trusted only
+	// when given here.
 	Root *x509.Certificate
-	// Time is the verification time (zero: now). Certificates, CRLs, TCB
-	// Info and QE Identity must all be valid then.
+	// Time is the verification time (zero: time.Now()). Certificates,
+	// CRLs, TCB Info and QE Identity must all be valid then.
 	Time time.Time
-	// Accept lists the acceptable TCB statuses (nil: UpToDate only).
+	// Accept lists the acceptable TCB statuses (nil: UpToDate only). It may
+	// list UpToDate, SWHardeningNeeded, ConfigurationNeeded,
+	// ConfigurationAndSWHardeningNeeded, OutOfDate and
+	// OutOfDateConfigurationNeeded; Revoked and unknown names are refused
+	// with ErrPolicy.
 	Accept []string
-	// PCKChain replaces the chain in the quote (for certification data
-	// types 1 to 3, where the PCK certificate comes separately).
+	// PCKChain, if not nil, replaces the chain carried in the quote (needed
+	// for certification data types 1 to 3, whose PCK certificate comes
+	// separately).
 	PCKChain []*x509.Certificate
 }
 
-// Result is the outcome of Verify.
+// Result is the outcome of Verify (and VerifyWithoutCollateral).
 type Result struct {
 	Quote       *Quote         `json:"-"`
-	Enclave     sgx.ReportBody `json:"-"`
-	TCBStatus   string         `json:"tcb_status"`
-	AdvisoryIDs []string       `json:"advisory_ids"`
-	PlatformTCB string         `json:"platform_tcb_status"`
-	QETCB       string         `json:"qe_tcb_status"`
-	FMSPC       string         `json:"fmspc"`
-	Checks      []Check        `json:"checks"`
+	Enclave     sgx.ReportBody `json:"-"`                    // the attested enclave's report body
+	TCBStatus   string         `json:"tcb_status,omitempty"` // combined as QVL does; empty if not reached
+	AdvisoryIDs []string       `json:"advisory_ids"`         // of the platform's TCB level and the QE's
+	PlatformTCB string         `json:"platform_tcb_status,omitempty"`
+	QETCB       string         `json:"qe_tcb_status,omitempty"`
+	FMSPC       string         `json:"fmspc,omitempty"` // upper-case hex, from the PCK certificate
+	PCK         *PCKExtensions `json:"-"`               // the PCK certificate's SGX extension
+	Checks      []Check        `json:"checks"`          // every check, in order: pass, fail or skip
 }
 
-// Verify verifies a quote with Intel collateral: the cryptographic chain
-// (VerifySignatures), both CRLs, the TCB Info and QE Identity (signatures,
-// issuer chains, validity, FMSPC and PCE-ID), the QE's identity, and the
-// platform's TCB level; the resulting TCB status must be one opts accepts.
-// The Result lists every check; it is returned, filled as far as
-// verification got, even with an error.
+// Verify verifies a quote with Intel collateral, in this order (the names
+// of the checks in Result.Checks):
+//
+//   - parse: the quote parses;
+//   - pck_chain, qe_report_signature, qe_report_data, quote_signature: as
+//     VerifySignatures, to opts.Root at opts.Time;
+//   - pck_extensions: the PCK certificate's SGX extension;
+//   - root_ca_crl, pck_crl: each CRL signed by its CA (name and key),
+//     current at opts.Time, not revoking the PCK CA or the PCK certificate;
+//     pck_crl_issuer_chain, if the collateral has one: the PCK CA to the root;
+//   - tcb_info_signature, tcb_info, tcb_info_validity, tcb_info_platform,
+//     tcb_level: the TCB Info's signing chain (TCB Signing certificate
+//     issued by the root, not revoked), its signature over the exact JSON,
+//     its version and validity, FMSPC and PCE-ID equal to the PCK
+//     certificate's, and the platform's TCB level (QVL's: levels sorted by
+//     SVNs, the first whose 16 SGX component SVNs and PCESVN the PCK
+//     certificate's reach);
+//   - qe_identity_signature, qe_identity, qe_identity_validity,
+//     qe_identity_match: the same for the QE Identity, then MRSIGNER,
+//     ISVPRODID, MISCSELECT and ATTRIBUTES under their masks, and the QE's
+//     TCB level by ISVSVN;
+//   - tcb_status: the platform and QE statuses combined as QVL does, then
+//     accepted by opts.Accept.
+//
+// The Result is returned, filled as far as verification got (later checks
+// marked skip), even with an error; the error wraps the failed check's
+// sentinel (ErrChain, ErrQuoteSig, ErrCRL, ErrTCBInfo, ...).
 func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
-	res := &Result{}
+	res := &Result{AdvisoryIDs: []string{}}
+	l := &checklist{names: checkOrder[:]}
+	defer func() { res.Checks = l.checks }()
+	accept := opts.Accept
+	if accept == nil {
+		accept = []string{UpToDate}
+	}
+	for _, s := range accept {
+		if s == Revoked || !isOneOf(s, tcbInfoStatuses) {
+			return res, fmt.Errorf("%w: Options.Accept lists %q; acceptable are %s", ErrPolicy, truncate(s, 40), strings.Join(tcbInfoStatuses[:6], ", "))
+		}
+	}
 	now := opts.Time
 	if now.IsZero() {
 		now = time.Now()
@@ -78,154 +121,167 @@ func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
 	if root == nil {
 		root = IntelRootCA()
 	}
-	accept := opts.Accept
-	if accept == nil {
-		accept = []string{UpToDate}
-	}
-	pass := func(name, detail string) {
-		res.Checks = append(res.Checks, Check{Name: name, OK: true, Detail: detail})
-	}
-	fail := func(name string, err error) (*Result, error) {
-		res.Checks = append(res.Checks, Check{Name: name, Detail: err.Error()})
-		return res, err
-	}
+
 	q, err := ParseQuote(quote)
 	if err != nil {
-		return fail("parse", err)
+		return res, l.fail(CheckParse, err)
 	}
 	res.Quote, res.Enclave = q, q.Body
-	pass("parse", fmt.Sprintf("version %d quote", q.Header.Version))
-	if col == nil {
-		return fail("collateral", fmt.Errorf("%w: none given", ErrCollateral))
-	}
-	chain := opts.PCKChain
-	if chain == nil {
-		if chain, err = q.PCKChain(); err != nil {
-			return fail("pck_chain", err)
-		}
-	}
-	leaf, checks, err := q.VerifySignatures(root, chain, now)
-	res.Checks = append(res.Checks, checks...)
+	l.pass(CheckParse, fmt.Sprintf("version %d quote, certification data type %d", q.Header.Version, q.Certification.Type))
+	chain, err := q.verifySignatures(l, root, opts.PCKChain, now)
 	if err != nil {
 		return res, err
 	}
+	leaf, pckCA, anchor := chain[0], chain[1], chain[2]
 	pck, err := ParsePCKExtensions(leaf)
 	if err != nil {
-		return fail("pck_extensions", err)
+		return res, l.fail(CheckPCKExtensions, err)
 	}
+	res.PCK = pck
 	res.FMSPC = strings.ToUpper(hex.EncodeToString(pck.FMSPC[:]))
+	l.pass(CheckPCKExtensions, fmt.Sprintf("FMSPC %s, PCE-ID %X, PCESVN %d", res.FMSPC, pck.PCEID[:], pck.PCESVN))
+	if col == nil {
+		return res, l.fail(CheckRootCACRL, fmt.Errorf("%w: none given (VerifyWithoutCollateral verifies without)", ErrCollateral))
+	}
 
-	// CRLs: the root CA's revokes intermediates, the PCK CA's revokes PCKs.
-	var pckCA *x509.Certificate
-	for _, c := range chain {
-		if bytes.Equal(c.RawSubject, leaf.RawIssuer) {
-			pckCA = c
-		}
+	// CRLs: the root CA's revokes CAs, the PCK CA's revokes PCKs.
+	if err := checkCRL(col.RootCACRL, anchor, now, pckCA); err != nil {
+		return res, l.fail(CheckRootCACRL, fmt.Errorf("root CA CRL: %w", err))
 	}
-	if pckCA == nil {
-		return fail("pck_ca", fmt.Errorf("%w: the PCK certificate's issuer is not in the chain", ErrChain))
-	}
-	if err := checkCRL(col.RootCACRL, root, now, pckCA); err != nil {
-		return fail("root_ca_crl", err)
-	}
-	pass("root_ca_crl", "PCK CA not revoked")
+	l.pass(CheckRootCACRL, fmt.Sprintf("%q not revoked", pckCA.Subject.CommonName))
 	if err := checkCRL(col.PCKCRL, pckCA, now, leaf); err != nil {
-		return fail("pck_crl", err)
+		return res, l.fail(CheckPCKCRL, fmt.Errorf("PCK CRL: %w", err))
 	}
-	pass("pck_crl", "PCK certificate not revoked")
+	l.pass(CheckPCKCRL, "PCK certificate not revoked")
+	if col.PCKCRLIssuerChain == nil {
+		l.skip(CheckPCKCRLIssuerChain, "not given; the CRL was checked against the PCK certificate's own CA")
+	} else {
+		c, err := verifyChain(col.PCKCRLIssuerChain, root, now, rolePCKCA)
+		if err == nil && !bytes.Equal(c[0].Raw, pckCA.Raw) && !(bytes.Equal(c[0].RawSubject, pckCA.RawSubject) && publicKeyEqual(c[0], pckCA)) {
+			err = fmt.Errorf("%w: PCK CRL issuer chain is for %q, not the PCK certificate's CA", ErrChain, truncate(c[0].Subject.CommonName, 80))
+		}
+		if err != nil {
+			return res, l.fail(CheckPCKCRLIssuerChain, err)
+		}
+		l.pass(CheckPCKCRLIssuerChain, "the PCK certificate's CA, to the pinned root")
+	}
 
 	// TCB Info.
 	if err := checkSignedCollateral(col.TCBInfo, col.TCBInfoSignature, col.TCBInfoIssuerChain, root, col.RootCACRL, now); err != nil {
-		return fail("tcb_info_signature", fmt.Errorf("%w: %v", ErrTCBInfo, err))
+		return res, l.fail(CheckTCBInfoSignature, fmt.Errorf("%w: %w", ErrTCBInfo, err))
 	}
-	pass("tcb_info_signature", "signed by the TCB signing key, chained to the root")
+	l.pass(CheckTCBInfoSignature, "by the TCB signing key over the JSON as received")
 	ti, err := ParseTCBInfo(col.TCBInfo)
 	if err != nil {
-		return fail("tcb_info", err)
+		return res, l.fail(CheckTCBInfo, fmt.Errorf("%w: %w", ErrTCBInfo, err))
 	}
-	if now.Before(ti.IssueDate) || now.After(ti.NextUpdate) {
-		return fail("tcb_info_validity", fmt.Errorf("%w: valid %s to %s, not at %s", ErrTCBInfo, ti.IssueDate.Format(time.RFC3339), ti.NextUpdate.Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	l.pass(CheckTCBInfo, fmt.Sprintf("version %d, tcbEvaluationDataNumber %d", ti.Version, ti.TCBEvaluationDataNumber))
+	if err := checkWindow(ti.IssueDate, ti.NextUpdate, now); err != nil {
+		return res, l.fail(CheckTCBInfoValidity, fmt.Errorf("%w: %w", ErrTCBInfo, err))
 	}
-	pass("tcb_info_validity", "")
+	l.pass(CheckTCBInfoValidity, windowDetail(ti.IssueDate, ti.NextUpdate))
 	if !strings.EqualFold(ti.FMSPC, res.FMSPC) || !strings.EqualFold(ti.PCEID, hex.EncodeToString(pck.PCEID[:])) {
-		return fail("tcb_info_platform", fmt.Errorf("%w: for FMSPC %s PCE-ID %s, the PCK says %s / %x", ErrTCBInfo, ti.FMSPC, ti.PCEID, res.FMSPC, pck.PCEID))
+		return res, l.fail(CheckTCBInfoPlatform, fmt.Errorf("%w: for FMSPC %s PCE-ID %s, but the PCK certificate has FMSPC %s PCE-ID %X", ErrTCBInfo, ti.FMSPC, ti.PCEID, res.FMSPC, pck.PCEID[:]))
 	}
-	pass("tcb_info_platform", "FMSPC and PCE-ID match the PCK certificate")
+	l.pass(CheckTCBInfoPlatform, "FMSPC and PCE-ID equal the PCK certificate's")
 	level := matchTCB(ti, pck)
 	if level == nil {
-		return fail("tcb_level", ErrTCBNotFound)
+		return res, l.fail(CheckTCBLevel, fmt.Errorf("%w: PCK TCB components %v, PCESVN %d", ErrTCBNotFound, pck.Components, pck.PCESVN))
 	}
 	res.PlatformTCB = level.TCBStatus
-	pass("tcb_level", level.TCBStatus)
+	l.pass(CheckTCBLevel, fmt.Sprintf("%s (level of %s)", level.TCBStatus, level.TCBDate.UTC().Format(time.RFC3339)))
 
 	// QE Identity.
 	if err := checkSignedCollateral(col.QEIdentity, col.QEIdentitySignature, col.QEIdentityIssuerChain, root, col.RootCACRL, now); err != nil {
-		return fail("qe_identity_signature", fmt.Errorf("%w: %v", ErrQEIdentity, err))
+		return res, l.fail(CheckQEIdentitySignature, fmt.Errorf("%w: %w", ErrQEIdentity, err))
 	}
-	pass("qe_identity_signature", "")
+	l.pass(CheckQEIdentitySignature, "by the TCB signing key over the JSON as received")
 	qi, err := ParseQEIdentity(col.QEIdentity)
 	if err != nil {
-		return fail("qe_identity", err)
+		return res, l.fail(CheckQEIdentity, fmt.Errorf("%w: %w", ErrQEIdentity, err))
 	}
-	if now.Before(qi.IssueDate) || now.After(qi.NextUpdate) {
-		return fail("qe_identity_validity", fmt.Errorf("%w: valid %s to %s", ErrQEIdentity, qi.IssueDate.Format(time.RFC3339), qi.NextUpdate.Format(time.RFC3339)))
+	l.pass(CheckQEIdentity, fmt.Sprintf("version %d, tcbEvaluationDataNumber %d", qi.Version, qi.TCBEvaluationDataNumber))
+	if err := checkWindow(qi.IssueDate, qi.NextUpdate, now); err != nil {
+		return res, l.fail(CheckQEIdentityValidity, fmt.Errorf("%w: %w", ErrQEIdentity, err))
 	}
-	pass("qe_identity_validity", "")
-	qeStatus, qeAdv, err := matchQE(qi, &q.QEReport)
+	l.pass(CheckQEIdentityValidity, windowDetail(qi.IssueDate, qi.NextUpdate))
+	qeLevel, err := matchQE(qi, &q.QEReport)
 	if err != nil {
-		return fail("qe_identity_match", err)
+		return res, l.fail(CheckQEIdentityMatch, err)
 	}
-	res.QETCB = qeStatus
-	pass("qe_identity_match", qeStatus)
+	res.QETCB = qeLevel.TCBStatus
+	l.pass(CheckQEIdentityMatch, fmt.Sprintf("ISVSVN %d: %s", q.QEReport.ISVSVN, qeLevel.TCBStatus))
 
-	res.TCBStatus = converge(level.TCBStatus, qeStatus)
-	res.AdvisoryIDs = union(level.AdvisoryIDs, qeAdv)
-	if !slices.Contains(accept, res.TCBStatus) {
-		return fail("tcb_status", fmt.Errorf("%w: %s (accepted: %s)", ErrStatusRefused, res.TCBStatus, strings.Join(accept, ", ")))
+	res.TCBStatus = converge(level.TCBStatus, qeLevel.TCBStatus)
+	res.AdvisoryIDs = union(level.AdvisoryIDs, qeLevel.AdvisoryIDs)
+	if res.TCBStatus == Revoked || !slices.Contains(accept, res.TCBStatus) {
+		return res, l.fail(CheckTCBStatus, fmt.Errorf("%w: %s (platform %s, QE %s; accepted: %s)", ErrStatusRefused, res.TCBStatus, level.TCBStatus, qeLevel.TCBStatus, strings.Join(accept, ", ")))
 	}
-	pass("tcb_status", res.TCBStatus)
+	l.pass(CheckTCBStatus, res.TCBStatus)
 	return res, nil
 }
 
-// checkCRL verifies the CRL's signature by issuer and validity at now, and
-// that cert is not revoked by it.
+func checkWindow(issue, next, now time.Time) error {
+	if now.Before(issue) || now.After(next) {
+		return fmt.Errorf("valid %s, not at %s", windowDetail(issue, next), now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func windowDetail(from, to time.Time) string {
+	return from.UTC().Format(time.RFC3339) + " to " + to.UTC().Format(time.RFC3339)
+}
+
+// checkCRL verifies that crl was issued by issuer (name and signature), is
+// current at now (thisUpdate <= now <= nextUpdate; a CRL without
+// nextUpdate is refused, as it could be replayed forever), and does not
+// revoke cert.
 func checkCRL(crl *x509.RevocationList, issuer *x509.Certificate, now time.Time, cert *x509.Certificate) error {
 	if crl == nil {
 		return fmt.Errorf("%w: missing", ErrCRL)
 	}
-	if err := crl.CheckSignatureFrom(issuer); err != nil {
-		return fmt.Errorf("%w: not signed by %q: %v", ErrCRL, issuer.Subject.CommonName, err)
+	name := truncate(issuer.Subject.CommonName, 80)
+	if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) {
+		return fmt.Errorf("%w: issued by %q, want %q", ErrCRL, truncate(crl.Issuer.CommonName, 80), name)
 	}
-	if now.Before(crl.ThisUpdate) || (!crl.NextUpdate.IsZero() && now.After(crl.NextUpdate)) {
-		return fmt.Errorf("%w: %q valid %s to %s, not at %s", ErrCRL, issuer.Subject.CommonName, crl.ThisUpdate.Format(time.RFC3339), crl.NextUpdate.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	if err := crl.CheckSignatureFrom(issuer); err != nil {
+		return fmt.Errorf("%w: not signed by %q: %v", ErrCRL, name, err)
+	}
+	if crl.NextUpdate.IsZero() {
+		return fmt.Errorf("%w: %q CRL has no nextUpdate", ErrCRL, name)
+	}
+	if err := checkWindow(crl.ThisUpdate, crl.NextUpdate, now); err != nil {
+		return fmt.Errorf("%w: %q CRL %w", ErrCRL, name, err)
 	}
 	for _, r := range crl.RevokedCertificateEntries {
-		if r.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-			return fmt.Errorf("%w: %q (serial %x)", ErrRevoked, cert.Subject.CommonName, cert.SerialNumber)
+		if r.SerialNumber != nil && r.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+			return fmt.Errorf("%w: %q (serial %X) by the %q CRL", ErrRevoked, truncate(cert.Subject.CommonName, 80), cert.SerialNumber, name)
 		}
 	}
 	return nil
 }
 
-// checkSignedCollateral checks signed JSON: the issuer chain to the root,
-// the signing certificate not revoked by the root CRL, and the ECDSA
-// signature over the exact bytes.
+// checkSignedCollateral checks signed JSON: the issuer chain (a TCB
+// Signing certificate issued by the root) at now, the signing certificate
+// not revoked by the root CA CRL, and the ECDSA signature over the exact
+// bytes.
 func checkSignedCollateral(body, sig []byte, chain []*x509.Certificate, root *x509.Certificate, rootCRL *x509.RevocationList, now time.Time) error {
-	if len(body) == 0 || len(sig) != 64 {
-		return errors.New("missing body or signature")
+	if len(body) == 0 {
+		return errors.New("missing")
 	}
-	leaf, err := VerifyChain(chain, root, now)
+	if len(sig) != 64 {
+		return fmt.Errorf("signature of %d bytes, want 64 (r||s)", len(sig))
+	}
+	verified, err := verifyChain(chain, root, now, roleTCBSigning)
 	if err != nil {
 		return err
 	}
-	if rootCRL != nil {
-		if err := checkCRL(rootCRL, root, now, leaf); err != nil {
-			return err
-		}
+	if err := checkCRL(rootCRL, verified[1], now, verified[0]); err != nil {
+		return fmt.Errorf("root CA CRL: %w", err)
 	}
-	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
-	if !ok {
-		return fmt.Errorf("signing key is %T, want ECDSA", leaf.PublicKey)
+	pub, ok := verified[0].PublicKey.(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P256() {
+		return fmt.Errorf("signing key is %T, want ECDSA P-256", verified[0].PublicKey)
 	}
 	if !verifyP256(pub, body, [64]byte(sig)) {
 		return errors.New("signature does not verify over the JSON as received")
@@ -233,11 +289,22 @@ func checkSignedCollateral(body, sig []byte, chain []*x509.Certificate, root *x5
 	return nil
 }
 
-// matchTCB returns the first TCB level (levels are ordered newest first)
-// that the platform's TCB reaches in every component and PCESVN.
+// matchTCB returns the platform's TCB level as Intel's QVL picks it: the
+// levels sorted by their SGX component SVNs (lexicographically) then
+// PCESVN, highest first, and the first whose every component SVN and
+// PCESVN the PCK certificate's reach.
 func matchTCB(ti *TCBInfo, pck *PCKExtensions) *TCBLevel {
+	levels := make([]*TCBLevel, len(ti.TCBLevels))
 	for i := range ti.TCBLevels {
-		l := &ti.TCBLevels[i]
+		levels[i] = &ti.TCBLevels[i]
+	}
+	slices.SortStableFunc(levels, func(a, b *TCBLevel) int {
+		if c := slices.Compare(b.TCB.Components[:], a.TCB.Components[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.TCB.PCESVN, a.TCB.PCESVN)
+	})
+	for _, l := range levels {
 		ok := int(pck.PCESVN) >= l.TCB.PCESVN
 		for c := range 16 {
 			ok = ok && int(pck.Components[c]) >= l.TCB.Components[c]
@@ -249,60 +316,65 @@ func matchTCB(ti *TCBInfo, pck *PCKExtensions) *TCBLevel {
 	return nil
 }
 
-// matchQE checks the QE report against the QE Identity and returns the QE's
-// TCB status and advisories.
-func matchQE(qi *QEIdentity, r *sgx.ReportBody) (string, []string, error) {
+// matchQE checks the QE report against the QE Identity as QVL does
+// (MISCSELECT and ATTRIBUTES of the report under the masks must equal the
+// identity's values; MRSIGNER and ISVPRODID must be equal) and returns the
+// QE's TCB level: the first, in the order given, whose ISVSVN the QE's
+// reaches.
+func matchQE(qi *QEIdentity, r *sgx.ReportBody) (*QEIdentityTCB, error) {
 	if !bytes.Equal(qi.MRSIGNER, r.MRSIGNER[:]) {
-		return "", nil, fmt.Errorf("%w: QE MRSIGNER %s is not %x", ErrQEIdentity, r.MRSIGNER, qi.MRSIGNER)
+		return nil, fmt.Errorf("%w: QE MRSIGNER %s, want %x", ErrQEIdentity, r.MRSIGNER, []byte(qi.MRSIGNER))
 	}
 	if qi.ISVProdID != r.ISVProdID {
-		return "", nil, fmt.Errorf("%w: QE ISVPRODID %d is not %d", ErrQEIdentity, r.ISVProdID, qi.ISVProdID)
+		return nil, fmt.Errorf("%w: QE ISVPRODID %d, want %d", ErrQEIdentity, r.ISVProdID, qi.ISVProdID)
 	}
 	le := binary.LittleEndian
-	if le.Uint32(qi.MiscSelect)&le.Uint32(qi.MiscSelectMask) != r.MiscSelect&le.Uint32(qi.MiscSelectMask) {
-		return "", nil, fmt.Errorf("%w: QE MISCSELECT %#x does not match under the mask", ErrQEIdentity, r.MiscSelect)
+	if r.MiscSelect&le.Uint32(qi.MiscSelectMask) != le.Uint32(qi.MiscSelect) {
+		return nil, fmt.Errorf("%w: QE MISCSELECT %#08x under mask %x is not %x", ErrQEIdentity, r.MiscSelect, []byte(qi.MiscSelectMask), []byte(qi.MiscSelect))
 	}
 	var attrs [16]byte
 	le.PutUint64(attrs[0:], r.Attributes.Flags)
 	le.PutUint64(attrs[8:], r.Attributes.Xfrm)
 	for i := range attrs {
-		if attrs[i]&qi.AttributesMask[i] != qi.Attributes[i]&qi.AttributesMask[i] {
-			return "", nil, fmt.Errorf("%w: QE ATTRIBUTES %x do not match under the mask", ErrQEIdentity, attrs)
+		if attrs[i]&qi.AttributesMask[i] != qi.Attributes[i] {
+			return nil, fmt.Errorf("%w: QE ATTRIBUTES %x under mask %x are not %x (byte %d)", ErrQEIdentity, attrs, []byte(qi.AttributesMask), []byte(qi.Attributes), i)
 		}
 	}
-	for _, l := range qi.TCBLevels {
-		if r.ISVSVN >= l.TCB.ISVSVN {
-			return l.TCBStatus, l.AdvisoryIDs, nil
+	for i := range qi.TCBLevels {
+		if r.ISVSVN >= qi.TCBLevels[i].TCB.ISVSVN {
+			return &qi.TCBLevels[i], nil
 		}
 	}
-	return Revoked, nil, nil
+	return nil, fmt.Errorf("%w: QE ISVSVN %d is below every TCB level (not supported)", ErrQEIdentity, r.ISVSVN)
 }
 
-// converge combines the platform and QE TCB statuses as Intel's QVL does.
+// converge combines the platform's and the QE's TCB statuses as Intel's
+// QVL does: a QE status other than UpToDate and Revoked counts as
+// OutOfDate, which makes an UpToDate or SWHardeningNeeded platform
+// OutOfDate and a ConfigurationNeeded or ConfigurationAndSWHardeningNeeded
+// one OutOfDateConfigurationNeeded; a Revoked QE makes it Revoked.
 func converge(platform, qe string) string {
 	switch qe {
+	case UpToDate:
+		return platform
 	case Revoked:
 		return Revoked
-	case OutOfDate:
-		switch platform {
-		case UpToDate, SWHardeningNeeded:
-			return OutOfDate
-		case ConfigurationNeeded, ConfigurationAndSWHardeningNeeded:
-			return OutOfDateConfigurationNeeded
-		}
+	}
+	switch platform {
+	case UpToDate, SWHardeningNeeded:
+		return OutOfDate
+	case ConfigurationNeeded, ConfigurationAndSWHardeningNeeded:
+		return OutOfDateConfigurationNeeded
 	}
 	return platform
 }
 
 func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, x := range b {
+	out := []string{}
+	for _, x := range append(slices.Clone(a), b...) {
 		if !slices.Contains(out, x) {
 			out = append(out, x)
 		}
-	}
-	if out == nil {
-		out = []string{}
 	}
 	return out
 }

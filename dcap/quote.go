@@ -1,13 +1,31 @@
 // Package dcap parses and verifies Intel SGX DCAP ECDSA quotes (version 3
-// and 4, TEE type SGX) in pure Go: the quote structure, the PCK certificate
-// chain to a root pinned by public key, the QE report and its binding to the
-// attestation key, and the quote signature.
+// and 4, TEE type SGX) in pure Go.
 //
-// Parsing (this file) is separate from cryptographic verification
-// (verify.go) and from policy (the caller's, or the attest package's).
+// The package keeps three concerns apart, as go-sev-guest and go-tdx-guest
+// do:
+//
+//   - Parsing (ParseQuote, ParseCertificationData, ParseReportBody,
+//     ParsePCKExtensions, ParseCollateralBundle, ParseTCBInfo,
+//     ParseQEIdentity, ParseCRL, ParseCertChain) decodes bytes strictly and
+//     checks nothing cryptographic.
+//   - Cryptographic verification of the quote alone (VerifyWithoutCollateral,
+//     Quote.VerifySignatures, Verifier): the PCK certificate chain to a root
+//     pinned by public key, the QE report signature by the PCK key, the QE
+//     report data binding the attestation key, and the quote signature.
+//   - Full verification with Intel collateral and a TCB status policy
+//     (Verify): CRLs, TCB Info, QE Identity, TCB level, QE identity match.
+//
+// Quote marshals back to its exact bytes, so a simulated quoting enclave
+// can build quotes with the same types (Quote.Marshal, Quote.SignedBytes,
+// QEReportData).
+//
+// Nothing in the package keeps global mutable state; the only shared value
+// is the embedded Intel SGX Root CA (IntelRootCA), returned as a fresh copy.
 package dcap
 
 import (
+	"bytes"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,23 +35,33 @@ import (
 
 // Quote format constants.
 const (
-	HeaderSize        = 48
-	AttKeyECDSAP256   = 2
-	TEETypeSGX        = 0
-	ecdsaSigSize      = 64
-	ecdsaPubSize      = 64
-	CertPCKChain      = 5 // PEM PCK certificate chain
+	// HeaderSize is the size of the quote header.
+	HeaderSize = 48
+	// AttKeyECDSAP256 is the attestation key type of ECDSA-256 with P-256.
+	AttKeyECDSAP256 = 2
+	// TEETypeSGX is the TEE type of SGX quotes (version 4 header; the same
+	// bytes are reserved, zero, in version 3).
+	TEETypeSGX = 0
+
+	ecdsaSigSize    = 64
+	ecdsaPubSize    = 64
+	maxCertDataSize = 1 << 20
+)
+
+// Certification data types (the "Certification Data Type" field).
+const (
+	CertPPIDCleartext = 1 // PCK identifier: PPID in clear, CPUSVN, PCESVN[, PCE-ID]
+	CertPPIDRSA2048   = 2 // PCK identifier: PPID encrypted with RSA-2048-OAEP
+	CertPPIDRSA3072   = 3 // PCK identifier: PPID encrypted with RSA-3072-OAEP
+	CertPCKLeaf       = 4 // the PCK leaf certificate (PEM)
+	CertPCKChain      = 5 // the PCK certificate chain (PEM)
 	CertQEReport      = 6 // QE report certification data (version 4)
-	CertPPIDCleartext = 1
-	CertPPIDRSA2048   = 2
-	CertPPIDRSA3072   = 3
-	maxCertDataSize   = 1 << 20
 )
 
 // IntelQEVendorID is the QE vendor ID of Intel's quoting enclaves.
 var IntelQEVendorID = [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07}
 
-// ErrFormat is wrapped by every quote parsing error.
+// ErrFormat is wrapped by every quote and certification data parsing error.
 var ErrFormat = errors.New("dcap: malformed quote")
 
 func formatErr(format string, a ...any) error {
@@ -42,16 +70,17 @@ func formatErr(format string, a ...any) error {
 
 // Header is the 48-byte quote header.
 type Header struct {
-	Version    uint16
-	AttKeyType uint16
-	TEEType    uint32 // version 4; reserved (0) in version 3
-	QESVN      uint16
-	PCESVN     uint16
-	QEVendorID [16]byte
-	UserData   [20]byte
+	Version    uint16   // offset 0: 3 or 4
+	AttKeyType uint16   // offset 2: AttKeyECDSAP256
+	TEEType    uint32   // offset 4: TEETypeSGX (version 4); reserved, zero (version 3)
+	QESVN      uint16   // offset 8
+	PCESVN     uint16   // offset 10
+	QEVendorID [16]byte // offset 12
+	UserData   [20]byte // offset 28: the first 16 bytes are the QE ID for Intel's QE
 }
 
-func (h *Header) marshal() []byte {
+// Marshal encodes the header in its 48-byte layout.
+func (h *Header) Marshal() []byte {
 	b := make([]byte, HeaderSize)
 	le := binary.LittleEndian
 	le.PutUint16(b[0:], h.Version)
@@ -64,42 +93,122 @@ func (h *Header) marshal() []byte {
 	return b
 }
 
-// CertificationData is the certification data of a quote's signature.
+func (h *Header) marshal() []byte { return h.Marshal() }
+
+// CertificationData is the certification data of a quote's signature: a
+// type and opaque data whose meaning depends on the type.
 type CertificationData struct {
 	Type uint16
-	Data []byte // for type 5, the PEM PCK chain
+	Data []byte // for types 4 and 5, PEM certificates
 }
 
-// Quote is a parsed SGX ECDSA quote.
+// Marshal encodes the certification data as u16 type, u32 size, data.
+func (c *CertificationData) Marshal() []byte {
+	b := binary.LittleEndian.AppendUint16(nil, c.Type)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(c.Data)))
+	return append(b, c.Data...)
+}
+
+// PCKIdentifier is the content of certification data types 1 to 3: it
+// names the PCK certificate (which the verifier must obtain separately) by
+// the platform's PPID and the TCB the PCK signature was made at.
+type PCKIdentifier struct {
+	// PPID is the platform provisioning ID: 16 bytes in clear (type 1), or
+	// encrypted with Intel's RSA-OAEP key, 256 bytes (type 2) or 384 (type 3).
+	PPID     []byte
+	CPUSVN   [16]byte
+	PCESVN   uint16
+	PCEID    [2]byte
+	HasPCEID bool // false for older QE builds, which omit the PCE-ID
+}
+
+// ppidSize is the PPID length of certification data types 1 to 3.
+func ppidSize(typ uint16) int {
+	switch typ {
+	case CertPPIDCleartext:
+		return 16
+	case CertPPIDRSA2048:
+		return 256
+	case CertPPIDRSA3072:
+		return 384
+	}
+	return -1
+}
+
+// PCKIdentifier decodes certification data of type 1, 2 or 3. The size
+// must be the PPID's plus 18 (CPUSVN, PCESVN) or 20 (and PCE-ID) bytes.
+func (c *CertificationData) PCKIdentifier() (*PCKIdentifier, error) {
+	id, err := c.pckIdentifier()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	return id, nil
+}
+
+func (c *CertificationData) pckIdentifier() (*PCKIdentifier, error) {
+	n := ppidSize(c.Type)
+	if n < 0 {
+		return nil, fmt.Errorf("certification data type %d carries no PCK identifier", c.Type)
+	}
+	if len(c.Data) != n+18 && len(c.Data) != n+20 {
+		return nil, fmt.Errorf("certification data type %d: %d bytes, want %d or %d (PPID, CPUSVN, PCESVN[, PCE-ID])", c.Type, len(c.Data), n+18, n+20)
+	}
+	id := &PCKIdentifier{PPID: bytes.Clone(c.Data[:n])}
+	copy(id.CPUSVN[:], c.Data[n:])
+	id.PCESVN = binary.LittleEndian.Uint16(c.Data[n+16:])
+	if len(c.Data) == n+20 {
+		copy(id.PCEID[:], c.Data[n+18:])
+		id.HasPCEID = true
+	}
+	return id, nil
+}
+
+// Certificates decodes the PEM certificates of certification data type 4
+// (the PCK leaf) or 5 (the PCK chain).
+func (c *CertificationData) Certificates() ([]*x509.Certificate, error) {
+	if c.Type != CertPCKLeaf && c.Type != CertPCKChain {
+		return nil, fmt.Errorf("%w: certification data type %d carries no certificates; supply the PCK chain", ErrNoPCKChain, c.Type)
+	}
+	certs, err := ParseCertChain(c.Data)
+	if err != nil {
+		return nil, err
+	}
+	if c.Type == CertPCKLeaf && len(certs) != 1 {
+		return nil, fmt.Errorf("%w: certification data type 4 holds %d certificates, want the PCK certificate alone", ErrChain, len(certs))
+	}
+	return certs, nil
+}
+
+// Quote is a parsed SGX ECDSA quote. For version 4, the QE report,
+// its signature, the QE authentication data and the PCK certification data
+// come from the QE report certification data (type 6) and are flattened
+// into the same fields as version 3's.
 type Quote struct {
 	Header        Header
-	Body          sgx.ReportBody
-	Signature     [ecdsaSigSize]byte // ECDSA P-256 r||s over header||body
+	Body          sgx.ReportBody     // the enclave's report body
+	Signature     [ecdsaSigSize]byte // ECDSA P-256 r||s over header||body, by AttestKey
 	AttestKey     [ecdsaPubSize]byte // attestation public key x||y
-	QEReport      sgx.ReportBody
-	QEReportSig   [ecdsaSigSize]byte // by the PCK key over QEReport
-	QEAuthData    []byte
-	Certification CertificationData // the PCK certification data (type 1..5)
-
-	raw []byte // the bytes parsed, for signature checks
+	QEReport      sgx.ReportBody     // the quoting enclave's report body
+	QEReportSig   [ecdsaSigSize]byte // ECDSA P-256 r||s over QEReport, by the PCK key
+	QEAuthData    []byte             // QE authentication data (at most 65535 bytes)
+	Certification CertificationData  // the PCK certification data (type 1 to 5)
 }
 
-// SignedBytes returns header||body, the bytes the quote signature covers.
+// SignedBytes returns header||body, the bytes the quote signature covers,
+// encoded from the fields (which for a parsed quote are the bytes parsed).
 func (q *Quote) SignedBytes() []byte {
-	if q.raw != nil {
-		return q.raw[:HeaderSize+sgx.ReportBodySize]
-	}
-	return append(q.Header.marshal(), q.Body.Marshal()...)
+	return append(q.Header.Marshal(), q.Body.Marshal()...)
 }
 
 type reader struct {
-	b   []byte
-	off int
+	b    []byte
+	off  int
+	base int // offset of b in the whole quote, for error messages
 }
 
 func (r *reader) take(n int, what string) ([]byte, error) {
-	if n < 0 || r.off+n > len(r.b) || r.off+n < r.off {
-		return nil, formatErr("%s: %d bytes at offset %d, only %d remain", what, n, r.off, len(r.b)-r.off)
+	if n < 0 || n > len(r.b)-r.off {
+		return nil, formatErr("%s: %d bytes at offset %d, only %d remain", what, n, r.base+r.off, len(r.b)-r.off)
 	}
 	s := r.b[r.off : r.off+n]
 	r.off += n
@@ -123,41 +232,46 @@ func (r *reader) u32(what string) (uint32, error) {
 }
 
 // ParseQuote parses an SGX ECDSA-P256 quote of version 3 or 4 with strict
-// length checks: every length field must match the bytes present exactly.
+// length checks: every length field must match the bytes present exactly,
+// with no trailing bytes. It copies b; the Quote does not alias it.
 func ParseQuote(b []byte) (*Quote, error) {
+	b = bytes.Clone(b)
 	r := &reader{b: b}
 	hb, err := r.take(HeaderSize, "header")
 	if err != nil {
 		return nil, err
 	}
 	le := binary.LittleEndian
-	q := &Quote{raw: b}
+	q := &Quote{}
 	h := &q.Header
 	h.Version, h.AttKeyType, h.TEEType = le.Uint16(hb[0:]), le.Uint16(hb[2:]), le.Uint32(hb[4:])
 	h.QESVN, h.PCESVN = le.Uint16(hb[8:]), le.Uint16(hb[10:])
 	copy(h.QEVendorID[:], hb[12:])
 	copy(h.UserData[:], hb[28:])
 	if h.Version != 3 && h.Version != 4 {
-		return nil, formatErr("header.version %d, want 3 or 4", h.Version)
+		return nil, formatErr("header.version (offset 0) is %d, want 3 or 4", h.Version)
 	}
 	if h.AttKeyType != AttKeyECDSAP256 {
-		return nil, formatErr("header.att_key_type %d, want 2 (ECDSA-256 with P-256)", h.AttKeyType)
+		return nil, formatErr("header.att_key_type (offset 2) is %d, want 2 (ECDSA-256 with P-256)", h.AttKeyType)
 	}
 	if h.TEEType != TEETypeSGX {
-		return nil, formatErr("header.tee_type %#x, want 0 (SGX)", h.TEEType)
+		return nil, formatErr("header.tee_type (offset 4) is %#x, want 0 (SGX)", h.TEEType)
 	}
 	body, err := r.take(sgx.ReportBodySize, "report body")
 	if err != nil {
 		return nil, err
 	}
-	rb, _ := sgx.ParseReportBody(body)
+	rb, err := sgx.ParseReportBody(body)
+	if err != nil {
+		return nil, formatErr("report body: %v", err)
+	}
 	q.Body = *rb
 	sigLen, err := r.u32("signature data length")
 	if err != nil {
 		return nil, err
 	}
-	if int(sigLen) != len(b)-r.off {
-		return nil, formatErr("signature data length %d, but %d bytes follow", sigLen, len(b)-r.off)
+	if uint64(sigLen) != uint64(len(b)-r.off) {
+		return nil, formatErr("signature data length (offset %d) is %d, but %d bytes follow", r.off-4, sigLen, len(b)-r.off)
 	}
 	sig, err := r.take(ecdsaSigSize, "quote signature")
 	if err != nil {
@@ -174,43 +288,59 @@ func ParseQuote(b []byte) (*Quote, error) {
 			return nil, err
 		}
 	} else {
-		typ, err := r.u16("certification data type")
+		outer, err := parseCertData(r, "signature data")
 		if err != nil {
 			return nil, err
 		}
-		if typ != CertQEReport {
-			return nil, formatErr("version 4 certification data type %d, want 6 (QE report)", typ)
+		if outer.Type != CertQEReport {
+			return nil, formatErr("signature data: version 4 certification data type %d, want 6 (QE report certification data)", outer.Type)
 		}
-		n, err := r.u32("certification data size")
-		if err != nil {
-			return nil, err
-		}
-		inner, err := r.take(int(n), "QE report certification data")
-		if err != nil {
-			return nil, err
-		}
-		ir := &reader{b: inner}
+		ir := &reader{b: outer.Data, base: r.off - len(outer.Data)}
 		if err := q.parseQEData(ir, "QE report certification data"); err != nil {
 			return nil, err
 		}
-		if ir.off != len(inner) {
-			return nil, formatErr("QE report certification data: %d trailing bytes", len(inner)-ir.off)
+		if ir.off != len(ir.b) {
+			return nil, formatErr("QE report certification data: %d trailing bytes at offset %d", len(ir.b)-ir.off, ir.base+ir.off)
 		}
 	}
 	if r.off != len(b) {
-		return nil, formatErr("%d trailing bytes after the certification data", len(b)-r.off)
+		return nil, formatErr("%d trailing bytes at offset %d after the certification data", len(b)-r.off, r.off)
 	}
 	return q, nil
 }
 
-// parseQEData reads QE report, its signature, the QE authentication data
-// and the PCK certification data.
+// parseCertData reads u16 type, u32 size and exactly size bytes of data.
+func parseCertData(r *reader, where string) (CertificationData, error) {
+	typ, err := r.u16(where + ": certification data type")
+	if err != nil {
+		return CertificationData{}, err
+	}
+	size, err := r.u32(where + ": certification data size")
+	if err != nil {
+		return CertificationData{}, err
+	}
+	if size > maxCertDataSize {
+		return CertificationData{}, formatErr("%s: certification data size (offset %d) is %d, more than the %d allowed", where, r.base+r.off-4, size, maxCertDataSize)
+	}
+	data, err := r.take(int(size), where+": certification data")
+	if err != nil {
+		return CertificationData{}, err
+	}
+	return CertificationData{Type: typ, Data: data}, nil
+}
+
+// parseQEData reads the QE report, its signature, the QE authentication
+// data and the PCK certification data (types 1 to 5, with types 1 to 3
+// checked for their exact size).
 func (q *Quote) parseQEData(r *reader, where string) error {
 	rep, err := r.take(sgx.ReportBodySize, where+": QE report")
 	if err != nil {
 		return err
 	}
-	qb, _ := sgx.ParseReportBody(rep)
+	qb, err := sgx.ParseReportBody(rep)
+	if err != nil {
+		return formatErr("%s: QE report: %v", where, err)
+	}
 	q.QEReport = *qb
 	sig, err := r.take(ecdsaSigSize, where+": QE report signature")
 	if err != nil {
@@ -224,49 +354,111 @@ func (q *Quote) parseQEData(r *reader, where string) error {
 	if q.QEAuthData, err = r.take(int(n), where+": QE authentication data"); err != nil {
 		return err
 	}
-	typ, err := r.u16(where + ": certification data type")
+	start := r.base + r.off
+	cd, err := parseCertData(r, where)
 	if err != nil {
 		return err
 	}
-	if typ < CertPPIDCleartext || typ > CertPCKChain {
-		return formatErr("%s: certification data type %d, want 1 to 5", where, typ)
+	if err := checkPCKCertData(&cd); err != nil {
+		return formatErr("%s: certification data at offset %d: %v", where, start, err)
 	}
-	size, err := r.u32(where + ": certification data size")
-	if err != nil {
-		return err
-	}
-	if size > maxCertDataSize {
-		return formatErr("%s: certification data of %d bytes is too large", where, size)
-	}
-	data, err := r.take(int(size), where+": certification data")
-	if err != nil {
-		return err
-	}
-	q.Certification = CertificationData{Type: typ, Data: data}
+	q.Certification = cd
 	return nil
 }
 
-// Marshal encodes the quote as version 3 (QE data in the signature data).
-// A parsed version 3 quote marshals to its original bytes.
-func (q *Quote) Marshal() ([]byte, error) {
-	if q.Header.Version != 3 {
-		return nil, fmt.Errorf("dcap: Marshal writes version 3 quotes, header says %d", q.Header.Version)
+// checkPCKCertData accepts the certification data types that identify or
+// carry the PCK certificate (1 to 5), with exact sizes for types 1 to 3.
+// Its errors do not wrap ErrFormat; callers do.
+func checkPCKCertData(cd *CertificationData) error {
+	switch cd.Type {
+	case CertPPIDCleartext, CertPPIDRSA2048, CertPPIDRSA3072:
+		_, err := cd.pckIdentifier()
+		return err
+	case CertPCKLeaf, CertPCKChain:
+		return nil
 	}
+	return fmt.Errorf("certification data type %d, want 1 to 5", cd.Type)
+}
+
+// ParseCertificationData parses one certification data structure (u16
+// type, u32 size, data) occupying all of b. Types 1 to 3 are checked for
+// their exact size; type 6 (QE report certification data) is checked to
+// hold a QE report, its signature, QE authentication data and a nested
+// certification data of type 1 to 5, with nothing after it. The PEM of
+// types 4 and 5 is not decoded (see CertificationData.Certificates).
+func ParseCertificationData(b []byte) (*CertificationData, error) {
+	b = bytes.Clone(b)
+	r := &reader{b: b}
+	cd, err := parseCertData(r, "certification data")
+	if err != nil {
+		return nil, err
+	}
+	if r.off != len(b) {
+		return nil, formatErr("certification data: %d trailing bytes at offset %d", len(b)-r.off, r.off)
+	}
+	if cd.Type == CertQEReport {
+		var q Quote
+		ir := &reader{b: cd.Data, base: 6}
+		if err := q.parseQEData(ir, "QE report certification data"); err != nil {
+			return nil, err
+		}
+		if ir.off != len(ir.b) {
+			return nil, formatErr("QE report certification data: %d trailing bytes at offset %d", len(ir.b)-ir.off, ir.base+ir.off)
+		}
+	} else if err := checkPCKCertData(&cd); err != nil {
+		return nil, formatErr("%v", err)
+	}
+	return &cd, nil
+}
+
+// qeData encodes the QE report, its signature, the QE authentication data
+// and the PCK certification data: version 3's tail of the signature data,
+// and version 4's QE report certification data.
+func (q *Quote) qeData() ([]byte, error) {
 	if len(q.QEAuthData) > 0xffff {
-		return nil, errors.New("dcap: QE authentication data longer than 65535 bytes")
+		return nil, fmt.Errorf("dcap: QE authentication data of %d bytes, at most 65535 fit", len(q.QEAuthData))
+	}
+	if len(q.Certification.Data) > maxCertDataSize {
+		return nil, fmt.Errorf("dcap: certification data of %d bytes, at most %d allowed", len(q.Certification.Data), maxCertDataSize)
+	}
+	b := make([]byte, 0, sgx.ReportBodySize+ecdsaSigSize+8+len(q.QEAuthData)+len(q.Certification.Data))
+	b = append(b, q.QEReport.Marshal()...)
+	b = append(b, q.QEReportSig[:]...)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(q.QEAuthData)))
+	b = append(b, q.QEAuthData...)
+	return append(b, q.Certification.Marshal()...), nil
+}
+
+// Marshal encodes the quote in the layout of its header's version: for
+// version 3 the QE data follows the attestation key directly; for version
+// 4 it is wrapped in certification data of type 6. A parsed quote marshals
+// to exactly the bytes it was parsed from.
+//
+// To build a quote (as a quoting enclave does), fill Header (Version 3,
+// AttKeyType AttKeyECDSAP256), Body, AttestKey, QEReport (whose report data
+// is QEReportData(AttestKey, QEAuthData)), QEReportSig (the PCK key's
+// signature over QEReport.Marshal()), QEAuthData and Certification (type 5
+// with the PEM chain, PCK first), then sign SignedBytes() with the
+// attestation key into Signature.
+func (q *Quote) Marshal() ([]byte, error) {
+	if q.Header.Version != 3 && q.Header.Version != 4 {
+		return nil, fmt.Errorf("dcap: Marshal writes version 3 or 4 quotes, header says %d", q.Header.Version)
+	}
+	if err := checkPCKCertData(&q.Certification); err != nil {
+		return nil, fmt.Errorf("dcap: Marshal: %v", err)
+	}
+	qe, err := q.qeData()
+	if err != nil {
+		return nil, err
+	}
+	if q.Header.Version == 4 {
+		qe = (&CertificationData{Type: CertQEReport, Data: qe}).Marshal()
 	}
 	le := binary.LittleEndian
-	sig := make([]byte, 0, 1024+len(q.Certification.Data))
-	sig = append(sig, q.Signature[:]...)
-	sig = append(sig, q.AttestKey[:]...)
-	sig = append(sig, q.QEReport.Marshal()...)
-	sig = append(sig, q.QEReportSig[:]...)
-	sig = le.AppendUint16(sig, uint16(len(q.QEAuthData)))
-	sig = append(sig, q.QEAuthData...)
-	sig = le.AppendUint16(sig, q.Certification.Type)
-	sig = le.AppendUint32(sig, uint32(len(q.Certification.Data)))
-	sig = append(sig, q.Certification.Data...)
-	out := append(q.Header.marshal(), q.Body.Marshal()...)
-	out = le.AppendUint32(out, uint32(len(sig)))
-	return append(out, sig...), nil
+	out := make([]byte, 0, HeaderSize+sgx.ReportBodySize+4+ecdsaSigSize+ecdsaPubSize+len(qe))
+	out = append(out, q.SignedBytes()...)
+	out = le.AppendUint32(out, uint32(ecdsaSigSize+ecdsaPubSize+len(qe)))
+	out = append(out, q.Signature[:]...)
+	out = append(out, q.AttestKey[:]...)
+	return append(out, qe...), nil
 }

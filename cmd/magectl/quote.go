@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -15,32 +16,59 @@ import (
 func runQuote(e *env, args []string) error {
 	return dispatch(e, args, "quote", `Usage: magectl quote <show|verify> QUOTE [flags]
 
-  show QUOTE     print a DCAP quote's fields
-  verify QUOTE   verify a quote with Intel collateral
+  show QUOTE     print a DCAP quote's fields (nothing is verified)
+  verify QUOTE   verify a quote: with Intel collateral (--collateral, or
+                 the PCS files), or its signatures only (--no-collateral)
 
 Run "magectl quote <command> --help" for flags.
 `, map[string]func(*env, []string) error{"show": runQuoteShow, "verify": runQuoteVerify})
 }
 
+// reportView is a report body for printing.
+type reportView struct {
+	MRENCLAVE    string `json:"mrenclave"`
+	MRSIGNER     string `json:"mrsigner"`
+	ISVProdID    uint16 `json:"isvprodid"`
+	ISVSVN       uint16 `json:"isvsvn"`
+	CPUSVN       string `json:"cpusvn"`
+	MiscSelect   uint32 `json:"miscselect"`
+	Attributes   string `json:"attributes"`
+	Debug        bool   `json:"debug"`
+	ISVExtProdID string `json:"isvextprodid"`
+	ConfigID     string `json:"configid"`
+	ConfigSVN    uint16 `json:"configsvn"`
+	ISVFamilyID  string `json:"isvfamilyid"`
+	ReportData   string `json:"report_data"`
+}
+
+func viewReport(r *dcap.ReportBody) reportView {
+	return reportView{
+		MRENCLAVE: r.MRENCLAVE.String(), MRSIGNER: r.MRSIGNER.String(), ISVProdID: r.ISVProdID, ISVSVN: r.ISVSVN,
+		CPUSVN: hex.EncodeToString(r.CPUSVN[:]), MiscSelect: r.MiscSelect, Attributes: r.Attributes.String(), Debug: r.Attributes.Debug(),
+		ISVExtProdID: hex.EncodeToString(r.ISVExtProdID[:]), ConfigID: hex.EncodeToString(r.ConfigID[:]), ConfigSVN: r.ConfigSVN,
+		ISVFamilyID: hex.EncodeToString(r.ISVFamilyID[:]), ReportData: hex.EncodeToString(r.ReportData[:]),
+	}
+}
+
 type quoteView struct {
-	Version      uint16   `json:"version"`
-	AttKeyType   uint16   `json:"att_key_type"`
-	TEEType      uint32   `json:"tee_type"`
-	QESVN        uint16   `json:"qe_svn"`
-	PCESVN       uint16   `json:"pce_svn"`
-	QEVendorID   string   `json:"qe_vendor_id"`
-	MRENCLAVE    string   `json:"mrenclave"`
-	MRSIGNER     string   `json:"mrsigner"`
-	ISVProdID    uint16   `json:"isvprodid"`
-	ISVSVN       uint16   `json:"isvsvn"`
-	Attributes   string   `json:"attributes"`
-	ReportData   string   `json:"report_data"`
-	QEMRENCLAVE  string   `json:"qe_mrenclave"`
-	QEMRSIGNER   string   `json:"qe_mrsigner"`
-	QEISVSVN     uint16   `json:"qe_isvsvn"`
-	CertDataType uint16   `json:"certification_data_type"`
-	PCKChain     []string `json:"pck_chain,omitempty"`
-	FMSPC        string   `json:"fmspc,omitempty"`
+	Version      uint16     `json:"version"`
+	AttKeyType   uint16     `json:"att_key_type"`
+	TEEType      uint32     `json:"tee_type"`
+	QESVN        uint16     `json:"qe_svn"`
+	PCESVN       uint16     `json:"pce_svn"`
+	QEVendorID   string     `json:"qe_vendor_id"`
+	UserData     string     `json:"user_data"`
+	Enclave      reportView `json:"enclave"`
+	QE           reportView `json:"qe"`
+	QEAuthData   string     `json:"qe_auth_data"`
+	AttestKey    string     `json:"attestation_key"`
+	CertDataType uint16     `json:"certification_data_type"`
+	PCKChain     []string   `json:"pck_chain,omitempty"`
+	FMSPC        string     `json:"fmspc,omitempty"`
+	PCEID        string     `json:"pce_id,omitempty"`
+	PPID         string     `json:"ppid,omitempty"`
+	PCKCPUSVN    string     `json:"pck_cpusvn,omitempty"`
+	PCKPCESVN    *uint16    `json:"pck_pcesvn,omitempty"`
 }
 
 func readQuote(path string) ([]byte, *dcap.Quote, error) {
@@ -56,9 +84,9 @@ func readQuote(path string) ([]byte, *dcap.Quote, error) {
 }
 
 func runQuoteShow(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "quote show", "quote show QUOTE [--json]")
-	jsonOut := fs.Bool("json", false, "print JSON")
-	arg, err := parseOneArg(fs, args, "quote file")
+	fs := newFlagSet(e.stderr, "quote show", "quote show QUOTE [--json]\n\nPrints a quote's fields. Nothing is verified: use \"magectl quote verify\".")
+	jsonOut := fs.Bool("json", false, "print JSON instead of text")
+	arg, err := parseQuoteArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -66,11 +94,18 @@ func runQuoteShow(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	h := &q.Header
 	v := quoteView{
-		Version: q.Header.Version, AttKeyType: q.Header.AttKeyType, TEEType: q.Header.TEEType, QESVN: q.Header.QESVN, PCESVN: q.Header.PCESVN,
-		QEVendorID: hex.EncodeToString(q.Header.QEVendorID[:]), MRENCLAVE: q.Body.MRENCLAVE.String(), MRSIGNER: q.Body.MRSIGNER.String(),
-		ISVProdID: q.Body.ISVProdID, ISVSVN: q.Body.ISVSVN, Attributes: q.Body.Attributes.String(), ReportData: hex.EncodeToString(q.Body.ReportData[:]),
-		QEMRENCLAVE: q.QEReport.MRENCLAVE.String(), QEMRSIGNER: q.QEReport.MRSIGNER.String(), QEISVSVN: q.QEReport.ISVSVN, CertDataType: q.Certification.Type,
+		Version: h.Version, AttKeyType: h.AttKeyType, TEEType: h.TEEType, QESVN: h.QESVN, PCESVN: h.PCESVN,
+		QEVendorID: hex.EncodeToString(h.QEVendorID[:]), UserData: hex.EncodeToString(h.UserData[:]),
+		Enclave: viewReport(&q.Body), QE: viewReport(&q.QEReport), QEAuthData: hex.EncodeToString(q.QEAuthData),
+		AttestKey: hex.EncodeToString(q.AttestKey[:]), CertDataType: q.Certification.Type,
+	}
+	if id, err := q.Certification.PCKIdentifier(); err == nil {
+		v.PPID, v.PCKCPUSVN, v.PCKPCESVN = hex.EncodeToString(id.PPID), hex.EncodeToString(id.CPUSVN[:]), &id.PCESVN
+		if id.HasPCEID {
+			v.PCEID = hex.EncodeToString(id.PCEID[:])
+		}
 	}
 	if chain, err := q.PCKChain(); err == nil {
 		for _, c := range chain {
@@ -78,23 +113,53 @@ func runQuoteShow(e *env, args []string) error {
 		}
 		if x, err := dcap.ParsePCKExtensions(chain[0]); err == nil {
 			v.FMSPC = strings.ToUpper(hex.EncodeToString(x.FMSPC[:]))
+			v.PCEID = hex.EncodeToString(x.PCEID[:])
+			v.PCKCPUSVN, v.PCKPCESVN = hex.EncodeToString(x.CPUSVN[:]), &x.PCESVN
 		}
 	}
 	if *jsonOut {
 		return writeJSON(e.stdout, v)
 	}
-	fmt.Fprintf(e.stdout, "quote v%d  att_key_type %d  tee_type %d  qe_svn %d  pce_svn %d  qe_vendor %s\n", v.Version, v.AttKeyType, v.TEEType, v.QESVN, v.PCESVN, v.QEVendorID)
-	fmt.Fprintf(e.stdout, "enclave  MRENCLAVE %s\n         MRSIGNER  %s\n         ISVPRODID %d  ISVSVN %d  %s\n", v.MRENCLAVE, v.MRSIGNER, v.ISVProdID, v.ISVSVN, v.Attributes)
-	fmt.Fprintf(e.stdout, "         report_data %s\n", v.ReportData)
-	fmt.Fprintf(e.stdout, "QE       MRENCLAVE %s\n         MRSIGNER  %s  ISVSVN %d\n", v.QEMRENCLAVE, v.QEMRSIGNER, v.QEISVSVN)
-	fmt.Fprintf(e.stdout, "certification data type %d", v.CertDataType)
-	if v.PCKChain != nil {
-		fmt.Fprintf(e.stdout, ": %s (FMSPC %s)", strings.Join(v.PCKChain, " <- "), v.FMSPC)
+	w := e.stdout
+	fmt.Fprintf(w, "quote v%d  att_key_type %d  tee_type %d  qe_svn %d  pce_svn %d  qe_vendor %s\n", v.Version, v.AttKeyType, v.TEEType, v.QESVN, v.PCESVN, v.QEVendorID)
+	for _, r := range []struct {
+		name string
+		v    *reportView
+	}{{"enclave", &v.Enclave}, {"QE", &v.QE}} {
+		fmt.Fprintf(w, "%-8s MRENCLAVE %s\n         MRSIGNER  %s\n         ISVPRODID %d  ISVSVN %d  MISCSELECT %#x  %s  debug %t\n",
+			r.name, r.v.MRENCLAVE, r.v.MRSIGNER, r.v.ISVProdID, r.v.ISVSVN, r.v.MiscSelect, r.v.Attributes, r.v.Debug)
+		fmt.Fprintf(w, "         CPUSVN %s  CONFIGSVN %d\n         report_data %s\n", r.v.CPUSVN, r.v.ConfigSVN, r.v.ReportData)
 	}
-	fmt.Fprintln(e.stdout)
+	fmt.Fprintf(w, "certification data type %d", v.CertDataType)
+	if v.PCKChain != nil {
+		fmt.Fprintf(w, ": %s", strings.Join(v.PCKChain, " <- "))
+	}
+	if v.FMSPC != "" {
+		fmt.Fprintf(w, " (FMSPC %s)", v.FMSPC)
+	}
+	if v.PPID != "" {
+		fmt.Fprintf(w, ": PPID %s, CPUSVN %s, PCESVN %d (PCK certificate not included)", v.PPID, v.PCKCPUSVN, *v.PCKPCESVN)
+	}
+	fmt.Fprintln(w)
 	return nil
 }
 
+// parseQuoteArgs parses flags on either side of the one QUOTE argument;
+// -h/--help anywhere prints the help (exit 0).
+func parseQuoteArgs(fs *flag.FlagSet, args []string) (string, error) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.Usage()
+			return "", errHelpShown
+		}
+	}
+	return parseOneArg(fs, args, "quote file")
+}
+
+// readCert reads one certificate, PEM or DER.
 func readCert(path string) (*x509.Certificate, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -110,116 +175,115 @@ func readCert(path string) (*x509.Certificate, error) {
 	return c, nil
 }
 
+func readChain(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := dcap.ParseCertChain(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+var acceptableStatuses = []string{dcap.UpToDate, dcap.SWHardeningNeeded, dcap.ConfigurationNeeded, dcap.ConfigurationAndSWHardeningNeeded, dcap.OutOfDate, dcap.OutOfDateConfigurationNeeded}
+
 func runQuoteVerify(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "quote verify", "quote verify QUOTE [--collateral BUNDLE.json | --tcb-info F --qe-identity F --pck-crl F --root-crl F ...] [--time RFC3339] [--accept STATUS,...] [--json]")
-	bundle := fs.String("collateral", "", "collateral bundle `file` (JSON with every item)")
-	tcbInfo := fs.String("tcb-info", "", "TCB Info `file` as PCS returns it ({\"tcbInfo\":...,\"signature\":...})")
-	qeID := fs.String("qe-identity", "", "QE Identity `file` as PCS returns it")
-	pckCRL := fs.String("pck-crl", "", "PCK CA CRL `file` (DER, PEM or hex)")
-	rootCRL := fs.String("root-crl", "", "Root CA CRL `file` (DER, PEM or hex)")
-	tcbChain := fs.String("tcb-info-issuer-chain", "", "TCB Info issuer chain `file` (PEM)")
-	qeChain := fs.String("qe-identity-issuer-chain", "", "QE Identity issuer chain `file` (PEM; default: the TCB Info chain)")
-	pckCRLChain := fs.String("pck-crl-issuer-chain", "", "PCK CRL issuer chain `file` (PEM, informational)")
-	pckChain := fs.String("pck-chain", "", "PCK certificate chain `file` (PEM), for quotes without one (certification types 1-3)")
-	rootFile := fs.String("root", "", "trusted root CA `file` (default: the Intel SGX Root CA)")
-	at := fs.String("time", "", "verification `time` (RFC 3339; default now)")
-	accept := fs.String("accept", dcap.UpToDate, "acceptable TCB `statuses`, comma-separated")
-	jsonOut := fs.Bool("json", false, "print JSON")
-	arg, err := parseOneArg(fs, args, "quote file")
+	fs := newFlagSet(e.stderr, "quote verify", `quote verify QUOTE (--collateral BUNDLE.json | --tcb-info F --qe-identity F --pck-crl F --root-crl F --tcb-info-issuer-chain F [...] | --no-collateral --root ROOT) [--root ROOT] [--pck-chain F] [--time RFC3339] [--accept STATUS,...] [--json]
+
+Verifies a DCAP quote: the PCK chain to the root (pinned by public key),
+the QE report signature and binding, the quote signature and, with
+collateral, the CRLs, TCB Info, QE Identity, the TCB level and the QE
+identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
+	bundle := fs.String("collateral", "", "collateral bundle `file`: JSON with tcb_info, tcb_info_signature, tcb_info_issuer_chain, qe_identity, qe_identity_signature, qe_identity_issuer_chain, pck_crl, root_ca_crl[, pck_crl_issuer_chain]")
+	tcbInfo := fs.String("tcb-info", "", "TCB Info `file` as Intel's PCS returns it ({\"tcbInfo\":...,\"signature\":...})")
+	qeID := fs.String("qe-identity", "", "QE Identity `file` as Intel's PCS returns it ({\"enclaveIdentity\":...,\"signature\":...})")
+	pckCRL := fs.String("pck-crl", "", "PCK Platform/Processor CA CRL `file` (DER, PEM or hex)")
+	rootCRL := fs.String("root-crl", "", "Intel SGX Root CA CRL `file` (DER, PEM or hex)")
+	tcbChain := fs.String("tcb-info-issuer-chain", "", "TCB Info issuer chain `file` (PEM, or the URL-encoded PEM of the PCS header)")
+	qeChain := fs.String("qe-identity-issuer-chain", "", "QE Identity issuer chain `file` (default: the TCB Info issuer chain)")
+	pckCRLChain := fs.String("pck-crl-issuer-chain", "", "PCK CRL issuer chain `file` (optional; checked to be the PCK certificate's CA when given)")
+	pckChain := fs.String("pck-chain", "", "PCK certificate chain `file` (PEM) to use instead of the quote's; required for certification data types 1-3")
+	noCol := fs.Bool("no-collateral", false, "verify the quote's signatures and PCK chain only (WEAKER: no revocation, TCB level or QE identity check); needs --root")
+	rootFile := fs.String("root", "", "trusted root CA certificate `file`, PEM or DER, pinned by its public key (default: the Intel SGX Root CA)")
+	at := fs.String("time", "", "verification `time`, RFC 3339 (default: now)")
+	accept := fs.String("accept", dcap.UpToDate, "acceptable TCB `statuses`, comma-separated, of "+strings.Join(acceptableStatuses, ", "))
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	arg, err := parseQuoteArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	var acc []string
+	for _, s := range strings.Split(*accept, ",") {
+		s = strings.TrimSpace(s)
+		ok := false
+		for _, a := range acceptableStatuses {
+			ok = ok || a == s
+		}
+		if !ok {
+			return usagef("--accept: unknown or unacceptable TCB status %q (want %s)", s, strings.Join(acceptableStatuses, ", "))
+		}
+		acc = append(acc, s)
+	}
+	var when time.Time
+	if *at != "" {
+		if when, err = time.Parse(time.RFC3339, *at); err != nil {
+			return usagef("--time: %v", err)
+		}
+	}
+	files := *tcbInfo != "" || *qeID != "" || *pckCRL != "" || *rootCRL != "" || *tcbChain != "" || *qeChain != "" || *pckCRLChain != ""
+	switch {
+	case *noCol && (*bundle != "" || files):
+		return usagef("--no-collateral excludes --collateral and the collateral files")
+	case *noCol && *rootFile == "":
+		return usagef("--no-collateral needs --root: the trust anchor must be chosen explicitly")
+	case *bundle != "" && files:
+		return usagef("give --collateral or the collateral files, not both")
+	case !*noCol && *bundle == "" && (*tcbInfo == "" || *qeID == "" || *pckCRL == "" || *rootCRL == "" || *tcbChain == ""):
+		return usagef("give --collateral, or --tcb-info, --qe-identity, --pck-crl, --root-crl and --tcb-info-issuer-chain, or --no-collateral")
 	}
 	raw, _, err := readQuote(arg)
 	if err != nil {
 		return err
 	}
-	opts := dcap.Options{Accept: strings.Split(*accept, ",")}
-	if *at != "" {
-		if opts.Time, err = time.Parse(time.RFC3339, *at); err != nil {
-			return usagef("--time: %v", err)
-		}
-	}
+	var root *x509.Certificate
 	if *rootFile != "" {
-		if opts.Root, err = readCert(*rootFile); err != nil {
+		if root, err = readCert(*rootFile); err != nil {
 			return err
 		}
 	}
+	var chain []*x509.Certificate
 	if *pckChain != "" {
-		b, err := os.ReadFile(*pckChain)
-		if err != nil {
+		if chain, err = readChain(*pckChain); err != nil {
 			return err
-		}
-		if opts.PCKChain, err = dcap.ParseCertChain(b); err != nil {
-			return fmt.Errorf("%s: %w", *pckChain, err)
 		}
 	}
-	col := &dcap.Collateral{}
-	if *bundle != "" {
-		b, err := os.ReadFile(*bundle)
-		if err != nil {
-			return err
-		}
-		if col, err = dcap.ParseCollateralBundle(b); err != nil {
-			return fmt.Errorf("%s: %w", *bundle, err)
-		}
+	var res *dcap.Result
+	var verr error
+	if *noCol {
+		res, verr = dcap.VerifyWithoutCollateral(raw, dcap.SignatureOptions{Root: root, Time: when, PCKChain: chain})
 	} else {
-		if *tcbInfo == "" || *qeID == "" || *pckCRL == "" || *rootCRL == "" || *tcbChain == "" {
-			return usagef("give --collateral, or --tcb-info, --qe-identity, --pck-crl, --root-crl and --tcb-info-issuer-chain")
-		}
-		load := func(p string) ([]byte, error) { return os.ReadFile(p) }
-		b, err := load(*tcbInfo)
+		col, err := loadCollateral(*bundle, *tcbInfo, *qeID, *pckCRL, *rootCRL, *tcbChain, *qeChain, *pckCRLChain)
 		if err != nil {
 			return err
 		}
-		if col.TCBInfo, col.TCBInfoSignature, err = dcap.ParseSignedJSON(b); err != nil || col.TCBInfoSignature == nil {
-			return fmt.Errorf("%s: want a PCS TCB Info response with its signature: %v", *tcbInfo, err)
-		}
-		if b, err = load(*qeID); err != nil {
-			return err
-		}
-		if col.QEIdentity, col.QEIdentitySignature, err = dcap.ParseSignedJSON(b); err != nil || col.QEIdentitySignature == nil {
-			return fmt.Errorf("%s: want a PCS QE Identity response with its signature: %v", *qeID, err)
-		}
-		for _, x := range []struct {
-			path string
-			dst  **x509.RevocationList
-		}{{*pckCRL, &col.PCKCRL}, {*rootCRL, &col.RootCACRL}} {
-			b, err := load(x.path)
-			if err != nil {
-				return err
-			}
-			if *x.dst, err = dcap.ParseCRL(b); err != nil {
-				return fmt.Errorf("%s: %w", x.path, err)
-			}
-		}
-		if *qeChain == "" {
-			*qeChain = *tcbChain
-		}
-		for _, x := range []struct {
-			path string
-			dst  *[]*x509.Certificate
-		}{{*tcbChain, &col.TCBInfoIssuerChain}, {*qeChain, &col.QEIdentityIssuerChain}, {*pckCRLChain, &col.PCKCRLIssuerChain}} {
-			if x.path == "" {
-				continue
-			}
-			b, err := load(x.path)
-			if err != nil {
-				return err
-			}
-			if *x.dst, err = dcap.ParseCertChain(b); err != nil {
-				return fmt.Errorf("%s: %w", x.path, err)
-			}
-		}
+		res, verr = dcap.Verify(raw, col, dcap.Options{Root: root, Time: when, Accept: acc, PCKChain: chain})
 	}
-	res, verr := dcap.Verify(raw, col, opts)
 	if *jsonOut {
 		out := struct {
 			OK bool `json:"ok"`
 			*dcap.Result
-			MRENCLAVE string `json:"mrenclave"`
-			MRSIGNER  string `json:"mrsigner"`
-			Error     string `json:"error,omitempty"`
-		}{OK: verr == nil, Result: res, MRENCLAVE: res.Enclave.MRENCLAVE.String(), MRSIGNER: res.Enclave.MRSIGNER.String()}
+			Collateral bool        `json:"collateral_checked"`
+			MRENCLAVE  string      `json:"mrenclave"`
+			MRSIGNER   string      `json:"mrsigner"`
+			Enclave    *reportView `json:"enclave,omitempty"`
+			Error      string      `json:"error,omitempty"`
+		}{OK: verr == nil, Result: res, Collateral: !*noCol, MRENCLAVE: res.Enclave.MRENCLAVE.String(), MRSIGNER: res.Enclave.MRSIGNER.String()}
+		if res.Quote != nil {
+			v := viewReport(&res.Enclave)
+			out.Enclave = &v
+		}
 		if verr != nil {
 			out.Error = verr.Error()
 		}
@@ -228,19 +292,80 @@ func runQuoteVerify(e *env, args []string) error {
 		}
 	} else {
 		for _, c := range res.Checks {
-			mark := "ok  "
-			if !c.OK {
-				mark = "FAIL"
-			}
-			fmt.Fprintf(e.stdout, "%s %-22s %s\n", mark, c.Name, c.Detail)
+			fmt.Fprintf(e.stdout, "%-4s %-22s %s\n", c.Status, c.Name, c.Detail)
 		}
 		if res.TCBStatus != "" {
-			fmt.Fprintf(e.stdout, "TCB status %s, advisories %s\n", res.TCBStatus, strings.Join(res.AdvisoryIDs, ", "))
+			fmt.Fprintf(e.stdout, "TCB status %s (platform %s, QE %s), advisories [%s]\n", res.TCBStatus, res.PlatformTCB, res.QETCB, strings.Join(res.AdvisoryIDs, ", "))
 		}
-		fmt.Fprintf(e.stdout, "enclave MRENCLAVE %s MRSIGNER %s\n", res.Enclave.MRENCLAVE, res.Enclave.MRSIGNER)
+		if *noCol {
+			fmt.Fprintln(e.stdout, "WARNING: signatures only; revocation, TCB level and QE identity were not checked")
+		}
+		if res.Quote != nil {
+			fmt.Fprintf(e.stdout, "enclave MRENCLAVE %s MRSIGNER %s ISVPRODID %d ISVSVN %d debug %t\n", res.Enclave.MRENCLAVE, res.Enclave.MRSIGNER, res.Enclave.ISVProdID, res.Enclave.ISVSVN, res.Enclave.Attributes.Debug())
+		}
 	}
 	if verr != nil {
 		return failed(verr)
 	}
 	return nil
+}
+
+// loadCollateral reads a bundle, or the PCS files.
+func loadCollateral(bundle, tcbInfo, qeID, pckCRL, rootCRL, tcbChain, qeChain, pckCRLChain string) (*dcap.Collateral, error) {
+	if bundle != "" {
+		b, err := os.ReadFile(bundle)
+		if err != nil {
+			return nil, err
+		}
+		col, err := dcap.ParseCollateralBundle(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", bundle, err)
+		}
+		return col, nil
+	}
+	col := &dcap.Collateral{}
+	for _, x := range []struct {
+		path      string
+		body, sig *[]byte
+	}{{tcbInfo, &col.TCBInfo, &col.TCBInfoSignature}, {qeID, &col.QEIdentity, &col.QEIdentitySignature}} {
+		b, err := os.ReadFile(x.path)
+		if err != nil {
+			return nil, err
+		}
+		if *x.body, *x.sig, err = dcap.ParseSignedJSON(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", x.path, err)
+		}
+		if *x.sig == nil {
+			return nil, fmt.Errorf("%s: want a PCS response with its \"signature\"", x.path)
+		}
+	}
+	for _, x := range []struct {
+		path string
+		dst  **x509.RevocationList
+	}{{pckCRL, &col.PCKCRL}, {rootCRL, &col.RootCACRL}} {
+		b, err := os.ReadFile(x.path)
+		if err != nil {
+			return nil, err
+		}
+		if *x.dst, err = dcap.ParseCRL(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", x.path, err)
+		}
+	}
+	if qeChain == "" {
+		qeChain = tcbChain
+	}
+	for _, x := range []struct {
+		path string
+		dst  *[]*x509.Certificate
+	}{{tcbChain, &col.TCBInfoIssuerChain}, {qeChain, &col.QEIdentityIssuerChain}, {pckCRLChain, &col.PCKCRLIssuerChain}} {
+		if x.path == "" {
+			continue
+		}
+		c, err := readChain(x.path)
+		if err != nil {
+			return nil, err
+		}
+		*x.dst = c
+	}
+	return col, nil
 }
