@@ -20,12 +20,12 @@ var ErrCollateral = errors.New("dcap: collateral")
 // chains, and the CRLs. The signed JSON is kept exactly as received: the
 // signatures cover those bytes, and nothing is re-serialized.
 type Collateral struct {
-	TCBInfo               []byte // the "tcbInfo" JSON value, exact bytes
-	TCBInfoSignature      []byte // 64 bytes, ECDSA P-256 r||s over TCBInfo
-	TCBInfoIssuerChain    []*x509.Certificate
-	QEIdentity            []byte // the "enclaveIdentity" JSON value, exact bytes
-	QEIdentitySignature   []byte // 64 bytes, ECDSA P-256 r||s over QEIdentity
-	QEIdentityIssuerChain []*x509.Certificate
+	TCBInfo               []byte               // the "tcbInfo" JSON value, exact bytes
+	TCBInfoSignature      []byte               // 64 bytes, ECDSA P-256 r||s over TCBInfo
+	TCBInfoIssuerChain    []*x509.Certificate  // TCB Signing certificate and root, any order
+	QEIdentity            []byte               // the "enclaveIdentity" JSON value, exact bytes
+	QEIdentitySignature   []byte               // 64 bytes, ECDSA P-256 r||s over QEIdentity
+	QEIdentityIssuerChain []*x509.Certificate  // TCB Signing certificate and root, any order
 	PCKCRL                *x509.RevocationList // the PCK Platform or Processor CA's CRL
 	PCKCRLIssuerChain     []*x509.Certificate  // optional; checked when given
 	RootCACRL             *x509.RevocationList // the root CA's CRL
@@ -184,6 +184,9 @@ func ParseSignedJSON(b []byte) (body, sig []byte, err error) {
 }
 
 // TCBInfo is Intel's TCB Info (version 2 or 3) for one FMSPC.
+//
+// Dates are RFC 3339; TCBLevels are as Intel lists them (Verify sorts a
+// copy as QVL does before matching).
 type TCBInfo struct {
 	ID                      string     `json:"id"` // version 3: "SGX" (or "TDX", refused)
 	Version                 int        `json:"version"`
@@ -197,6 +200,8 @@ type TCBInfo struct {
 }
 
 // TCBLevel is one TCB level of a TCB Info.
+// TCBStatus is one of the TCB status constants; AdvisoryIDs name the
+// Intel security advisories that apply at this level.
 type TCBLevel struct {
 	TCB         TCB       `json:"tcb"`
 	TCBDate     time.Time `json:"tcbDate"`
@@ -206,8 +211,8 @@ type TCBLevel struct {
 
 // TCB is the SGX TCB of a level: 16 component SVNs and the PCESVN.
 type TCB struct {
-	Components [16]int
-	PCESVN     int
+	Components [16]int // sgxtcbcomp01svn .. sgxtcbcomp16svn, 0 to 255
+	PCESVN     int     // 0 to 65535
 }
 
 // UnmarshalJSON accepts both the version 2 form (sgxtcbcomp01svn ..
@@ -316,6 +321,7 @@ type QEIdentity struct {
 }
 
 // QEIdentityTCB is one TCB level of a QE Identity.
+// The QE's level is the first whose ISVSVN the QE report's reaches.
 type QEIdentityTCB struct {
 	TCB struct {
 		ISVSVN uint16 `json:"isvsvn"`

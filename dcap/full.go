@@ -62,15 +62,15 @@ type Options struct {
 
 // Result is the outcome of Verify (and VerifyWithoutCollateral).
 type Result struct {
-	Quote       *Quote         `json:"-"`
-	Enclave     sgx.ReportBody `json:"-"`                    // the attested enclave's report body
-	TCBStatus   string         `json:"tcb_status,omitempty"` // combined as QVL does; empty if not reached
-	AdvisoryIDs []string       `json:"advisory_ids"`         // of the platform's TCB level and the QE's
-	PlatformTCB string         `json:"platform_tcb_status,omitempty"`
-	QETCB       string         `json:"qe_tcb_status,omitempty"`
-	FMSPC       string         `json:"fmspc,omitempty"` // upper-case hex, from the PCK certificate
-	PCK         *PCKExtensions `json:"-"`               // the PCK certificate's SGX extension
-	Checks      []Check        `json:"checks"`          // every check, in order: pass, fail or skip
+	Quote       *Quote         `json:"-"`                             // the parsed quote; nil if it did not parse
+	Enclave     sgx.ReportBody `json:"-"`                             // the attested enclave's report body
+	TCBStatus   string         `json:"tcb_status,omitempty"`          // combined as QVL does; empty if not reached
+	AdvisoryIDs []string       `json:"advisory_ids"`                  // of the platform's TCB level and the QE's
+	PlatformTCB string         `json:"platform_tcb_status,omitempty"` // the matched TCB Info level's status
+	QETCB       string         `json:"qe_tcb_status,omitempty"`       // the matched QE Identity level's status
+	FMSPC       string         `json:"fmspc,omitempty"`               // upper-case hex, from the PCK certificate
+	PCK         *PCKExtensions `json:"-"`                             // the PCK certificate's SGX extension
+	Checks      []Check        `json:"checks"`                        // every check, in order: pass, fail or skip
 }
 
 // Verify verifies a quote with Intel collateral, in this order (the names

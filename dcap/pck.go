@@ -35,6 +35,7 @@ type PCKExtensions struct {
 
 // PCKConfiguration is the platform configuration of a PCK certificate
 // issued by the PCK Platform CA (.7.1 to .7.3; an absent value is false).
+// The fields are Intel's dynamicPlatform, cachedKeys and smtEnabled.
 type PCKConfiguration struct {
 	DynamicPlatform bool
 	CachedKeys      bool

@@ -98,7 +98,7 @@ func (h *Header) marshal() []byte { return h.Marshal() }
 // CertificationData is the certification data of a quote's signature: a
 // type and opaque data whose meaning depends on the type.
 type CertificationData struct {
-	Type uint16
+	Type uint16 // one of the Cert* constants
 	Data []byte // for types 4 and 5, PEM certificates
 }
 
@@ -116,10 +116,10 @@ type PCKIdentifier struct {
 	// PPID is the platform provisioning ID: 16 bytes in clear (type 1), or
 	// encrypted with Intel's RSA-OAEP key, 256 bytes (type 2) or 384 (type 3).
 	PPID     []byte
-	CPUSVN   [16]byte
-	PCESVN   uint16
-	PCEID    [2]byte
-	HasPCEID bool // false for older QE builds, which omit the PCE-ID
+	CPUSVN   [16]byte // the raw CPUSVN the PCK signature was made at
+	PCESVN   uint16   // the PCE's ISVSVN
+	PCEID    [2]byte  // valid if HasPCEID
+	HasPCEID bool     // false for older QE builds, which omit the PCE-ID
 }
 
 // ppidSize is the PPID length of certification data types 1 to 3.
@@ -184,7 +184,7 @@ func (c *CertificationData) Certificates() ([]*x509.Certificate, error) {
 // come from the QE report certification data (type 6) and are flattened
 // into the same fields as version 3's.
 type Quote struct {
-	Header        Header
+	Header        Header             // the 48-byte header
 	Body          sgx.ReportBody     // the enclave's report body
 	Signature     [ecdsaSigSize]byte // ECDSA P-256 r||s over header||body, by AttestKey
 	AttestKey     [ecdsaPubSize]byte // attestation public key x||y

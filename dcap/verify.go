@@ -36,9 +36,9 @@ const (
 
 // Check is the outcome of one named verification step.
 type Check struct {
-	Name   string      `json:"name"`
-	Status CheckStatus `json:"status"`
-	Detail string      `json:"detail,omitempty"`
+	Name   string      `json:"name"`             // one of the Check* names
+	Status CheckStatus `json:"status"`           // Pass, Fail or Skip
+	Detail string      `json:"detail,omitempty"` // what was found; for Fail, the error
 }
 
 // Names of the checks, in the order they are made.
