@@ -19,8 +19,13 @@ func Finish(e Entry, section []byte) (sgx.Measurement, error) {
 	if len(section) == 0 || len(section)%PageSize != 0 {
 		return sgx.Measurement{}, fmt.Errorf("%w: section of %d bytes, want a non-zero multiple of %d", ErrTable, len(section), PageSize)
 	}
-	h, err := measure.Resume(e.State)
-	if err != nil {
+	return finish(measure.New(), e, section)
+}
+
+// finish resets h to the entry's state, measures the section's pages at
+// the entry's offset, and returns the final measurement.
+func finish(h *measure.Hash, e Entry, section []byte) (sgx.Measurement, error) {
+	if err := h.Reset(e.State); err != nil {
 		return sgx.Measurement{}, err
 	}
 	for p := 0; p < len(section); p += PageSize {
@@ -55,14 +60,7 @@ func (d *Deriver) Derive(i int) (sgx.Measurement, error) {
 	if i < 0 || i >= len(d.table.Entries) {
 		return sgx.Measurement{}, fmt.Errorf("%w: member %d out of range [0, %d)", ErrTable, i, len(d.table.Entries))
 	}
-	e := d.table.Entries[i]
-	if err := d.h.Reset(e.State); err != nil {
-		return sgx.Measurement{}, err
-	}
-	for p := 0; p < len(d.section); p += PageSize {
-		d.h.AddPage(e.Offset+uint64(p), SecinfoFlags, d.section[p:p+PageSize])
-	}
-	return d.h.Sum(), nil
+	return finish(d.h, d.table.Entries[i], d.section)
 }
 
 // Derive returns the MRENCLAVE of member i of the group whose .sgx_mage

@@ -109,11 +109,7 @@ func (im *Image) MeasurePrefix() (measure.State, error) {
 
 // MeasurePrefixContext is MeasurePrefix with cancellation.
 func (im *Image) MeasurePrefixContext(ctx context.Context) (measure.State, error) {
-	l := newLoader(ctx, im.elf, im.bd.meta, im.mage)
-	if err := l.run(); err != nil {
-		return measure.State{}, err
-	}
-	return l.h.State(), nil
+	return newLoader(ctx, im.elf, im.bd.meta, im.mage).prefix()
 }
 
 // Measure returns the MRENCLAVE of the enclave as the loader builds it,
@@ -124,14 +120,7 @@ func (im *Image) Measure() (sgx.Measurement, error) {
 
 // MeasureContext is Measure with cancellation.
 func (im *Image) MeasureContext(ctx context.Context) (sgx.Measurement, error) {
-	l := newLoader(ctx, im.elf, im.bd.meta, im.mage)
-	if err := l.run(); err != nil {
-		return sgx.Measurement{}, err
-	}
-	if err := l.magePages(); err != nil {
-		return sgx.Measurement{}, err
-	}
-	return l.h.Sum(), nil
+	return newLoader(ctx, im.elf, im.bd.meta, im.mage).measure()
 }
 
 // Sigstruct returns the unsigned SIGSTRUCT for the given MRENCLAVE and date:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgx/measure"
 )
 
@@ -55,6 +56,26 @@ func (l *loader) run() error {
 		}
 	}
 	return l.contexts(l.meta.Layouts, 0)
+}
+
+// measure runs the whole load, the .sgx_mage pages last, and returns
+// MRENCLAVE.
+func (l *loader) measure() (sgx.Measurement, error) {
+	if err := l.run(); err != nil {
+		return sgx.Measurement{}, err
+	}
+	if err := l.magePages(); err != nil {
+		return sgx.Measurement{}, err
+	}
+	return l.h.Sum(), nil
+}
+
+// prefix runs the load up to the .sgx_mage pages and returns the state.
+func (l *loader) prefix() (measure.State, error) {
+	if err := l.run(); err != nil {
+		return measure.State{}, err
+	}
+	return l.h.State(), nil
 }
 
 // magePages adds the .sgx_mage pages last (build_mage_pages), each as a

@@ -68,14 +68,7 @@ func (s *Signed) Measure(ctx context.Context) (sgx.Measurement, error) {
 // chain (an older loader picks a compatible copy); all of them must give
 // the same MRENCLAVE.
 func (s *Signed) MeasureWith(ctx context.Context, m *Metadata) (sgx.Measurement, error) {
-	l := newLoader(ctx, s.ELF, m, s.ELF.MageSection())
-	if err := l.run(); err != nil {
-		return sgx.Measurement{}, err
-	}
-	if err := l.magePages(); err != nil {
-		return sgx.Measurement{}, err
-	}
-	return l.h.Sum(), nil
+	return newLoader(ctx, s.ELF, m, s.ELF.MageSection()).measure()
 }
 
 // MeasurePrefix is the measurement state before the .sgx_mage pages.
@@ -84,11 +77,7 @@ func (s *Signed) MeasurePrefix(ctx context.Context) (measure.State, error) {
 	if err != nil {
 		return measure.State{}, err
 	}
-	l := newLoader(ctx, s.ELF, m, s.ELF.MageSection())
-	if err := l.run(); err != nil {
-		return measure.State{}, err
-	}
-	return l.h.State(), nil
+	return newLoader(ctx, s.ELF, m, s.ELF.MageSection()).prefix()
 }
 
 // MeasureSigned returns the MRENCLAVE the loader computes for a signed
