@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
@@ -277,16 +278,16 @@ func deriveFile(path string, trusted *sgx.Measurement) (*deriveResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	section, css, err := signedMageSection(raw)
+	signed, section, err := signedMageSection(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	self := sgx.Measurement(css.EnclaveHash)
+	self := sgx.Measurement(signed.Sigstruct().EnclaveHash)
 	res := &deriveResult{File: path, Self: -1, SelfMRENCLAV: self}
 	if trusted != nil {
 		// The pinned MRENCLAVE must be this file's own, as the loader
 		// measures it; then the table must derive it.
-		mr, err := sgxsdk.MeasureSigned(raw)
+		mr, err := signed.Measure(context.Background())
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -394,12 +395,13 @@ func verifyGroup(paths []string) *verifyReport {
 			problem("%v", err)
 			continue
 		}
-		section, css, err := signedMageSection(raw)
+		signed, section, err := signedMageSection(raw)
 		if err != nil {
 			problem("%s: %v", p, err)
 			continue
 		}
-		mr, err := sgxsdk.MeasureSigned(raw)
+		css := signed.Sigstruct()
+		mr, err := signed.Measure(context.Background())
 		if err != nil {
 			problem("%s: %v", p, err)
 			continue
@@ -452,9 +454,9 @@ func verifyGroup(paths []string) *verifyReport {
 	return rep
 }
 
-// signedMageSection returns the .sgx_mage section and SIGSTRUCT of a signed
-// member.
-func signedMageSection(file []byte) ([]byte, *sgx.Sigstruct, error) {
+// signedMageSection parses a signed member once and returns it with its
+// .sgx_mage section.
+func signedMageSection(file []byte) (*sgxsdk.Signed, []byte, error) {
 	s, err := sgxsdk.ParseSigned(file)
 	if err != nil {
 		return nil, nil, err
@@ -463,5 +465,5 @@ func signedMageSection(file []byte) ([]byte, *sgx.Sigstruct, error) {
 	if section == nil {
 		return nil, nil, mage.ErrNoSection
 	}
-	return section, s.Sigstruct(), nil
+	return s, section, nil
 }
