@@ -174,24 +174,42 @@ func (m *Member) newCert() error {
 	if err != nil {
 		return err
 	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: fmt.Sprintf("mage member %d %s", m.group.Self, m.self.MRENCLAVE.String()[:16])},
-		NotBefore:    now.Add(-time.Minute), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{"mage-member"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := selfSigned(key, pkix.Name{CommonName: fmt.Sprintf("mage member %d %s", m.group.Self, m.self.MRENCLAVE.String()[:16])}, []string{"mage-member"}, nil)
 	if err != nil {
 		return err
 	}
-	leaf, _ := x509.ParseCertificate(der)
-	m.cert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-	m.spki = sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	m.cert = cert
+	m.spki = sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
 	return nil
+}
+
+// selfSigned makes a day-long self-signed certificate for key, for client
+// and server authentication, with the given DNS names and extra extensions.
+func selfSigned(key *ecdsa.PrivateKey, subject pkix.Name, dnsNames []string, exts []pkix.Extension) (tls.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:    serial,
+		Subject:         subject,
+		NotBefore:       now.Add(-time.Minute),
+		NotAfter:        now.Add(24 * time.Hour),
+		KeyUsage:        x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:        dnsNames,
+		ExtraExtensions: exts,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // Peer is what a member learned about its peer after attestation.

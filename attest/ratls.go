@@ -11,8 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
-	"math/big"
-	"time"
 
 	"github.com/magesgx/mage/sgx"
 )
@@ -47,23 +45,8 @@ func (m *Member) RATLSCertificate(ctx context.Context) (tls.Certificate, error) 
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("attest: RA-TLS quote: %w", err)
 	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:    serial,
-		Subject:         pkix.Name{CommonName: "RATLS", Organization: []string{"mage member"}},
-		NotBefore:       now.Add(-time.Minute),
-		NotAfter:        now.Add(24 * time.Hour),
-		KeyUsage:        x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		ExtraExtensions: []pkix.Extension{{Id: OIDGramineQuote, Value: quote}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+	return selfSigned(key, pkix.Name{CommonName: "RATLS", Organization: []string{"mage member"}}, nil,
+		[]pkix.Extension{{Id: OIDGramineQuote, Value: quote}})
 }
 
 // VerifyRATLSCertificate checks a Gramine-style RA-TLS certificate as this
