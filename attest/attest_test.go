@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/magesgx/mage/dcap"
+	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
 	"github.com/magesgx/mage/sim"
@@ -122,26 +123,16 @@ func TestImpostors(t *testing.T) {
 	f := newFixture(t)
 	good := f.g1(t, 0, Remote)
 
-	// The same enclave signed outside the group: its own (zero) table makes
-	// it a one-member non-group, and it is not in g1.
+	// The same enclave signed outside the group, as a group of its own: it
+	// is not in g1.
 	key, _ := sgx.LoadSigningKey(read(t, "keys/g1_k1.pem"))
 	cfg, _ := sgxsdk.ParseConfig(read(t, "configs/cG1_group_b.config.xml"))
-	im, _ := sgxsdk.Prepare(read(t, "enclaves/g1_m1.so"), cfg, nil)
-	solo := append([]byte{1, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 4088)...)
-	st, _ := im.MeasurePrefix()
-	e := make([]byte, 0, 48)
-	e = append(e, le64(st.Size)...)
-	rva, _, _ := im.MageSection()
-	e = append(e, le64(rva)...)
-	for _, w := range st.H {
-		e = append(e, byte(w), byte(w>>8), byte(w>>16), byte(w>>24))
+	solo, err := mage.SignGroup(context.Background(), []mage.Member{{ELF: read(t, "enclaves/g1_m1.so"), Config: cfg, Key: key}},
+		mage.SignOptions{Date: 0x20261123})
+	if err != nil {
+		t.Fatal(err)
 	}
-	copy(solo[8:], e)
-	im.SetMageSection(solo)
-	mr, _ := im.Measure()
-	css := im.Sigstruct(mr, 0x20261123)
-	css.Sign(key)
-	out, _ := im.SignedFile(css)
+	out := solo.Members[0].File
 	outsider := f.member(t, out, Remote, nil)
 	_, _, cerr, serr := pair(t, outsider, good)
 	refused(t, "outsider", cerr, serr, ErrNotInGroup)
@@ -178,14 +169,6 @@ func TestImpostors(t *testing.T) {
 	signer := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) { c.Policy.MRSIGNER = []sgx.Measurement{{1}} })
 	_, _, cerr, serr = pair(t, good, signer)
 	refused(t, "MRSIGNER", cerr, serr, ErrPolicy)
-}
-
-func le64(v uint64) []byte {
-	b := make([]byte, 8)
-	for i := range b {
-		b[i] = byte(v >> (8 * i))
-	}
-	return b
 }
 
 func TestWrongRootAndExpiry(t *testing.T) {
