@@ -83,24 +83,40 @@ type Policy struct {
 }
 
 // Config configures a member.
+//
+// Remote evidence is verified by the root key its PCK chain ends at: a
+// quote that chains to the Intel SGX Root CA key is verified in full with
+// Collateral (CRLs, TCB Info, QE Identity, TCB status) or refused; a quote
+// that chains to InsecureSimulationRoot is verified on its signatures
+// alone; any other quote is refused. A member must be able to verify the
+// evidence it accepts: NewMember refuses a Config that accepts remote
+// evidence with neither Collateral nor InsecureSimulationRoot.
 type Config struct {
 	Backend Backend
 	// Evidence is the kind of evidence this member sends. Zero means
 	// Remote for a client, and the client's kind for a server.
 	Evidence Kind
-	// Root is the root CA that remote evidence must chain to. nil means the
-	// Intel SGX Root CA. A simulated platform's root is used only when set
-	// here explicitly.
-	Root *x509.Certificate
 	// Collateral is Intel's collateral for verifying real quotes (TCB Info,
-	// QE Identity, CRLs). Quotes that chain to the Intel root are refused
-	// without it: their TCB level and revocation could not be checked.
-	// With a custom Root (the simulated platform's) and no collateral, only
-	// the quote's signatures and chain are checked.
+	// QE Identity, CRLs), used at the time Now gives. Quotes that chain to
+	// the Intel root are refused without it.
 	Collateral *dcap.Collateral
 	// AcceptTCB lists the TCB statuses accepted with Collateral (nil:
 	// UpToDate only).
 	AcceptTCB []string
+	// InsecureSimulationRoot is a root that is NOT Intel's, such as the
+	// simulated platform's (sim.Platform.RootCertificate): quotes chained to
+	// its key are trusted on their signatures alone, with no CRL, TCB level
+	// or QE identity. For simulation and tests only. NewMember refuses a
+	// certificate with the Intel root's key here.
+	InsecureSimulationRoot *x509.Certificate
+	// AllowUnattestedVerifiers lets relying parties that present no
+	// evidence of their own (a Verifier: a CLI tool, a monitor, a client
+	// outside SGX) connect to this member, which then proves itself to them
+	// and receives nothing in return. Such connections have no Peer
+	// (Conn.Peer returns nil, Conn.UnattestedVerifier returns true), so an
+	// application that authorizes by Peer stays safe. Off by default: a
+	// member then never produces evidence for a peer it has not verified.
+	AllowUnattestedVerifiers bool
 	// Policy restricts the peers accepted.
 	Policy Policy
 	// HandshakeTimeout bounds the TLS handshake and the attestation
@@ -116,31 +132,44 @@ type Member struct {
 	cfg   Config
 	group *mage.Group
 	self  sgx.ReportBody
-	cert  tls.Certificate
-	spki  [32]byte // SHA-256 of the certificate's SubjectPublicKeyInfo
+	id    identity
+	check *checker
+}
 
-	quotes *dcap.Verifier // remembers verified PCK chains
+// identity is a side's TLS key: a fresh self-signed certificate and the
+// hash of its SubjectPublicKeyInfo, which evidence commits to.
+type identity struct {
+	cert tls.Certificate
+	spki [32]byte // SHA-256 of the certificate's SubjectPublicKeyInfo
 }
 
 // Errors of attestation. Failures wrap one of them.
 var (
 	ErrNotMember    = errors.New("attest: this enclave is not a member of the group its table describes")
+	ErrConfig       = errors.New("attest: invalid configuration")
 	ErrProtocol     = errors.New("attest: protocol error")
 	ErrEvidence     = errors.New("attest: peer evidence invalid")
 	ErrBinding      = errors.New("attest: peer evidence is not bound to this TLS session and key")
 	ErrNotInGroup   = errors.New("attest: peer MRENCLAVE is not a member of this group")
 	ErrPolicy       = errors.New("attest: peer refused by policy")
-	ErrPeerRefused  = errors.New("attest: the peer refused this member")
+	ErrPeerRefused  = errors.New("attest: the peer refused this side")
 	ErrKindRefused  = errors.New("attest: evidence kind not accepted")
 	ErrNoCollateral = errors.New("attest: quotes chained to the Intel root need collateral (Config.Collateral)")
+	ErrUnattested   = errors.New("attest: peer presented no evidence (an unattested verifier) and this side does not allow it")
 )
 
 // NewMember prepares a member: it derives every member's MRENCLAVE from the
 // backend's own .sgx_mage section (never from host-supplied data), checks
-// that the enclave itself is one of them, and makes a fresh TLS key.
+// that the enclave itself is one of them, checks that the configuration
+// can verify the evidence it accepts, and makes a fresh TLS key.
 func NewMember(cfg Config) (*Member, error) {
 	if cfg.Backend == nil {
-		return nil, errors.New("attest: no backend")
+		return nil, fmt.Errorf("%w: no Backend", ErrConfig)
+	}
+	switch cfg.Evidence {
+	case 0, Remote, Local:
+	default:
+		return nil, fmt.Errorf("%w: Evidence is %s, want Remote or Local", ErrConfig, cfg.Evidence)
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
@@ -148,13 +177,22 @@ func NewMember(cfg Config) (*Member, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	ck, err := newChecker(cfg.Collateral, cfg.AcceptTCB, cfg.InsecureSimulationRoot, cfg.Now, cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if ck.accepts(Remote) && !ck.canVerifyQuotes() {
+		return nil, fmt.Errorf("%w: remote evidence is accepted but could never be verified: set Collateral (Intel quotes) or InsecureSimulationRoot (simulated platform), or accept only Local evidence (Policy.AcceptKinds)", ErrConfig)
+	}
 	self := cfg.Backend.Identity()
+	// A member's own table: derive every member and find itself.
 	g, err := mage.Trust(self.MRENCLAVE, cfg.Backend.MageSection())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotMember, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
-	m := &Member{cfg: cfg, group: g, self: self, quotes: &dcap.Verifier{Root: cfg.Root}}
-	if err := m.newCert(); err != nil {
+	m := &Member{cfg: cfg, group: g, self: self, check: ck}
+	m.id, err = newIdentity(fmt.Sprintf("mage member %d %s", g.Self, self.MRENCLAVE.String()[:16]))
+	if err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -169,18 +207,16 @@ func (m *Member) Group() []sgx.Measurement { return slices.Clone(m.group.Measure
 // Identity returns this member's own identity.
 func (m *Member) Identity() sgx.ReportBody { return m.self }
 
-func (m *Member) newCert() error {
+func newIdentity(commonName string) (identity, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return identity{}, err
 	}
-	cert, err := selfSigned(key, pkix.Name{CommonName: fmt.Sprintf("mage member %d %s", m.group.Self, m.self.MRENCLAVE.String()[:16])}, []string{"mage-member"}, nil)
+	cert, err := selfSigned(key, pkix.Name{CommonName: commonName}, []string{"mage-member"}, nil)
 	if err != nil {
-		return err
+		return identity{}, err
 	}
-	m.cert = cert
-	m.spki = sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
-	return nil
+	return identity{cert: cert, spki: sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)}, nil
 }
 
 // selfSigned makes a day-long self-signed certificate for key, for client
@@ -212,34 +248,9 @@ func selfSigned(key *ecdsa.PrivateKey, subject pkix.Name, dnsNames []string, ext
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
-// Peer is what a member learned about its peer after attestation.
+// Peer is what a side learned about its attested peer.
 type Peer struct {
 	Index    int            // the peer's index in the group table
 	Identity sgx.ReportBody // the peer's attested report body
 	Evidence Kind           // the kind of evidence it presented
-}
-
-// checkPolicy applies the group membership and policy to a verified body.
-func (m *Member) checkPolicy(b *sgx.ReportBody, kind Kind) (*Peer, error) {
-	if p := m.cfg.Policy.AcceptKinds; p != nil && !slices.Contains(p, kind) {
-		return nil, fmt.Errorf("%w: %s", ErrKindRefused, kind)
-	}
-	idx := m.group.Index(b.MRENCLAVE)
-	if idx < 0 {
-		return nil, fmt.Errorf("%w: %s", ErrNotInGroup, b.MRENCLAVE)
-	}
-	pol := m.cfg.Policy
-	switch {
-	case b.Attributes.Debug() && !pol.AllowDebug:
-		return nil, fmt.Errorf("%w: member %d is a DEBUG enclave", ErrPolicy, idx)
-	case b.Attributes.Flags&sgx.AttrInit == 0:
-		return nil, fmt.Errorf("%w: member %d is not initialised (INIT clear)", ErrPolicy, idx)
-	case pol.Members != nil && !slices.Contains(pol.Members, idx):
-		return nil, fmt.Errorf("%w: member %d may not connect", ErrPolicy, idx)
-	case pol.MRSIGNER != nil && !slices.Contains(pol.MRSIGNER, b.MRSIGNER):
-		return nil, fmt.Errorf("%w: member %d is signed by %s", ErrPolicy, idx, b.MRSIGNER)
-	case b.ISVSVN < pol.MinISVSVN:
-		return nil, fmt.Errorf("%w: member %d has ISVSVN %d < %d", ErrPolicy, idx, b.ISVSVN, pol.MinISVSVN)
-	}
-	return &Peer{Index: idx, Identity: *b, Evidence: kind}, nil
 }

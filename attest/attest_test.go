@@ -49,7 +49,7 @@ func (f *fixture) member(t testing.TB, file []byte, kind Kind, mod func(*Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Backend: NewSimBackend(e), Evidence: kind, Root: f.p.RootCertificate(), HandshakeTimeout: 5 * time.Second}
+	cfg := Config{Backend: NewSimBackend(e), Evidence: kind, InsecureSimulationRoot: f.p.RootCertificate(), HandshakeTimeout: 5 * time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -147,7 +147,7 @@ func TestImpostors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbg, err := NewMember(Config{Backend: NewSimBackend(dbgEnc), Root: f.p.RootCertificate()})
+	dbg, err := NewMember(Config{Backend: NewSimBackend(dbgEnc), InsecureSimulationRoot: f.p.RootCertificate()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,13 +175,9 @@ func TestWrongRootAndExpiry(t *testing.T) {
 	f := newFixture(t)
 	other := newFixture(t)
 	a := f.g1(t, 0, Remote)
-	b := f.member(t, read(t, "signed/g1_v1.signed.so"), Remote, func(c *Config) { c.Root = other.p.RootCertificate() })
+	b := f.member(t, read(t, "signed/g1_v1.signed.so"), Remote, func(c *Config) { c.InsecureSimulationRoot = other.p.RootCertificate() })
 	_, _, cerr, serr := pair(t, a, b)
 	refused(t, "wrong root", cerr, serr, ErrEvidence)
-	// Default root (Intel): simulated quotes are refused.
-	intel := f.member(t, read(t, "signed/g1_v1.signed.so"), Remote, func(c *Config) { c.Root = nil })
-	_, _, cerr, serr = pair(t, a, intel)
-	refused(t, "Intel root for simulated quotes", cerr, serr, ErrNoCollateral)
 	late := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) {
 		c.Now = func() time.Time { return time.Now().AddDate(30, 0, 0) }
 	})
@@ -202,28 +198,28 @@ func TestBinding(t *testing.T) {
 	a, b := f.g1(t, 0, Remote), f.g1(t, 1, Remote)
 	ekm1, ekm2 := make([]byte, 32), make([]byte, 32)
 	ekm2[0] = 1
-	ev, err := a.evidence(context.Background(), Remote, reportData(ekm1, roleClient, a.spki), nil)
+	ev, err := a.evidence(context.Background(), Remote, reportData(ekm1, roleClient, a.id.spki), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.verify(Remote, ev, reportData(ekm1, roleClient, a.spki)); err != nil {
+	if _, err := b.verify(Remote, ev, reportData(ekm1, roleClient, a.id.spki)); err != nil {
 		t.Fatalf("same session: %v", err)
 	}
-	if _, err := b.verify(Remote, ev, reportData(ekm2, roleClient, a.spki)); !errors.Is(err, ErrBinding) {
+	if _, err := b.verify(Remote, ev, reportData(ekm2, roleClient, a.id.spki)); !errors.Is(err, ErrBinding) {
 		t.Errorf("replayed into another session: %v", err)
 	}
-	if _, err := b.verify(Remote, ev, reportData(ekm1, roleClient, b.spki)); !errors.Is(err, ErrBinding) {
+	if _, err := b.verify(Remote, ev, reportData(ekm1, roleClient, b.id.spki)); !errors.Is(err, ErrBinding) {
 		t.Errorf("A's evidence with B's key: %v", err)
 	}
-	if _, err := b.verify(Remote, ev, reportData(ekm1, roleServer, a.spki)); !errors.Is(err, ErrBinding) {
+	if _, err := b.verify(Remote, ev, reportData(ekm1, roleServer, a.id.spki)); !errors.Is(err, ErrBinding) {
 		t.Errorf("reflected (other role): %v", err)
 	}
 	for _, n := range []int{0, 10, len(ev) - 1} {
-		if _, err := b.verify(Remote, ev[:n], reportData(ekm1, roleClient, a.spki)); !errors.Is(err, ErrEvidence) {
+		if _, err := b.verify(Remote, ev[:n], reportData(ekm1, roleClient, a.id.spki)); !errors.Is(err, ErrEvidence) {
 			t.Errorf("truncated to %d: %v", n, err)
 		}
 	}
-	if _, err := b.verify(Local, ev[:100], reportData(ekm1, roleClient, a.spki)); !errors.Is(err, ErrEvidence) {
+	if _, err := b.verify(Local, ev[:100], reportData(ekm1, roleClient, a.id.spki)); !errors.Is(err, ErrEvidence) {
 		t.Errorf("bad local evidence: %v", err)
 	}
 }
@@ -323,17 +319,19 @@ func TestRealQuoteThroughVerifier(t *testing.T) {
 	quote, _ := os.ReadFile("../dcap/testdata/phala-dcap-qvl/sgx_quote")
 	at := func() time.Time { return time.Date(2025, 6, 20, 0, 0, 0, 0, time.UTC) }
 	m := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) {
-		c.Root, c.Collateral, c.Now = nil, col, at
+		c.InsecureSimulationRoot, c.Collateral, c.Now = nil, col, at
 		c.AcceptTCB = []string{dcap.ConfigurationAndSWHardeningNeeded}
 	})
 	if _, err := m.verify(Remote, quote, [64]byte{}); !errors.Is(err, ErrBinding) {
 		t.Errorf("real quote: %v, want ErrBinding after full verification", err)
 	}
-	strict := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.Root, c.Collateral, c.Now = nil, col, at })
+	strict := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.InsecureSimulationRoot, c.Collateral, c.Now = nil, col, at })
 	if _, err := strict.verify(Remote, quote, [64]byte{}); !errors.Is(err, ErrEvidence) || !strings.Contains(err.Error(), "TCB status") {
 		t.Errorf("real quote, UpToDate only: %v", err)
 	}
-	none := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.Root = nil })
+	// A member trusting only the simulated root: an Intel quote is not
+	// accepted on its signatures alone.
+	none := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.Now = at })
 	if _, err := none.verify(Remote, quote, [64]byte{}); !errors.Is(err, ErrNoCollateral) {
 		t.Errorf("real quote without collateral: %v", err)
 	}
@@ -389,7 +387,7 @@ func TestRATLSCertificate(t *testing.T) {
 	if _, err := g2.VerifyRATLSCertificate(cert.Certificate[0]); !errors.Is(err, ErrNotInGroup) {
 		t.Errorf("other group: %v", err)
 	}
-	if _, err := b.VerifyRATLSCertificate(b.cert.Certificate[0]); !errors.Is(err, ErrEvidence) {
+	if _, err := b.VerifyRATLSCertificate(b.id.cert.Certificate[0]); !errors.Is(err, ErrEvidence) {
 		t.Errorf("certificate without a quote: %v", err)
 	}
 }

@@ -49,7 +49,7 @@ func BenchmarkHandshake(b *testing.B) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer ln.Close()
 	b.Run("plain-mTLS", func(b *testing.B) {
-		scfg, ccfg := s.ServerTLSConfig(), a.ClientTLSConfig()
+		scfg, ccfg := tlsConfig(&s.id, roleServer), tlsConfig(&a.id, roleClient)
 		for b.Loop() {
 			loopbackPair(b, ln, func(c net.Conn) error { return tls.Server(c, scfg).Handshake() },
 				func(c net.Conn) error { return tls.Client(c, ccfg).Handshake() })
@@ -93,7 +93,7 @@ func meshGroup(b *testing.B, n int) []*Member {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m, err := NewMember(Config{Backend: NewSimBackend(e), Root: p.RootCertificate()})
+		m, err := NewMember(Config{Backend: NewSimBackend(e), InsecureSimulationRoot: p.RootCertificate()})
 		if err != nil {
 			b.Fatal(err)
 		}

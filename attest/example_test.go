@@ -25,7 +25,7 @@ func Example() {
 		if err != nil {
 			panic(err)
 		}
-		m, err := attest.NewMember(attest.Config{Backend: attest.NewSimBackend(e), Root: p.RootCertificate()})
+		m, err := attest.NewMember(attest.Config{Backend: attest.NewSimBackend(e), InsecureSimulationRoot: p.RootCertificate()})
 		if err != nil {
 			panic(err)
 		}

@@ -4,87 +4,116 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptrace"
 	"sync"
 	"time"
 
-	"github.com/magesgx/mage/dcap"
 	"github.com/magesgx/mage/sgx"
 )
 
 // Protocol constants.
 const (
-	protocolVersion = 1
+	protocolVersion = 2
 	exporterLabel   = "EXPORTER-mage-attested-tls-v1"
-	maxMessage      = 64 << 10 // bytes; a quote with its chain is about 5 KiB
+	maxMessage      = 64 << 10 // bytes; a quote with its chain is about 5 KiB, a one-page table 4 KiB
+	maxPeerText     = 200      // bytes of a peer's refusal text kept in a local error
+
+	// ALPN is the TLS application protocol that attested connections
+	// negotiate. A peer that does not offer it (a stock TLS client or
+	// server) fails the TLS handshake, so it never reaches an application
+	// by accident.
+	ALPN = "mage-attested-tls/1"
 
 	msgHello    = 1
 	msgEvidence = 2
 	msgVerdict  = 3
+	msgTable    = 4
 
 	roleClient = "client"
 	roleServer = "server"
 )
 
-// ServerTLSConfig returns the TLS configuration of this member as a server:
-// TLS 1.3, its ephemeral certificate, and a client certificate required.
-// Certificates are not checked by PKI: the attestation exchange that
-// follows the handshake authenticates the peer. The configuration alone
-// authenticates nobody; use it only through Server, NewListener or a
-// transport that runs Conn.Handshake (such as examples/grpccreds).
-func (m *Member) ServerTLSConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion:            tls.VersionTLS13,
-		Certificates:          []tls.Certificate{m.cert},
-		ClientAuth:            tls.RequireAnyClientCert,
-		VerifyPeerCertificate: checkPeerCertificate,
-	}
+// side is one end of the exchange: a Member (which proves itself and
+// verifies) or a Verifier (which only verifies).
+type side interface {
+	identity() *identity
+	timeout() time.Duration
+	// kind is the evidence this side sends: as client (peer is 0), or as
+	// server answering a client that offered peer. Zero: none.
+	kind(role string, peer Kind) Kind
+	targetInfo() []byte
+	prove(ctx context.Context, kind Kind, data [sgx.ReportDataSize]byte, peerTI *sgx.TargetInfo) ([]byte, error)
+	section() []byte
+	verifyPeer(kind Kind, ev []byte, want [sgx.ReportDataSize]byte, section []byte) (*Peer, error)
+	allowUnattested() bool
 }
 
-// ClientTLSConfig returns the TLS configuration of this member as a client.
-// Like ServerTLSConfig, it must be used through Client, Dial or DialContext,
-// which run the attestation exchange.
-func (m *Member) ClientTLSConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion:            tls.VersionTLS13,
-		Certificates:          []tls.Certificate{m.cert},
-		InsecureSkipVerify:    true, // authenticated by the attestation exchange
-		VerifyPeerCertificate: checkPeerCertificate,
+// tlsConfig is the TLS configuration of one side of an attested
+// connection: TLS 1.3, the side's ephemeral certificate, exactly one peer
+// certificate, and the private ALPN value. Certificates are not checked by
+// PKI: the attestation exchange that follows authenticates the peer, so
+// the configuration is never handed out on its own.
+func tlsConfig(id *identity, role string) *tls.Config {
+	cfg := &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{id.cert},
+		NextProtos:       []string{ALPN},
+		VerifyConnection: checkConnection,
 	}
+	if role == roleServer {
+		cfg.ClientAuth = tls.RequireAnyClientCert
+	} else {
+		cfg.InsecureSkipVerify = true // the key is vouched for by the evidence; VerifyConnection still runs
+	}
+	return cfg
 }
 
-func checkPeerCertificate(raw [][]byte, _ [][]*x509.Certificate) error {
-	if len(raw) != 1 {
-		return fmt.Errorf("%w: peer sent %d certificates, want 1", ErrProtocol, len(raw))
+func checkConnection(st tls.ConnectionState) error {
+	if st.NegotiatedProtocol != ALPN {
+		return fmt.Errorf("%w: peer did not negotiate ALPN %q", ErrProtocol, ALPN)
 	}
-	_, err := x509.ParseCertificate(raw[0])
-	return err
+	if len(st.PeerCertificates) != 1 {
+		return fmt.Errorf("%w: peer sent %d certificates, want 1", ErrProtocol, len(st.PeerCertificates))
+	}
+	return nil
 }
 
-// Conn is an attested TLS connection between two group members. The
-// attestation runs on the first Read or Write, or on Handshake.
+// Conn is an attested TLS connection. The attestation runs on the first
+// Read or Write, or on Handshake; no method gives the application data
+// before both sides have accepted each other.
 type Conn struct {
-	*tls.Conn
-	m    *Member
+	tc   *tls.Conn
+	side side
 	role string
 	once sync.Once
 	err  error
-	peer *Peer
+
+	peer       *Peer
+	unattested bool // the peer is a Verifier that presented no evidence
+
+	mu            sync.Mutex
+	done          bool // attestation succeeded
+	readDeadline  time.Time
+	writeDeadline time.Time
+}
+
+func newConn(s side, c net.Conn, role string) *Conn {
+	cfg := tlsConfig(s.identity(), role)
+	if role == roleServer {
+		return &Conn{tc: tls.Server(c, cfg), side: s, role: role}
+	}
+	return &Conn{tc: tls.Client(c, cfg), side: s, role: role}
 }
 
 // Server wraps an accepted connection as the server side.
-func (m *Member) Server(c net.Conn) *Conn {
-	return &Conn{Conn: tls.Server(c, m.ServerTLSConfig()), m: m, role: roleServer}
-}
+func (m *Member) Server(c net.Conn) *Conn { return newConn(m, c, roleServer) }
 
 // Client wraps a dialed connection as the client side.
-func (m *Member) Client(c net.Conn) *Conn {
-	return &Conn{Conn: tls.Client(c, m.ClientTLSConfig()), m: m, role: roleClient}
-}
+func (m *Member) Client(c net.Conn) *Conn { return newConn(m, c, roleClient) }
 
 // Handshake runs the TLS handshake and the attestation exchange, once. It
 // returns an error unless both sides accepted each other.
@@ -98,7 +127,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 	if err := c.Handshake(context.Background()); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(b)
+	return c.tc.Read(b)
 }
 
 // Write attests first if needed.
@@ -106,114 +135,244 @@ func (c *Conn) Write(b []byte) (int, error) {
 	if err := c.Handshake(context.Background()); err != nil {
 		return 0, err
 	}
-	return c.Conn.Write(b)
+	return c.tc.Write(b)
 }
 
-// Peer returns the attested peer, or nil before a successful handshake.
+// Close closes the connection.
+func (c *Conn) Close() error { return c.tc.Close() }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.tc.LocalAddr() }
+
+// RemoteAddr returns the remote network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.tc.RemoteAddr() }
+
+// SetDeadline sets the read and write deadlines. A deadline set before the
+// attestation also bounds it, and stays in force after it.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readDeadline, c.writeDeadline = t, t
+	if c.done {
+		return c.tc.SetDeadline(t)
+	}
+	return nil
+}
+
+// SetReadDeadline sets the read deadline (see SetDeadline).
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readDeadline = t
+	if c.done {
+		return c.tc.SetReadDeadline(t)
+	}
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline (see SetDeadline).
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writeDeadline = t
+	if c.done {
+		return c.tc.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// Peer returns the attested peer, or nil before a successful handshake
+// and for an unattested verifier (see UnattestedVerifier).
 func (c *Conn) Peer() *Peer {
-	if c.err != nil {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.done {
 		return nil
 	}
 	return c.peer
 }
 
+// UnattestedVerifier reports whether the peer is a relying party that
+// presented no evidence, accepted because Config.AllowUnattestedVerifiers
+// is set. Such a peer is not a member: Peer returns nil for it.
+func (c *Conn) UnattestedVerifier() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done && c.unattested
+}
+
 func (c *Conn) handshake(ctx context.Context) (err error) {
-	deadline := time.Now().Add(c.m.cfg.HandshakeTimeout)
+	// The exchange ends at the handshake timeout, the context's deadline,
+	// or a deadline the application set already, whichever comes first.
+	deadline := time.Now().Add(c.side.timeout())
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	c.Conn.SetDeadline(deadline)
-	defer c.Conn.SetDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { c.Conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	defer func() {
-		if err != nil {
-			c.Conn.Close()
+	c.mu.Lock()
+	for _, d := range []time.Time{c.readDeadline, c.writeDeadline} {
+		if !d.IsZero() && d.Before(deadline) {
+			deadline = d
 		}
+	}
+	c.mu.Unlock()
+	c.tc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.tc.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		if !stop() && err == nil {
+			err = fmt.Errorf("attest: handshake: %w", context.Cause(ctx))
+		}
+		if err != nil {
+			c.tc.Close()
+			return
+		}
+		// Give the application back the deadlines it set.
+		c.mu.Lock()
+		c.done = true
+		c.tc.SetReadDeadline(c.readDeadline)
+		c.tc.SetWriteDeadline(c.writeDeadline)
+		c.mu.Unlock()
 	}()
-	if err := c.Conn.HandshakeContext(ctx); err != nil {
+	if err := c.tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("attest: TLS handshake: %w", err)
 	}
-	st := c.Conn.ConnectionState()
+	st := c.tc.ConnectionState()
 	ekm, err := st.ExportKeyingMaterial(exporterLabel, nil, 32)
 	if err != nil {
 		return fmt.Errorf("attest: TLS exporter: %w", err)
 	}
 	peerSPKI := sha256.Sum256(st.PeerCertificates[0].RawSubjectPublicKeyInfo)
-	peerRole := roleServer
-	if c.role == roleServer {
-		peerRole = roleClient
-	}
 
-	// 1. Hello: version, evidence kind, TARGETINFO. The client speaks
-	// first; a server configured with no evidence kind answers in the
-	// client's kind.
-	kind := c.m.cfg.Evidence
-	hello := func(k Kind) []byte {
-		return append([]byte{protocolVersion, byte(k)}, c.m.cfg.Backend.TargetInfo().Marshal()...)
-	}
+	// 1. Hellos: version, evidence kind (0: none, a verifier), TARGETINFO.
+	// The client speaks first.
+	hello := func(k Kind) []byte { return append([]byte{protocolVersion, byte(k)}, c.side.targetInfo()...) }
+	var kind Kind
 	var ph []byte
 	if c.role == roleClient {
-		if kind == 0 {
-			kind = Remote
-		}
-		if err := writeMsg(c.Conn, msgHello, hello(kind)); err != nil {
+		kind = c.side.kind(roleClient, 0)
+		if err := writeMsg(c.tc, msgHello, hello(kind)); err != nil {
 			return err
 		}
-		if ph, err = readMsg(c.Conn, msgHello); err != nil {
+		if ph, err = readMsg(c.tc, msgHello); err != nil {
 			return err
 		}
 	} else {
-		if ph, err = readMsg(c.Conn, msgHello); err != nil {
+		if ph, err = readMsg(c.tc, msgHello); err != nil {
 			return err
 		}
-		if kind == 0 && len(ph) > 1 {
-			kind = Kind(ph[1])
+		if len(ph) > 1 {
+			kind = c.side.kind(roleServer, Kind(ph[1]))
 		}
-		if err := writeMsg(c.Conn, msgHello, hello(kind)); err != nil {
+		if err := writeMsg(c.tc, msgHello, hello(kind)); err != nil {
 			return err
 		}
 	}
 	if len(ph) != 2+sgx.TargetInfoSize || ph[0] != protocolVersion {
-		return fmt.Errorf("%w: bad hello (%d bytes, version %d)", ErrProtocol, len(ph), firstByte(ph))
+		return fmt.Errorf("%w: bad hello (%d bytes, version %d, want %d)", ErrProtocol, len(ph), firstByte(ph), protocolVersion)
 	}
 	peerKind := Kind(ph[1])
-	peerTI, _ := sgx.ParseTargetInfo(ph[2:])
+	peerTI, err := sgx.ParseTargetInfo(ph[2:])
+	if err != nil {
+		return fmt.Errorf("%w: hello: %w", ErrProtocol, err)
+	}
 
-	// 2. Evidence bound to the session, our role and our key.
-	ev, err := c.m.evidence(ctx, kind, reportData(ekm, c.role, c.m.spki), peerTI)
+	// 2. The client proves itself and the server gives its verdict; only
+	// then does the server prove itself, so a server never makes evidence
+	// for a peer it has not verified. Then the client gives its verdict.
+	mine := reportData(ekm, c.role, c.side.identity().spki)
+	theirs := reportData(ekm, otherRole(c.role), peerSPKI)
+	for _, prover := range []string{roleClient, roleServer} {
+		if prover == c.role {
+			if err := c.proveTo(ctx, kind, peerKind, mine, peerTI); err != nil {
+				return err
+			}
+		} else if err := c.checkPeer(kind, peerKind, theirs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// proveTo sends this side's evidence (and its table to a peer that has
+// none) and reads the peer's verdict on it.
+func (c *Conn) proveTo(ctx context.Context, kind, peerKind Kind, data [sgx.ReportDataSize]byte, peerTI *sgx.TargetInfo) error {
+	if kind != 0 {
+		ev, err := c.side.prove(ctx, kind, data, peerTI)
+		if err != nil {
+			return err
+		}
+		if err := writeMsg(c.tc, msgEvidence, ev); err != nil {
+			return err
+		}
+		if peerKind == 0 {
+			if err := writeMsg(c.tc, msgTable, c.side.section()); err != nil {
+				return err
+			}
+		}
+	}
+	pv, err := readMsg(c.tc, msgVerdict)
 	if err != nil {
 		return err
 	}
-	if err := writeMsg(c.Conn, msgEvidence, ev); err != nil {
-		return err
+	if len(pv) == 0 || pv[0] != 1 {
+		return fmt.Errorf("%w: %q", ErrPeerRefused, peerText(pv[min(1, len(pv)):]))
 	}
-	pev, err := readMsg(c.Conn, msgEvidence)
-	if err != nil {
-		return err
-	}
+	return nil
+}
 
-	// 3. Verify the peer's, send our verdict, read theirs.
-	peer, verr := c.m.verify(peerKind, pev, reportData(ekm, peerRole, peerSPKI))
+// checkPeer reads and verifies the peer's evidence, and sends the verdict.
+func (c *Conn) checkPeer(kind, peerKind Kind, want [sgx.ReportDataSize]byte) error {
+	var peer *Peer
+	var verr error
+	switch {
+	case peerKind == 0 && kind == 0:
+		verr = fmt.Errorf("%w: neither side presents evidence", ErrUnattested)
+	case peerKind == 0 && !c.side.allowUnattested():
+		verr = ErrUnattested
+	case peerKind == 0:
+	default:
+		ev, err := readMsg(c.tc, msgEvidence)
+		if err != nil {
+			return err
+		}
+		var section []byte
+		if kind == 0 {
+			if section, err = readMsg(c.tc, msgTable); err != nil {
+				return err
+			}
+		}
+		peer, verr = c.side.verifyPeer(peerKind, ev, want, section)
+	}
 	verdict := []byte{1}
 	if verr != nil {
-		verdict = append([]byte{0}, []byte(verr.Error())...)
+		msg := verr.Error()
+		verdict = append([]byte{0}, msg[:min(len(msg), 1024)]...)
 	}
-	if err := writeMsg(c.Conn, msgVerdict, verdict); err != nil && verr == nil {
+	if err := writeMsg(c.tc, msgVerdict, verdict); err != nil && verr == nil {
 		return err
 	}
 	if verr != nil {
 		return verr
 	}
-	pv, err := readMsg(c.Conn, msgVerdict)
-	if err != nil {
-		return err
-	}
-	if len(pv) == 0 || pv[0] != 1 {
-		return fmt.Errorf("%w: %s", ErrPeerRefused, pv[min(1, len(pv)):])
-	}
-	c.peer = peer
+	c.mu.Lock()
+	c.peer, c.unattested = peer, peerKind == 0
+	c.mu.Unlock()
 	return nil
+}
+
+// peerText bounds a peer's refusal text before it goes into a local error;
+// the caller quotes it, so control characters cannot reach a log.
+func peerText(b []byte) string {
+	if len(b) > maxPeerText {
+		return string(b[:maxPeerText]) + "..."
+	}
+	return string(b)
+}
+
+func otherRole(r string) string {
+	if r == roleServer {
+		return roleClient
+	}
+	return roleServer
 }
 
 func firstByte(b []byte) int {
@@ -256,47 +415,6 @@ func (m *Member) evidence(ctx context.Context, kind Kind, data [sgx.ReportDataSi
 	return nil, fmt.Errorf("%w: unknown evidence kind %d", ErrProtocol, kind)
 }
 
-// verify checks the peer's evidence, its binding, and the policy.
-func (m *Member) verify(kind Kind, ev []byte, want [sgx.ReportDataSize]byte) (*Peer, error) {
-	var body *sgx.ReportBody
-	switch kind {
-	case Remote:
-		q, err := dcap.ParseQuote(ev)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
-		}
-		switch {
-		case m.cfg.Collateral != nil:
-			if _, err := dcap.Verify(ev, m.cfg.Collateral, dcap.Options{Root: m.cfg.Root, Time: m.cfg.Now(), Accept: m.cfg.AcceptTCB}); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
-			}
-		case m.cfg.Root == nil:
-			return nil, ErrNoCollateral
-		default:
-			if _, _, err := m.quotes.VerifySignatures(q, m.cfg.Now()); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
-			}
-		}
-		body = &q.Body
-	case Local:
-		r, err := sgx.ParseReport(ev)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
-		}
-		b, err := m.cfg.Backend.VerifyReport(r)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrEvidence, err)
-		}
-		body = b
-	default:
-		return nil, fmt.Errorf("%w: unknown evidence kind %d", ErrProtocol, kind)
-	}
-	if body.ReportData != want {
-		return nil, ErrBinding
-	}
-	return m.checkPolicy(body, kind)
-}
-
 func writeMsg(w io.Writer, typ byte, payload []byte) error {
 	if len(payload) > maxMessage {
 		return fmt.Errorf("%w: message of %d bytes exceeds %d", ErrProtocol, len(payload), maxMessage)
@@ -311,7 +429,7 @@ func writeMsg(w io.Writer, typ byte, payload []byte) error {
 func readMsg(r io.Reader, want byte) ([]byte, error) {
 	var h [5]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return nil, fmt.Errorf("%w: reading message %d: %v", ErrProtocol, want, err)
+		return nil, fmt.Errorf("%w: reading message %d: %w", ErrProtocol, want, err)
 	}
 	if h[0] != want {
 		return nil, fmt.Errorf("%w: message type %d, want %d", ErrProtocol, h[0], want)
@@ -322,45 +440,45 @@ func readMsg(r io.Reader, want byte) ([]byte, error) {
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("%w: truncated message %d: %v", ErrProtocol, want, err)
+		return nil, fmt.Errorf("%w: truncated message %d: %w", ErrProtocol, want, err)
 	}
 	return b, nil
 }
 
 // Dial connects to addr and attests as the client.
 func (m *Member) Dial(ctx context.Context, network, addr string) (*Conn, error) {
+	return dial(ctx, m, network, addr)
+}
+
+// DialContext is Dial returning a net.Conn, for http.Transport's
+// DialTLSContext.
+func (m *Member) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return m.Dial(ctx, network, addr)
+}
+
+func dial(ctx context.Context, s side, network, addr string) (*Conn, error) {
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	c := m.Client(raw)
+	c := newConn(s, raw, roleClient)
 	if err := c.Handshake(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// DialContext is Dial returning a net.Conn, for http.Transport's
-// DialTLSContext.
-func (m *Member) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := m.Dial(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// Listener accepts attested connections from group members.
+// Listener accepts attested connections.
 type Listener struct {
 	net.Listener
-	m *Member
+	s side
 }
 
 // NewListener wraps a listener: Accept returns *Conn values whose
 // attestation runs on first use (or on Handshake), so one slow peer does
 // not hold up the others.
-func (m *Member) NewListener(l net.Listener) *Listener { return &Listener{Listener: l, m: m} }
+func (m *Member) NewListener(l net.Listener) *Listener { return &Listener{Listener: l, s: m} }
 
 // Accept returns the next connection, as a *Conn.
 func (l *Listener) Accept() (net.Conn, error) {
@@ -368,7 +486,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.m.Server(c), nil
+	return newConn(l.s, c, roleServer), nil
 }
 
 type ctxKey struct{}
@@ -383,11 +501,64 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 // PeerFromContext returns the attested peer of the connection a request
-// came on, or nil.
+// came on, or nil (no attested connection, or an unattested verifier).
 func PeerFromContext(ctx context.Context) *Peer {
 	c, _ := ctx.Value(ctxKey{}).(*Conn)
 	if c == nil {
 		return nil
 	}
 	return c.Peer()
+}
+
+// PeerTrace returns a context for an HTTP request made through an
+// attested transport (DialTLSContext set to a Member's or Verifier's
+// DialContext), and a function that returns the attested peer that
+// answered it, once the request has been sent (nil if none).
+func PeerTrace(ctx context.Context) (context.Context, func() *Peer) {
+	var mu sync.Mutex
+	var conn *Conn
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		if c, ok := i.Conn.(*Conn); ok {
+			mu.Lock()
+			conn = c
+			mu.Unlock()
+		}
+	}}
+	return httptrace.WithClientTrace(ctx, trace), func() *Peer {
+		mu.Lock()
+		defer mu.Unlock()
+		if conn == nil {
+			return nil
+		}
+		return conn.Peer()
+	}
+}
+
+// Member's side of the exchange.
+
+func (m *Member) identity() *identity    { return &m.id }
+func (m *Member) timeout() time.Duration { return m.cfg.HandshakeTimeout }
+func (m *Member) targetInfo() []byte     { return m.cfg.Backend.TargetInfo().Marshal() }
+func (m *Member) section() []byte        { return m.cfg.Backend.MageSection() }
+func (m *Member) allowUnattested() bool  { return m.cfg.AllowUnattestedVerifiers }
+func (m *Member) kind(role string, peer Kind) Kind {
+	switch {
+	case role == roleClient && m.cfg.Evidence != 0:
+		return m.cfg.Evidence
+	case role == roleClient, peer == 0: // a verifier checks quotes only
+		return Remote
+	case m.cfg.Evidence != 0:
+		return m.cfg.Evidence
+	case peer == Local:
+		return Local
+	}
+	return Remote
+}
+
+func (m *Member) prove(ctx context.Context, kind Kind, data [sgx.ReportDataSize]byte, peerTI *sgx.TargetInfo) ([]byte, error) {
+	return m.evidence(ctx, kind, data, peerTI)
+}
+
+func (m *Member) verifyPeer(kind Kind, ev []byte, want [sgx.ReportDataSize]byte, _ []byte) (*Peer, error) {
+	return m.verify(kind, ev, want)
 }

@@ -9,7 +9,7 @@ import (
 
 // SimBackend is the Backend of an enclave on the simulated platform. Its
 // quotes chain to the platform's simulated root, which a member trusts only
-// if Config.Root is set to it.
+// if Config.InsecureSimulationRoot is set to it.
 type SimBackend struct {
 	Enclave *sim.Enclave
 }

@@ -450,7 +450,7 @@ func runDemoMember(e *env, args []string) error {
 	}
 	backend := attest.NewSimBackend(enc)
 	mk := func(kind attest.Kind) (*attest.Member, error) {
-		return attest.NewMember(attest.Config{Backend: backend, Evidence: kind, Root: p.RootCertificate(), HandshakeTimeout: 10 * time.Second})
+		return attest.NewMember(attest.Config{Backend: backend, Evidence: kind, InsecureSimulationRoot: p.RootCertificate(), HandshakeTimeout: 10 * time.Second})
 	}
 	server, err := mk(0)
 	if err != nil {

@@ -1,0 +1,176 @@
+package attest
+
+import (
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/magesgx/mage/dcap"
+	"github.com/magesgx/mage/mage"
+	"github.com/magesgx/mage/sgx"
+)
+
+// checker verifies a peer's evidence and applies the policy. Members and
+// Verifiers share it, so both decide trust the same way.
+type checker struct {
+	collateral *dcap.Collateral
+	acceptTCB  []string
+	simRoot    *x509.Certificate // not Intel's key (newChecker refuses it)
+	intel      *x509.Certificate
+	quotes     *dcap.Verifier // remembers verified simulated PCK chains
+	now        func() time.Time
+	policy     Policy
+}
+
+func newChecker(col *dcap.Collateral, acceptTCB []string, simRoot *x509.Certificate, now func() time.Time, pol Policy) (*checker, error) {
+	intel := dcap.IntelRootCA()
+	if simRoot != nil && sameKey(simRoot, intel) {
+		return nil, fmt.Errorf("%w: InsecureSimulationRoot has the Intel SGX Root CA's key; quotes chained to Intel are verified with Collateral, never on signatures alone", ErrConfig)
+	}
+	for _, k := range pol.AcceptKinds {
+		if k != Remote && k != Local {
+			return nil, fmt.Errorf("%w: Policy.AcceptKinds lists %s", ErrConfig, k)
+		}
+	}
+	if pol.AcceptKinds != nil && len(pol.AcceptKinds) == 0 {
+		return nil, fmt.Errorf("%w: Policy.AcceptKinds is empty: no evidence could be accepted", ErrConfig)
+	}
+	c := &checker{collateral: col, acceptTCB: acceptTCB, simRoot: simRoot, intel: intel, now: now, policy: pol}
+	if simRoot != nil {
+		c.quotes = &dcap.Verifier{Root: simRoot}
+	}
+	return c, nil
+}
+
+func sameKey(a, b *x509.Certificate) bool {
+	type equaler interface{ Equal(x crypto.PublicKey) bool }
+	k, ok := a.PublicKey.(equaler)
+	return ok && k.Equal(b.PublicKey)
+}
+
+func (c *checker) accepts(k Kind) bool {
+	return c.policy.AcceptKinds == nil || slices.Contains(c.policy.AcceptKinds, k)
+}
+
+// canVerifyQuotes reports whether some quote could pass: one chained to the
+// Intel root (with collateral) or to the simulation root.
+func (c *checker) canVerifyQuotes() bool { return c.collateral != nil || c.simRoot != nil }
+
+// chainsTo reports whether the quote's PCK chain ends at root's key: a
+// certificate of the chain has that key, or the topmost one is signed by
+// it.
+func chainsTo(q *dcap.Quote, root *x509.Certificate) bool {
+	chain, err := q.PCKChain()
+	if err != nil || len(chain) == 0 {
+		return false
+	}
+	for _, x := range chain {
+		if sameKey(x, root) {
+			return true
+		}
+	}
+	return chain[len(chain)-1].CheckSignatureFrom(root) == nil
+}
+
+// quote verifies remote evidence and returns the attested report body.
+// Trust is decided by the key the chain ends at, never by configuration
+// alone: the simulation root's key means signatures only; anything else
+// must pass full DCAP verification against the Intel root with collateral.
+func (c *checker) quote(ev []byte) (*sgx.ReportBody, error) {
+	q, err := dcap.ParseQuote(ev)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
+	}
+	if c.simRoot != nil && chainsTo(q, c.simRoot) {
+		if _, _, err := c.quotes.VerifySignatures(q, c.now()); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
+		}
+		return &q.Body, nil
+	}
+	if c.collateral == nil {
+		if chainsTo(q, c.intel) {
+			return nil, ErrNoCollateral
+		}
+		return nil, fmt.Errorf("%w: %w: the PCK chain ends at neither the simulation root nor the Intel root", ErrEvidence, dcap.ErrUntrustedRoot)
+	}
+	res, err := dcap.Verify(ev, c.collateral, dcap.Options{Time: c.now(), Accept: c.acceptTCB})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
+	}
+	return &res.Enclave, nil
+}
+
+// policyCheck applies the group membership and the policy to a verified
+// report body.
+func (c *checker) policyCheck(g []sgx.Measurement, b *sgx.ReportBody, kind Kind) (*Peer, error) {
+	if !c.accepts(kind) {
+		return nil, fmt.Errorf("%w: %s", ErrKindRefused, kind)
+	}
+	idx := slices.Index(g, b.MRENCLAVE)
+	if idx < 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNotInGroup, b.MRENCLAVE)
+	}
+	pol := c.policy
+	switch {
+	case b.Attributes.Debug() && !pol.AllowDebug:
+		return nil, fmt.Errorf("%w: member %d is a DEBUG enclave", ErrPolicy, idx)
+	case b.Attributes.Flags&sgx.AttrInit == 0:
+		return nil, fmt.Errorf("%w: member %d is not initialised (INIT clear)", ErrPolicy, idx)
+	case pol.Members != nil && !slices.Contains(pol.Members, idx):
+		return nil, fmt.Errorf("%w: member %d may not connect", ErrPolicy, idx)
+	case pol.MRSIGNER != nil && !slices.Contains(pol.MRSIGNER, b.MRSIGNER):
+		return nil, fmt.Errorf("%w: member %d is signed by %s", ErrPolicy, idx, b.MRSIGNER)
+	case b.ISVSVN < pol.MinISVSVN:
+		return nil, fmt.Errorf("%w: member %d has ISVSVN %d < %d", ErrPolicy, idx, b.ISVSVN, pol.MinISVSVN)
+	}
+	return &Peer{Index: idx, Identity: *b, Evidence: kind}, nil
+}
+
+// verify checks a peer's evidence, its binding, and the policy against this
+// member's group.
+func (m *Member) verify(kind Kind, ev []byte, want [sgx.ReportDataSize]byte) (*Peer, error) {
+	var body *sgx.ReportBody
+	switch kind {
+	case Remote:
+		b, err := m.check.quote(ev)
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	case Local:
+		r, err := sgx.ParseReport(ev)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
+		}
+		b, err := m.cfg.Backend.VerifyReport(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
+		}
+		body = b
+	default:
+		return nil, fmt.Errorf("%w: unknown evidence kind %d", ErrProtocol, kind)
+	}
+	if body.ReportData != want {
+		return nil, ErrBinding
+	}
+	return m.check.policyCheck(m.group.Measurements, body, kind)
+}
+
+// groupOf is the group a Verifier checks a peer against: the pinned
+// measurements, or the group of the peer's table when that table derives
+// the pinned member's MRENCLAVE.
+func (v *Verifier) groupOf(section []byte) ([]sgx.Measurement, error) {
+	if v.cfg.Group != nil {
+		return v.cfg.Group, nil
+	}
+	if section == nil {
+		return nil, fmt.Errorf("%w: the peer sent no .sgx_mage table", ErrProtocol)
+	}
+	g, err := mage.Trust(v.cfg.TrustMember, section)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the peer's table does not derive the pinned member %s: %w", ErrNotInGroup, v.cfg.TrustMember, err)
+	}
+	return g.Measurements, nil
+}
