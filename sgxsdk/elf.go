@@ -2,10 +2,16 @@ package sgxsdk
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
+
+// maxSections bounds the section headers of an enclave (SDK enclaves have
+// a few dozen), and with it the work of every walk over them.
+const maxSections = 1024
 
 // ErrELF is wrapped by every error about the enclave's ELF structure.
 var ErrELF = errors.New("sgxsdk: enclave ELF")
@@ -285,6 +291,9 @@ func (e *ELF) parseSections(shoff uint64, shnum, shstrndx uint16) error {
 	if shnum == 0 {
 		return elfErr("no section headers (the SDK needs .note.sgxmeta and the dynamic symbol table)")
 	}
+	if shnum > maxSections {
+		return elfErr("%d section headers, more than the %d an enclave may have", shnum, maxSections)
+	}
 	raw, err := e.bytesAt(shoff, uint64(shnum)*shdrSize, "section headers")
 	if err != nil {
 		return err
@@ -453,35 +462,66 @@ func (e *ELF) checkRelocations(dyn map[int64]uint64) error {
 
 // TextRelocations returns the targets of relocations that patch executable
 // sections (text relocations), which the SDK signer refuses unless told to
-// ignore them (-ignore-rel-error).
+// ignore them (-ignore-rel-error). Each relocation section is read once
+// (sections naming the same bytes once in all), and each target is looked
+// up among the executable sections by binary search, so the work is
+// linear in the file's size whatever its section headers say.
 func (e *ELF) TextRelocations() []uint64 {
 	var out []uint64
-	le := binary.LittleEndian
+	e.textRelocations(func(at uint64) { out = append(out, at) })
+	return out
+}
+
+// textRelocations calls f with the target of every text relocation.
+func (e *ELF) textRelocations(f func(at uint64)) {
+	var exec [][2]uint64 // [addr, end) of executable sections, sorted
 	for _, x := range e.sectionList {
-		if x.Flags&0x4 == 0 { // SHF_EXECINSTR
+		if x.Flags&0x4 != 0 && x.Size != 0 && x.Addr+x.Size > x.Addr { // SHF_EXECINSTR
+			exec = append(exec, [2]uint64{x.Addr, x.Addr + x.Size})
+		}
+	}
+	if len(exec) == 0 {
+		return
+	}
+	// Merge into disjoint ranges (sections may overlap in a hostile file).
+	slices.SortFunc(exec, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	merged := exec[:1]
+	for _, x := range exec[1:] {
+		if last := &merged[len(merged)-1]; x[0] <= last[1] {
+			last[1] = max(last[1], x[1])
+		} else {
+			merged = append(merged, x)
+		}
+	}
+	inExec := func(at uint64) bool {
+		i, _ := slices.BinarySearchFunc(merged, at+1, func(x [2]uint64, v uint64) int { return cmp.Compare(x[0], v) })
+		return i > 0 && at < merged[i-1][1]
+	}
+	le := binary.LittleEndian
+	seen := map[[2]uint64]bool{}
+	for _, r := range e.sectionList {
+		if (r.Type != 4 && r.Type != 9) || r.Size == 0 { // SHT_RELA, SHT_REL
 			continue
 		}
-		for _, r := range e.sectionList {
-			if (r.Type != 4 && r.Type != 9) || r.Size == 0 { // SHT_RELA, SHT_REL
-				continue
-			}
-			ent := uint64(relaSize)
-			if r.Type == 9 {
-				ent = 16
-			}
-			raw, err := e.bytesAt(r.Offset, r.Size/ent*ent, "relocations")
-			if err != nil {
-				continue
-			}
-			for o := uint64(0); o+ent <= uint64(len(raw)); o += ent {
-				at := le.Uint64(raw[o:])
-				if at >= x.Addr && at < x.Addr+x.Size {
-					out = append(out, at)
-				}
+		ent := uint64(relaSize)
+		if r.Type == 9 {
+			ent = 16
+		}
+		key := [2]uint64{r.Offset, r.Size / ent * ent}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		raw, err := e.bytesAt(key[0], key[1], "relocations")
+		if err != nil {
+			continue
+		}
+		for o := uint64(0); o+ent <= uint64(len(raw)); o += ent {
+			if at := le.Uint64(raw[o:]); inExec(at) {
+				f(at)
 			}
 		}
 	}
-	return out
 }
 
 func (e *ELF) parseMetadataNote() error {

@@ -2,10 +2,12 @@ package sgxsdk
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestConfigErrors checks that the signer's config rules are enforced with
@@ -114,5 +116,105 @@ func TestTamperedSigned(t *testing.T) {
 		if err == nil && got == want {
 			t.Errorf("flip at %#x: MRENCLAVE unchanged", off)
 		}
+	}
+}
+
+// TestSegmentsInsideEnclave: a PT_LOAD segment that runs outside
+// [0, enclave_size) or over the layout (heap, TCS, stacks) is refused by
+// the loader that measure, sign and the simulator share, before any
+// hashing: hardware would fault on EADD outside ELRANGE or on a page added
+// twice. (Issue 9, item 10.)
+func TestSegmentsInsideEnclave(t *testing.T) {
+	le := binary.LittleEndian
+	lastLoad := func(b []byte) int { // offset of the last PT_LOAD header
+		phoff := int(le.Uint64(b[32:]))
+		last := -1
+		for i := range int(le.Uint16(b[56:])) {
+			if le.Uint32(b[phoff+i*phdrSize:]) == ptLoad {
+				last = phoff + i*phdrSize
+			}
+		}
+		return last
+	}
+	grow := func(by uint64) func([]byte) []byte {
+		return func(b []byte) []byte {
+			h := lastLoad(b)
+			le.PutUint64(b[h+40:], le.Uint64(b[h+40:])+by)
+			return b
+		}
+	}
+	signed := read(t, "signed/g1_v0.signed.so")
+	s, err := ParseSigned(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := s.Metadata[0].EnclaveSize
+	for name, mod := range map[string]func([]byte) []byte{
+		"past enclave_size":           grow(size),
+		"32M pages from a small file": grow(0x1f00000000),
+		"over the heap":               grow(0x20000),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			b := mod(bytes.Clone(signed))
+			s, err := ParseSigned(b)
+			if err == nil {
+				_, err = s.Measure(ctx)
+			}
+			if !errors.Is(err, ErrLayout) && !errors.Is(err, ErrELF) {
+				t.Errorf("signed file: %v, want ErrLayout", err)
+			}
+		})
+	}
+}
+
+// hostileSections appends n extra section headers to an enclave: every
+// other one an executable section, the rest relocation sections over
+// (almost) the whole file, each at a different offset.
+func hostileSections(t *testing.T, base []byte, n int) []byte {
+	le := binary.LittleEndian
+	shoff, shnum := le.Uint64(base[40:]), int(le.Uint16(base[60:]))
+	b := bytes.Clone(base)
+	b = append(b, make([]byte, 1<<20-len(b)%8)...) // 1 MiB of relocation entries to scan
+	size := uint64(len(b))
+	newOff := len(b)
+	b = append(b, base[shoff:shoff+uint64(shnum*shdrSize)]...)
+	for i := range n {
+		h := make([]byte, shdrSize)
+		if i%2 == 0 {
+			le.PutUint32(h[4:], 1)                  // SHT_PROGBITS
+			le.PutUint64(h[8:], 0x6)                // SHF_ALLOC|SHF_EXECINSTR
+			le.PutUint64(h[16:], uint64(i)*0x10000) // addr
+			le.PutUint64(h[32:], 0x10000)
+		} else {
+			le.PutUint32(h[4:], 4) // SHT_RELA
+			le.PutUint64(h[24:], uint64(i))
+			le.PutUint64(h[32:], size-uint64(i))
+		}
+		b = append(b, h...)
+	}
+	le.PutUint64(b[40:], uint64(newOff))
+	le.PutUint16(b[60:], uint16(shnum+n))
+	return b
+}
+
+// TestTextRelocationsBounded: relocation sections are scanned once each,
+// so a file with a thousand section headers costs a thousand scans, not a
+// million; more headers than an enclave can have are refused. (Issue 9,
+// item 11: before, the cost grew with headers squared times file size.)
+func TestTextRelocationsBounded(t *testing.T) {
+	base := read(t, "enclaves/g1_m0.so")
+	e, err := ParseELF(hostileSections(t, base, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	e.textRelocations(func(uint64) { n++ }) // 500 scans of 1 MiB; before, 500 x 500
+	if n == 0 {
+		t.Error("no text relocation found among the hostile sections")
+	}
+	if _, err := ParseELF(hostileSections(t, base, maxSections)); !errors.Is(err, ErrELF) || !strings.Contains(err.Error(), "section headers") {
+		t.Errorf("%d+ section headers: %v, want ErrELF", maxSections, err)
 	}
 }

@@ -58,8 +58,16 @@ func Prepare(elfFile []byte, cfg *Config, opts *Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !opts.IgnoreRelError && len(e.TextRelocations()) > 0 {
-		return nil, fmt.Errorf("%w: %d relocations target executable sections, the first at %#x", ErrTextRel, len(e.TextRelocations()), e.TextRelocations()[0])
+	var nText, firstText uint64
+	if !opts.IgnoreRelError {
+		e.textRelocations(func(at uint64) {
+			if nText++; nText == 1 {
+				firstText = at
+			}
+		})
+	}
+	if nText > 0 {
+		return nil, fmt.Errorf("%w: %d relocations target executable sections, the first at %#x", ErrTextRel, nText, firstText)
 	}
 	im := &Image{elf: e, cfg: cfg, bd: bd}
 	if e.Mage != nil {

@@ -1,8 +1,11 @@
 package sgxsdk
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgx/measure"
@@ -14,19 +17,81 @@ import (
 // is read in place, with the metadata's patches overlaid page by page, so
 // the image is never copied.
 type loader struct {
-	ctx      context.Context
-	elf      *ELF
-	meta     *Metadata
-	mage     []byte // content measured for the .sgx_mage pages
-	h        *measure.Hash
-	page     [pageSize]byte // scratch page
-	fill     [pageSize]byte // scratch for fill-pattern pages
-	zero     [pageSize]byte
-	reloc    map[uint64]bool // pages with relocations (only with DT_TEXTREL)
-	mageLo   uint64
-	mageHi   uint64
-	pages    uint64 // pages added, for cancellation checks
-	sizeOnly bool
+	ctx    context.Context
+	elf    *ELF
+	meta   *Metadata
+	mage   []byte // content measured for the .sgx_mage pages
+	h      *measure.Hash
+	page   [pageSize]byte // scratch page
+	fill   [pageSize]byte // scratch for fill-pattern pages
+	zero   [pageSize]byte
+	reloc  map[uint64]bool // pages with relocations (only with DT_TEXTREL)
+	mageLo uint64
+	mageHi uint64
+	pages  uint64 // pages added, for cancellation checks
+
+	// What hardware would fault on: a page outside [0, enclave_size) (EADD
+	// outside ELRANGE) or a page added twice.
+	spans pageSpans
+	what  string // the segment or layout entry being added, for errors
+	inSeg bool   // adding a PT_LOAD segment: its .sgx_mage pages come last
+}
+
+// ErrLayout is wrapped when a load would add a page outside the enclave,
+// add a page twice, or lay a segment or layout entry over the .sgx_mage
+// pages: real hardware faults on each (EADD outside ELRANGE, or on a page
+// already in the EPC).
+var ErrLayout = errors.New("sgxsdk: enclave layout")
+
+// pageSpans is a sorted list of disjoint page ranges [lo, hi).
+type pageSpans struct{ s [][2]uint64 }
+
+// add records [lo, hi), or reports the range it overlaps.
+func (p *pageSpans) add(lo, hi uint64) ([2]uint64, bool) {
+	i, _ := slices.BinarySearchFunc(p.s, lo, func(x [2]uint64, v uint64) int { return cmp.Compare(x[0], v) })
+	if i > 0 && p.s[i-1][1] > lo {
+		return p.s[i-1], false
+	}
+	if i < len(p.s) && p.s[i][0] < hi {
+		return p.s[i], false
+	}
+	switch {
+	case i > 0 && p.s[i-1][1] == lo && i < len(p.s) && p.s[i][0] == hi:
+		p.s[i-1][1] = p.s[i][1]
+		p.s = slices.Delete(p.s, i, i+1)
+	case i > 0 && p.s[i-1][1] == lo:
+		p.s[i-1][1] = hi
+	case i < len(p.s) && p.s[i][0] == hi:
+		p.s[i][0] = lo
+	default:
+		p.s = slices.Insert(p.s, i, [2]uint64{lo, hi})
+	}
+	return [2]uint64{}, true
+}
+
+// place records n pages at rva as added, refusing pages outside the
+// enclave and pages added before.
+func (l *loader) place(rva, n uint64) error {
+	end := rva + n*pageSize
+	if end < rva || end > l.meta.EnclaveSize {
+		return fmt.Errorf("%w: %s: pages [%#x, %#x) run outside the enclave [0, %#x)", ErrLayout, l.what, rva, end, l.meta.EnclaveSize)
+	}
+	if o, ok := l.spans.add(rva, end); !ok {
+		return fmt.Errorf("%w: %s: pages [%#x, %#x) overlap pages [%#x, %#x) added before (a page cannot be added twice)", ErrLayout, l.what, rva, end, o[0], o[1])
+	}
+	return nil
+}
+
+// inMage reports whether the page at rva overlaps the .sgx_mage section.
+// Only the segment that holds the section may: its pages are added last.
+func (l *loader) inMage(rva uint64) (bool, error) {
+	if rva < l.mageHi && rva+pageSize > l.mageLo {
+		if !l.inSeg {
+			return true, fmt.Errorf("%w: %s: page %#x overlaps the %s section", ErrLayout, l.what, rva, MageSectionName)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 func newLoader(ctx context.Context, e *ELF, m *Metadata, mage []byte) *loader {
@@ -50,11 +115,20 @@ func (l *loader) run() error {
 		return err
 	}
 	l.h.ECreate(l.meta.SSAFrameSize, l.meta.EnclaveSize)
+	if l.elf.Mage != nil {
+		l.what = MageSectionName + " section"
+		if err := l.place(l.mageLo, (l.mageHi-l.mageLo)/pageSize); err != nil {
+			return err
+		}
+	}
+	l.inSeg = true
 	for _, s := range l.elf.Segments {
+		l.what = fmt.Sprintf("PT_LOAD segment %d", s.Index)
 		if err := l.segment(s); err != nil {
 			return err
 		}
 	}
+	l.inSeg = false
 	return l.contexts(l.meta.Layouts, 0)
 }
 
@@ -98,8 +172,11 @@ func (l *loader) magePages() error {
 // add adds the page at rva unless it overlaps the .sgx_mage section, which
 // is added last (build_pages).
 func (l *loader) add(rva, flags uint64, attr uint16, page []byte) error {
-	if rva < l.mageHi && rva+pageSize > l.mageLo {
+	if attr&AttrEADD == 0 {
 		return nil
+	}
+	if in, err := l.inMage(rva); in {
+		return err
 	}
 	if flags&^siExternal != 0 {
 		return fmt.Errorf("%w: SECINFO flags %#x at %#x have reserved bits", ErrMetadata, flags, rva)
@@ -107,8 +184,8 @@ func (l *loader) add(rva, flags uint64, attr uint16, page []byte) error {
 	if l.pages++; l.pages%4096 == 0 && l.ctx.Err() != nil {
 		return l.ctx.Err()
 	}
-	if attr&AttrEADD == 0 {
-		return nil
+	if err := l.place(rva, 1); err != nil {
+		return err
 	}
 	if attr&(AttrEADD|AttrEEXTEND) != AttrEADD|AttrEEXTEND {
 		l.h.EAdd(rva, flags)
@@ -131,7 +208,10 @@ func (l *loader) addRange(rva, n, flags uint64) error {
 		if l.ctx.Err() != nil {
 			return l.ctx.Err()
 		}
-		if rva < l.mageHi && rva+pageSize > l.mageLo {
+		if in, err := l.inMage(rva); in {
+			if err != nil {
+				return err
+			}
 			rva, n = rva+pageSize, n-1
 			continue
 		}
@@ -139,6 +219,9 @@ func (l *loader) addRange(rva, n, flags uint64) error {
 		k := min(n, 4096)
 		if l.mageHi > l.mageLo && rva < l.mageLo {
 			k = min(k, (l.mageLo-rva+pageSize-1)/pageSize)
+		}
+		if err := l.place(rva, k); err != nil {
+			return err
 		}
 		l.h.EAddRange(rva, k, flags)
 		l.pages += k
@@ -247,6 +330,7 @@ func (l *loader) context(delta uint64, e Layout) error {
 	if e.Attributes&AttrEADD == 0 {
 		return nil
 	}
+	l.what = fmt.Sprintf("layout entry %#x at %#x", e.ID, delta+e.RVA)
 	rva := delta + e.RVA
 	n := uint64(e.PageCount)
 	switch {
