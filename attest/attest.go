@@ -186,7 +186,7 @@ func NewMember(cfg Config) (*Member, error) {
 	}
 	self := cfg.Backend.Identity()
 	// A member's own table: derive every member and find itself.
-	g, err := mage.Trust(self.MRENCLAVE, cfg.Backend.MageSection())
+	g, err := mage.Trust(context.Background(), self.MRENCLAVE, cfg.Backend.MageSection())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}

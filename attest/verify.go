@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"fmt"
@@ -168,7 +169,7 @@ func (v *Verifier) groupOf(section []byte) ([]sgx.Measurement, error) {
 	if section == nil {
 		return nil, fmt.Errorf("%w: the peer sent no .sgx_mage table", ErrProtocol)
 	}
-	g, err := mage.Trust(v.cfg.TrustMember, section)
+	g, err := mage.Trust(context.Background(), v.cfg.TrustMember, section)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the peer's table does not derive the pinned member %s: %w", ErrNotInGroup, v.cfg.TrustMember, err)
 	}

@@ -16,8 +16,8 @@ import (
 // the final MRENCLAVE. section is the content of the .sgx_mage section (in a
 // group, identical in every member).
 func Finish(e Entry, section []byte) (sgx.Measurement, error) {
-	if len(section) == 0 || len(section)%PageSize != 0 {
-		return sgx.Measurement{}, fmt.Errorf("%w: section of %d bytes, want a non-zero multiple of %d", ErrTable, len(section), PageSize)
+	if err := checkSectionSize(len(section)); err != nil {
+		return sgx.Measurement{}, err
 	}
 	return finish(measure.New(), e, section)
 }
@@ -68,8 +68,8 @@ func (d *Deriver) Derive(i int) (sgx.Measurement, error) {
 // member costs about one SHA-256 over the section's records; ParseTable
 // checks a whole table.
 func Derive(section []byte, i int) (sgx.Measurement, error) {
-	if len(section) == 0 || len(section)%PageSize != 0 {
-		return sgx.Measurement{}, fmt.Errorf("%w: section of %d bytes, want a non-zero multiple of %d", ErrTable, len(section), PageSize)
+	if err := checkSectionSize(len(section)); err != nil {
+		return sgx.Measurement{}, err
 	}
 	n := binary.LittleEndian.Uint64(section)
 	if c := uint64(Capacity(len(section))); n > c {
@@ -173,14 +173,30 @@ var ErrUntrustedTable = fmt.Errorf("mage: table does not derive the trusted MREN
 // table derives the trusted measurement for one of its entries, which proves
 // the table is the one measured into that member and so is authentic, and
 // returns the group's measurements.
-func Trust(trusted sgx.Measurement, section []byte) (*Group, error) {
-	all, err := DeriveAll(section)
+//
+// Trust derives the entries in table order and looks for the trusted
+// measurement as it goes; it stops when ctx is done. The work is bounded
+// by the section size (MaxSectionSize): at most members x pages
+// page-hashes.
+func Trust(ctx context.Context, trusted sgx.Measurement, section []byte) (*Group, error) {
+	d, err := NewDeriver(section)
 	if err != nil {
 		return nil, err
 	}
-	g := &Group{Self: -1, Measurements: all}
-	if g.Self = g.Index(trusted); g.Self < 0 {
-		return nil, fmt.Errorf("%w %s (none of its %d entries matches)", ErrUntrustedTable, trusted, len(all))
+	g := &Group{Self: -1, Measurements: make([]sgx.Measurement, d.Len())}
+	for i := range g.Measurements {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if g.Measurements[i], err = d.Derive(i); err != nil {
+			return nil, fmt.Errorf("member %d: %w", i, err)
+		}
+		if g.Self < 0 && g.Measurements[i] == trusted {
+			g.Self = i
+		}
+	}
+	if g.Self < 0 {
+		return nil, fmt.Errorf("%w %s (none of its %d entries matches)", ErrUntrustedTable, trusted, d.Len())
 	}
 	return g, nil
 }

@@ -1,6 +1,7 @@
 package mage_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -33,7 +34,7 @@ func ExampleDeriveAll() {
 func ExampleTrust() {
 	section, _ := os.ReadFile("../testdata/sgxsdk/mage/g1.sgx_mage_table.bin")
 	pinned, _ := sgx.ParseMeasurement("eebb00712d8baaa4ef780b773203f602bae9e2a4604e881730a3481a9dcbab4d")
-	g, err := mage.Trust(pinned, section)
+	g, err := mage.Trust(context.Background(), pinned, section)
 	if err != nil {
 		panic(err)
 	}

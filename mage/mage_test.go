@@ -2,10 +2,13 @@ package mage
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/magesgx/mage/sgx"
@@ -107,7 +110,7 @@ func TestTrust(t *testing.T) {
 	g := loadGroups(t)[1]
 	section := readVector(t, g.TableFile)
 	trusted, _ := sgx.ParseMeasurement(g.Members[4].MRENCLAVE)
-	grp, err := Trust(trusted, section)
+	grp, err := Trust(t.Context(), trusted, section)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +122,7 @@ func TestTrust(t *testing.T) {
 	}
 	// A measurement from another group does not authenticate this table.
 	other, _ := sgx.ParseMeasurement(loadGroups(t)[0].Members[0].MRENCLAVE)
-	if _, err := Trust(other, section); !errors.Is(err, ErrUntrustedTable) {
+	if _, err := Trust(t.Context(), other, section); !errors.Is(err, ErrUntrustedTable) {
 		t.Fatalf("Trust with a foreign measurement: %v", err)
 	}
 	// A table altered in any entry no longer derives the trusted value for
@@ -127,7 +130,7 @@ func TestTrust(t *testing.T) {
 	// whole table is measured.
 	bad := bytes.Clone(section)
 	bad[8+48*2+20] ^= 1
-	if _, err := Trust(trusted, bad); !errors.Is(err, ErrUntrustedTable) {
+	if _, err := Trust(t.Context(), trusted, bad); !errors.Is(err, ErrUntrustedTable) {
 		t.Fatalf("Trust with a tampered table: %v", err)
 	}
 }
@@ -190,4 +193,33 @@ func FuzzParseTable(f *testing.F) {
 			t.Fatalf("parsed table does not derive: %v", err)
 		}
 	})
+}
+
+// TestBoundedSection: a section larger than MaxSectionSize is refused by
+// every reader before any hashing (derivation is quadratic in the section
+// size), and Trust stops when its context is done. (Issue 9, item 9.)
+func TestBoundedSection(t *testing.T) {
+	big := make([]byte, 4<<20) // 4 MiB: about 87,000 entries x 1024 pages
+	binary.LittleEndian.PutUint64(big, uint64(Capacity(len(big))))
+	for name, f := range map[string]func() error{
+		"ParseTable": func() error { _, err := ParseTable(big); return err },
+		"Derive":     func() error { _, err := Derive(big, 0); return err },
+		"Finish":     func() error { _, err := Finish(Entry{}, big); return err },
+		"DeriveAll":  func() error { _, err := DeriveAll(big); return err },
+		"Trust":      func() error { _, err := Trust(t.Context(), sgx.Measurement{}, big); return err },
+		"NewDeriver": func() error { _, err := NewDeriver(big); return err },
+	} {
+		if err := f(); !errors.Is(err, ErrTable) || !strings.Contains(err.Error(), "exceeds") {
+			t.Errorf("%s of a 4 MiB section: %v, want ErrTable (exceeds)", name, err)
+		}
+	}
+	if _, err := (&Table{}).Marshal(MaxSectionSize + PageSize); !errors.Is(err, ErrTable) {
+		t.Errorf("Marshal past the bound: %v", err)
+	}
+	section := readVector(t, "mage/g1.sgx_mage_table.bin")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := Trust(ctx, sgx.Measurement{}, section); !errors.Is(err, context.Canceled) {
+		t.Errorf("Trust with a cancelled context: %v", err)
+	}
 }

@@ -31,6 +31,13 @@ const (
 	PageSize   = measure.PageSize
 	// SectionName is the name of the ELF section that holds the table.
 	SectionName = ".sgx_mage"
+	// MaxSectionSize bounds the .sgx_mage section accepted anywhere a table
+	// is read or written: 16 pages, 1365 members. Deriving every member
+	// costs members x pages page-hashes, quadratic in the section size, so
+	// without a bound a hostile 4 MiB section would cost minutes; at this
+	// bound DeriveAll hashes at most about 113 MB. The prototype supports
+	// one page (85 members). Larger groups use Merkle tables.
+	MaxSectionSize = 16 * PageSize
 	// SecinfoFlags are the SECINFO flags the loader adds section pages with:
 	// a regular, read-only page.
 	SecinfoFlags = measure.SecinfoREG | measure.SecinfoR
@@ -110,8 +117,8 @@ type Table struct {
 // of pages, the count must fit, and the bytes after the last entry must be
 // zero (the table is measured, so stray bytes would be a different table).
 func ParseTable(section []byte) (*Table, error) {
-	if len(section) == 0 || len(section)%PageSize != 0 {
-		return nil, fmt.Errorf("%w: section of %d bytes, want a non-zero multiple of %d", ErrTable, len(section), PageSize)
+	if err := checkSectionSize(len(section)); err != nil {
+		return nil, err
 	}
 	n := binary.LittleEndian.Uint64(section)
 	if c := uint64(Capacity(len(section))); n > c {
@@ -136,8 +143,8 @@ func ParseTable(section []byte) (*Table, error) {
 
 // Marshal encodes the table into a section of sectionSize bytes.
 func (t *Table) Marshal(sectionSize int) ([]byte, error) {
-	if sectionSize <= 0 || sectionSize%PageSize != 0 {
-		return nil, fmt.Errorf("%w: section size %d is not a non-zero multiple of %d", ErrTable, sectionSize, PageSize)
+	if err := checkSectionSize(sectionSize); err != nil {
+		return nil, err
 	}
 	if c := Capacity(sectionSize); len(t.Entries) > c {
 		return nil, fmt.Errorf("%w: %d members, a %d-byte section holds at most %d", ErrCapacity, len(t.Entries), sectionSize, c)
@@ -151,6 +158,18 @@ func (t *Table) Marshal(sectionSize int) ([]byte, error) {
 		b = e.append(b)
 	}
 	return b[:sectionSize], nil
+}
+
+// checkSectionSize checks that a section is a whole number of pages, at
+// most MaxSectionSize.
+func checkSectionSize(n int) error {
+	switch {
+	case n <= 0 || n%PageSize != 0:
+		return fmt.Errorf("%w: section of %d bytes, want a non-zero multiple of %d", ErrTable, n, PageSize)
+	case n > MaxSectionSize:
+		return fmt.Errorf("%w: section of %d bytes exceeds the %d bytes (%d pages) a table may have: derivation cost grows with members x pages", ErrTable, n, MaxSectionSize, MaxSectionSize/PageSize)
+	}
+	return nil
 }
 
 // ParseEntries decodes a genmage output file: a concatenation of 48-byte

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/magesgx/mage/sgxsdk"
 )
 
 var vec, _ = filepath.Abs("../../testdata/sgxsdk")
@@ -258,5 +260,69 @@ func TestCLISim(t *testing.T) {
 	}
 	if out := mustRun(t, "sim", "root", "-platform", d); !strings.Contains(out, "BEGIN CERTIFICATE") {
 		t.Error(out)
+	}
+}
+
+// brokenSignature writes a copy of a signed member whose SIGSTRUCT
+// signature (every copy in the metadata) has one byte flipped.
+func brokenSignature(t *testing.T, src string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sgxsdk.ParseSigned(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	css := s.Sigstruct().Marshal()
+	n := 0
+	for off := 0; ; {
+		i := bytes.Index(b[off:], css)
+		if i < 0 {
+			break
+		}
+		b[off+i+128+384+4+10] ^= 1 // a byte of the RSA signature
+		off, n = off+i+len(css), n+1
+	}
+	if n == 0 {
+		t.Fatal("no SIGSTRUCT found")
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestCLIChecksSignatures: no command reports on a signed file whose
+// SIGSTRUCT does not verify as if it were good, and derive finds "self" by
+// the replayed measurement; a file not in its own table is a failed check.
+// (Issue 9, item 16.)
+func TestCLIChecksSignatures(t *testing.T) {
+	bad := brokenSignature(t, v("signed/g1_v0.signed.so"))
+	for _, args := range [][]string{
+		{"measure", "-enclave", bad},
+		{"measure", "--json", "-enclave", bad},
+		{"group", "verify", bad, v("signed/g1_v1.signed.so"), v("signed/g1_v2.signed.so")},
+		{"derive", bad},
+		{"sim", "load", "-platform", t.TempDir(), bad},
+	} {
+		code, out, errs := magectl(t, nil, args...)
+		if code != 1 {
+			t.Errorf("%v: exit %d, want 1 (a failed check)\n%s%s", args, code, out, errs)
+		}
+		if strings.Contains(out, "(match)") || strings.Contains(out, "\"match\": true") || strings.Contains(out, "ok       member 0") {
+			t.Errorf("%v reports a broken SIGSTRUCT as good:\n%s", args, out)
+		}
+	}
+
+	// A signed member whose table does not hold it: signed alone with
+	// sign, its .sgx_mage section is an empty table.
+	lone := filepath.Join(t.TempDir(), "lone.so")
+	mustRun(t, "sign", "-key", v("keys/g1_k0.pem"), "-enclave", v("enclaves/g1_m0.so"), "-config", v("configs/cG1_group_a.config.xml"), "-out", lone, "-date", "20261123")
+	code, out, errs := magectl(t, nil, "derive", lone)
+	if code != 1 || !strings.Contains(errs, "not in its table") || strings.Contains(out, "member -1") {
+		t.Errorf("derive of a file not in its own table: exit %d\n%s%s", code, out, errs)
 	}
 }

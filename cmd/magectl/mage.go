@@ -250,7 +250,7 @@ func runDerive(e *env, args []string) error {
 		}
 		trusted = &m
 	}
-	res, err := deriveFile(arg, trusted)
+	res, err := deriveFile(e.ctx, arg, trusted)
 	if err != nil {
 		return err
 	}
@@ -270,10 +270,12 @@ func runDerive(e *env, args []string) error {
 	return nil
 }
 
-// deriveFile derives every member from a signed member's table. The member's
-// own MRENCLAVE comes from its SIGSTRUCT, unless a trusted value is given, in
-// which case the table must derive exactly that value.
-func deriveFile(path string, trusted *sgx.Measurement) (*deriveResult, error) {
+// deriveFile derives every member from a signed member's table. The
+// member's own MRENCLAVE is the replayed measurement of the file (never the
+// unverified SIGSTRUCT field), and its SIGSTRUCT must be validly signed
+// over it. With a trusted value, the file must measure exactly that value
+// and the table must derive it.
+func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement) (*deriveResult, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -282,36 +284,41 @@ func deriveFile(path string, trusted *sgx.Measurement) (*deriveResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	self := sgx.Measurement(signed.Sigstruct().EnclaveHash)
-	res := &deriveResult{File: path, Self: -1, SelfMRENCLAV: self}
-	if trusted != nil {
-		// The pinned MRENCLAVE must be this file's own, as the loader
-		// measures it; then the table must derive it.
-		mr, err := signed.Measure(context.Background())
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if mr != *trusted {
-			return nil, failed(fmt.Errorf("%s measures %s, not the trusted MRENCLAVE %s", path, mr, *trusted))
-		}
-		g, err := mage.Trust(*trusted, section)
-		if err != nil {
-			return nil, failed(fmt.Errorf("%s: %w", path, err))
-		}
-		res.Self, res.Members, res.Trusted, res.SelfMRENCLAV = g.Self, g.Measurements, true, *trusted
-		return res, nil
-	}
-	all, err := mage.DeriveAll(section)
+	self, err := checkSigned(ctx, signed)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	res.Members = all
-	for i, m := range all {
-		if m == self {
-			res.Self = i
-		}
+	res := &deriveResult{File: path, Self: -1, SelfMRENCLAV: self}
+	if trusted != nil && self != *trusted {
+		return nil, failed(fmt.Errorf("%s measures %s, not the trusted MRENCLAVE %s", path, self, *trusted))
 	}
+	g, err := mage.Trust(ctx, self, section)
+	if errors.Is(err, mage.ErrUntrustedTable) {
+		return nil, failed(fmt.Errorf("%s: its own MRENCLAVE %s is not in its table: the file is not a member of the group it carries", path, self))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	res.Self, res.Members, res.Trusted = g.Self, g.Measurements, trusted != nil
 	return res, nil
+}
+
+// checkSigned replays a signed file's measurement and checks its SIGSTRUCT:
+// the signature (a failed check, exit 1) and that it signs the replayed
+// MRENCLAVE. It returns the replayed MRENCLAVE.
+func checkSigned(ctx context.Context, s *sgxsdk.Signed) (sgx.Measurement, error) {
+	mr, err := s.Measure(ctx)
+	if err != nil {
+		return sgx.Measurement{}, err
+	}
+	css := s.Sigstruct()
+	if err := css.Verify(); err != nil {
+		return mr, failed(fmt.Errorf("SIGSTRUCT: %w", err))
+	}
+	if sgx.Measurement(css.EnclaveHash) != mr {
+		return mr, failed(fmt.Errorf("the file measures %s but its SIGSTRUCT signs %s", mr, sgx.Measurement(css.EnclaveHash)))
+	}
+	return mr, nil
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -350,7 +357,7 @@ func runGroupVerify(e *env, args []string) error {
 	if len(pos) == 0 {
 		return usagef("want the signed members to verify")
 	}
-	rep := verifyGroup(pos)
+	rep := verifyGroup(e.ctx, pos)
 	if *jsonOut {
 		if err := writeJSON(e.stdout, rep); err != nil {
 			return err
@@ -378,7 +385,7 @@ func runGroupVerify(e *env, args []string) error {
 
 // verifyGroup checks that every member's table derives every member's real
 // MRENCLAVE (the one its SIGSTRUCT carries, recomputed by the loader replay).
-func verifyGroup(paths []string) *verifyReport {
+func verifyGroup(ctx context.Context, paths []string) *verifyReport {
 	rep := &verifyReport{OK: true}
 	problem := func(format string, a ...any) {
 		rep.OK = false
@@ -400,24 +407,24 @@ func verifyGroup(paths []string) *verifyReport {
 			problem("%s: %v", p, err)
 			continue
 		}
-		css := signed.Sigstruct()
-		mr, err := signed.Measure(context.Background())
-		if err != nil {
+		mr, err := checkSigned(ctx, signed)
+		if err != nil && mr == (sgx.Measurement{}) {
 			problem("%s: %v", p, err)
 			continue
 		}
-		if mr != css.EnclaveHash {
-			problem("%s: SIGSTRUCT says MRENCLAVE %x but the file measures %s", p, css.EnclaveHash, sgx.Measurement(mr))
+		ok := err == nil
+		if !ok {
+			problem("%s: %v", p, err)
 		}
 		ms = append(ms, loaded{section, mr})
-		rep.Members = append(rep.Members, verifyMember{File: p, MRENCLAVE: mr, Index: -1, OK: true})
+		rep.Members = append(rep.Members, verifyMember{File: p, MRENCLAVE: mr, Index: -1, OK: ok})
 	}
 	if len(ms) == 0 {
 		return rep
 	}
 	// Every member's table must be the same table and derive everyone.
 	for i := range ms {
-		all, err := mage.DeriveAll(ms[i].section)
+		all, err := mage.DeriveAllContext(ctx, ms[i].section, 0)
 		if err != nil {
 			problem("%s: %v", rep.Members[i].File, err)
 			rep.Members[i].OK = false

@@ -321,7 +321,8 @@ type measureResult struct {
 	Signed     bool             `json:"signed"`
 	MRENCLAVE  sgx.Measurement  `json:"mrenclave"`
 	Sigstruct  *sgx.Measurement `json:"sigstruct_mrenclave,omitempty"`
-	Match      *bool            `json:"match,omitempty"`
+	Match      *bool            `json:"match,omitempty"`        // the SIGSTRUCT is validly signed and signs the replayed MRENCLAVE
+	SigValid   *bool            `json:"signature_valid,omitempty"` // the SIGSTRUCT's RSA signature (and q1/q2) verify
 	MRSIGNER   *sgx.Measurement `json:"mrsigner,omitempty"`
 	MagePrefix *mageInfo        `json:"mage,omitempty"`
 }
@@ -363,9 +364,14 @@ func runMeasure(e *env, args []string) error {
 		}
 		css := s.Sigstruct()
 		hash, signer := sgx.Measurement(css.EnclaveHash), css.MRSigner()
-		match := hash == mr
-		res.Signed, res.MRENCLAVE, res.Sigstruct, res.Match, res.MRSIGNER = true, mr, &hash, &match, &signer
-		if !match {
+		sigErr := css.Verify()
+		valid := sigErr == nil
+		match := valid && hash == mr
+		res.Signed, res.MRENCLAVE, res.Sigstruct, res.Match, res.SigValid, res.MRSIGNER = true, mr, &hash, &match, &valid, &signer
+		switch {
+		case !valid:
+			mismatch = failed(fmt.Errorf("%s: SIGSTRUCT: %w", *enclave, sigErr))
+		case !match:
 			mismatch = failed(fmt.Errorf("%s: the file measures %s but its SIGSTRUCT says %s", *enclave, mr, hash))
 		}
 	} else if errors.Is(err, sgxsdk.ErrMetadata) && !strings.Contains(err.Error(), "not signed") {
@@ -397,7 +403,11 @@ func runMeasure(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "mrenclave %s\n", res.MRENCLAVE)
 	if res.Signed {
-		fmt.Fprintf(e.stdout, "sigstruct %s (%s)\n", *res.Sigstruct, map[bool]string{true: "match", false: "MISMATCH"}[*res.Match])
+		status := map[bool]string{true: "match", false: "MISMATCH"}[*res.Match]
+		if !*res.SigValid {
+			status = "BAD SIGNATURE"
+		}
+		fmt.Fprintf(e.stdout, "sigstruct %s (%s)\n", *res.Sigstruct, status)
 		fmt.Fprintf(e.stdout, "mrsigner  %s\n", *res.MRSIGNER)
 	}
 	if res.MagePrefix != nil {

@@ -64,7 +64,7 @@ func runSimCommand(e *env, name string, args []string) error {
 			Self  int      `json:"self"`
 		}{Identity: enc.Identity, Self: -1}
 		if sec := enc.MageSection(); sec != nil {
-			if g, err := mage.Trust(enc.MRENCLAVE, sec); err == nil {
+			if g, err := mage.Trust(e.ctx, enc.MRENCLAVE, sec); err == nil {
 				out.Self = g.Self
 				for _, m := range g.Measurements {
 					out.Group = append(out.Group, m.String())
