@@ -321,7 +321,7 @@ type measureResult struct {
 	Signed     bool             `json:"signed"`
 	MRENCLAVE  sgx.Measurement  `json:"mrenclave"`
 	Sigstruct  *sgx.Measurement `json:"sigstruct_mrenclave,omitempty"`
-	Match      *bool            `json:"match,omitempty"`        // the SIGSTRUCT is validly signed and signs the replayed MRENCLAVE
+	Match      *bool            `json:"match,omitempty"`           // the SIGSTRUCT is validly signed and signs the replayed MRENCLAVE
 	SigValid   *bool            `json:"signature_valid,omitempty"` // the SIGSTRUCT's RSA signature (and q1/q2) verify
 	MRSIGNER   *sgx.Measurement `json:"mrsigner,omitempty"`
 	MagePrefix *mageInfo        `json:"mage,omitempty"`
