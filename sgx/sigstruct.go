@@ -15,6 +15,10 @@ import (
 // SigstructSize is the size of a SIGSTRUCT in bytes.
 const SigstructSize = 1808
 
+// VendorIntel is SIGSTRUCT.VENDOR for enclaves signed by Intel; every other
+// signer writes 0.
+const VendorIntel = 0x8086
+
 // Fixed SIGSTRUCT header fields required by EINIT.
 var (
 	SigstructHeader  = [12]byte{0x06, 0, 0, 0, 0xe1, 0, 0, 0, 0, 0, 0x01, 0}
@@ -234,6 +238,21 @@ func (s *Sigstruct) Verify() error {
 	}
 	if s.Header2 != SigstructHeader2 {
 		return fmt.Errorf("%w: header2: bad constant % x", ErrSigstruct, s.Header2)
+	}
+	// EINIT (Intel SDM Vol. 3D, SGX Instruction References, EINIT,
+	// "Verify SIGSTRUCT Header"): #GP unless VENDOR is 0 or 0x8086 and the
+	// reserved fields are zero. Bytes 908-909 carry the CET attributes and
+	// mask on processors with CET; 910-911 stay reserved.
+	if s.ModuleVendor != 0 && s.ModuleVendor != VendorIntel {
+		return fmt.Errorf("%w: VENDOR %#x, want 0 or %#x", ErrSigstruct, s.ModuleVendor, VendorIntel)
+	}
+	for _, r := range []struct {
+		name string
+		b    []byte
+	}{{"RESERVED1", s.Reserved1[:]}, {"RESERVED2", s.Reserved2[2:]}, {"RESERVED3", s.Reserved3[:]}, {"RESERVED4", s.Reserved4[:]}} {
+		if i := slices.IndexFunc(r.b, func(c byte) bool { return c != 0 }); i >= 0 {
+			return fmt.Errorf("%w: %s is not zero (byte %d)", ErrSigstruct, r.name, i)
+		}
 	}
 	pub := s.PublicKey()
 	if err := CheckSigningKey(pub); err != nil {

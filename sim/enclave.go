@@ -14,6 +14,9 @@ import (
 // ErrEINIT is wrapped by every EINIT failure; the message names the check.
 var ErrEINIT = errors.New("sim: EINIT")
 
+// ErrECREATE is wrapped when the enclave could not be created.
+var ErrECREATE = errors.New("sim: ECREATE")
+
 // Identity is what SGX attests about an enclave.
 type Identity struct {
 	MRENCLAVE    sgx.Measurement        `json:"mrenclave"`
@@ -73,6 +76,11 @@ func (p *Platform) Load(ctx context.Context, file []byte, opts *LoadOptions) (*E
 	if opts.Debug {
 		secs.Flags |= sgx.AttrDebug
 	}
+	// ECREATE (SDM Vol. 3D, SGX Instruction References, ECREATE): #GP if
+	// CONFIGID or CONFIGSVN is set without ATTRIBUTES.KSS.
+	if secs.Flags&sgx.AttrKSS == 0 && (opts.ConfigID != [sgx.ConfigIDSize]byte{} || opts.ConfigSVN != 0) {
+		return nil, fmt.Errorf("%w: CONFIGID/CONFIGSVN given for an enclave without the KSS attribute", ErrECREATE)
+	}
 	misc := css.MiscSelect
 	if err := einit(css, mr, secs, misc); err != nil {
 		return nil, err
@@ -99,7 +107,7 @@ func (p *Platform) Load(ctx context.Context, file []byte, opts *LoadOptions) (*E
 // einit runs the checks EINIT makes before initialising an enclave.
 func einit(css *sgx.Sigstruct, mr sgx.Measurement, secs sgx.Attributes, misc uint32) error {
 	if err := css.Verify(); err != nil {
-		return fmt.Errorf("%w: SIGSTRUCT: %v", ErrEINIT, err)
+		return fmt.Errorf("%w: %w", ErrEINIT, err)
 	}
 	if sgx.Measurement(css.EnclaveHash) != mr {
 		return fmt.Errorf("%w: ENCLAVEHASH %x does not match the measured MRENCLAVE %s", ErrEINIT, css.EnclaveHash, mr)

@@ -13,6 +13,7 @@ import (
 // Errors of EGETKEY and report verification.
 var (
 	ErrInvalidISVSVN   = errors.New("sim: EGETKEY: requested ISVSVN is above the enclave's")
+	ErrInvalidConfigSV = errors.New("sim: EGETKEY: requested CONFIGSVN is above the enclave's")
 	ErrInvalidCPUSVN   = errors.New("sim: EGETKEY: requested CPUSVN is above the platform's")
 	ErrInvalidKeyName  = errors.New("sim: EGETKEY: invalid key name")
 	ErrInvalidAttrs    = errors.New("sim: EGETKEY: the enclave lacks the attribute this key requires")
@@ -86,8 +87,14 @@ func (p *Platform) getKey(e *Enclave, req *sgx.KeyRequest) ([16]byte, error) {
 	if req.KeyName == sgx.KeyEinitToken && id.Attributes.Flags&sgx.AttrEinitTokenKey == 0 {
 		return zero, fmt.Errorf("%w: EINITTOKENKEY", ErrInvalidAttrs)
 	}
+	// Intel SDM Vol. 3D, SGX Instruction References, EGETKEY (Operation):
+	// a key for an ISVSVN or CONFIGSVN above the enclave's is refused
+	// (SGX_INVALID_ISVSVN), as is a CPUSVN above the platform's.
 	if req.ISVSVN > id.ISVSVN {
 		return zero, fmt.Errorf("%w (%d > %d)", ErrInvalidISVSVN, req.ISVSVN, id.ISVSVN)
+	}
+	if req.ConfigSVN > id.ConfigSVN {
+		return zero, fmt.Errorf("%w (%d > %d)", ErrInvalidConfigSV, req.ConfigSVN, id.ConfigSVN)
 	}
 	if cpusvnAbove(req.CPUSVN[:], p.state.CPUSVN) {
 		return zero, ErrInvalidCPUSVN
@@ -120,7 +127,12 @@ func (p *Platform) getKey(e *Enclave, req *sgx.KeyRequest) ([16]byte, error) {
 	w.u16(req.ISVSVN)
 	w.u16(req.ConfigSVN)
 	w.raw(req.CPUSVN[:])
-	w.attr(sgx.Attributes{Flags: id.Attributes.Flags & req.AttributeMask.Flags, Xfrm: id.Attributes.Xfrm & req.AttributeMask.Xfrm})
+	// EGETKEY always includes INIT and DEBUG in the attributes a key
+	// depends on, whatever the request's mask (SDM, EGETKEY Operation:
+	// TMP_ATTRIBUTES := (ATTRIBUTEMASK | 0x3) & SECS.ATTRIBUTES): a DEBUG
+	// enclave never gets a production enclave's keys.
+	mask := req.AttributeMask.Flags | sgx.AttrInit | sgx.AttrDebug
+	w.attr(sgx.Attributes{Flags: id.Attributes.Flags & mask, Xfrm: id.Attributes.Xfrm & req.AttributeMask.Xfrm})
 	w.u32(id.MiscSelect & req.MiscMask)
 	w.raw(p.state.OwnerEpoch)
 	w.raw(req.KeyID[:])

@@ -365,3 +365,56 @@ func TestPCKExtension(t *testing.T) {
 		t.Errorf("%+v", x)
 	}
 }
+
+// TestSimFidelity: the simulator refuses what hardware refuses (issue 9,
+// item 13): EGETKEY keys of a DEBUG launch differ from a production
+// launch's whatever the mask, CONFIGSVN above the enclave's is refused,
+// ECREATE refuses CONFIGID/CONFIGSVN without KSS, and EINIT checks VENDOR
+// and the reserved fields.
+func TestSimFidelity(t *testing.T) {
+	p := platform(t)
+	prod := load(t, p, "signed/s1_e1_cA.signed.so", nil)
+	dbg := load(t, p, "signed/s1_e1_cA.signed.so", &LoadOptions{Debug: true})
+	for _, mask := range []uint64{0, sgx.AttrMode64Bit, 0xff0000000000000b} {
+		r := &sgx.KeyRequest{KeyName: sgx.KeySeal, KeyPolicy: sgx.KeyPolicyMRENCLAVE, AttributeMask: sgx.Attributes{Flags: mask}}
+		copy(r.CPUSVN[:], p.state.CPUSVN)
+		kp, err1 := prod.GetKey(r)
+		kd, err2 := dbg.GetKey(r)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if kp == kd {
+			t.Errorf("mask %#x: a DEBUG launch gets the production seal key", mask)
+		}
+	}
+	r := &sgx.KeyRequest{KeyName: sgx.KeySeal, ConfigSVN: 1}
+	if _, err := prod.GetKey(r); !errors.Is(err, ErrInvalidConfigSV) {
+		t.Errorf("CONFIGSVN above the enclave's: %v", err)
+	}
+	for name, opts := range map[string]*LoadOptions{
+		"CONFIGSVN": {ConfigSVN: 2},
+		"CONFIGID":  {ConfigID: [sgx.ConfigIDSize]byte{1}},
+	} {
+		if _, err := p.Load(t.Context(), read(t, "signed/s1_e1_cA.signed.so"), opts); !errors.Is(err, ErrECREATE) {
+			t.Errorf("%s without KSS: %v, want ErrECREATE", name, err)
+		}
+	}
+	base := read(t, "signed/g1_v1.signed.so")
+	meta := bytes.Index(base, []byte("sgx_metadata\x00")) + 13
+	css := meta + 64 // the SIGSTRUCT inside the metadata
+	for name, c := range map[string]struct {
+		off  int
+		want string
+	}{
+		"VENDOR":    {css + 16, "VENDOR"},
+		"RESERVED1": {css + 50, "RESERVED1"},
+		"RESERVED3": {css + 995, "RESERVED3"},
+		"RESERVED4": {css + 1030, "RESERVED4"},
+	} {
+		b := bytes.Clone(base)
+		b[c.off] ^= 0x01
+		if _, err := p.Load(t.Context(), b, nil); !errors.Is(err, ErrEINIT) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s set: %v, want an EINIT error naming %s", name, err, c.want)
+		}
+	}
+}
