@@ -326,3 +326,129 @@ func TestCLIChecksSignatures(t *testing.T) {
 		t.Errorf("derive of a file not in its own table: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// groupFile writes a g1 group file named name in dir, with outputs under
+// out/, and returns its path.
+func groupFile(t *testing.T, dir, name string) string {
+	t.Helper()
+	members := []struct{ enclave, config, key, signed string }{
+		{"g1_m0", "cG1_group_a", "g1_k0", "g1_v0"},
+		{"g1_m1", "cG1_group_b", "g1_k1", "g1_v1"},
+		{"g1_m2", "cA_sample_default", "g1_k2", "g1_v2"},
+	}
+	var gf strings.Builder
+	gf.WriteString(`{"name": "g1", "date": "20261123", "members": [`)
+	for i, m := range members {
+		if i > 0 {
+			gf.WriteString(",")
+		}
+		fmt.Fprintf(&gf, `{"name": %q, "enclave": %q, "config": %q, "key": %q, "output": "out/%s.so"}`,
+			m.enclave, v("enclaves/"+m.enclave+".so"), v("configs/"+m.config+".config.xml"), v("keys/"+m.key+".pem"), m.signed)
+	}
+	gf.WriteString("]}")
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(gf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCLIOutputs: outputs go through links to their targets, into devices
+// and to "-" (standard output), missing folders are created, and no command
+// writes over one of its inputs, even with -force. (Issue 9, items 14-15.)
+func TestCLIOutputs(t *testing.T) {
+	d := t.TempDir()
+	sign := func(extra ...string) (int, string, string) {
+		return magectl(t, nil, append([]string{"sign", "-key", v("keys/k2.pem"), "-enclave", v("enclaves/e2_tls_big.so"),
+			"-config", v("configs/cB_threads_nodebug.config.xml"), "-date", "20261123"}, extra...)...)
+	}
+	// "-" is standard output.
+	code, out, errs := sign("-out", filepath.Join(d, "s2.so"), "-cssfile", "-")
+	want, _ := os.ReadFile(v("css/s2_e2_cB.css"))
+	if code != 0 || out != string(want) {
+		t.Errorf("-cssfile -: exit %d, %d bytes on stdout, want the %d-byte SIGSTRUCT (%s)", code, len(out), len(want), errs)
+	}
+	// Through a link, to its target; the link stays.
+	os.WriteFile(filepath.Join(d, "real.so"), nil, 0o644)
+	os.Symlink("real.so", filepath.Join(d, "link.so"))
+	if code, _, errs := sign("-out", filepath.Join(d, "link.so")); code != 0 {
+		t.Fatal(errs)
+	}
+	if fi, _ := os.Lstat(filepath.Join(d, "link.so")); fi.Mode()&os.ModeSymlink == 0 {
+		t.Error("the output link was replaced by a regular file")
+	}
+	sameFile(t, filepath.Join(d, "real.so"), v("signed/s2_e2_cB.signed.so"))
+	// Into a device.
+	if code, _, errs := sign("-out", "/dev/null"); code != 0 {
+		t.Errorf("-out /dev/null: %s", errs)
+	}
+	if fi, err := os.Stat("/dev/null"); err != nil || fi.Mode()&os.ModeDevice == 0 {
+		t.Fatal("/dev/null was replaced")
+	}
+	// Missing folders are created.
+	if code, _, errs := sign("-out", filepath.Join(d, "new", "dir", "s2.so")); code != 0 {
+		t.Errorf("output in a missing folder: %s", errs)
+	}
+	// An output that is an input is refused, by path or through a link.
+	cp := filepath.Join(d, "e2.so")
+	orig, _ := os.ReadFile(v("enclaves/e2_tls_big.so"))
+	os.WriteFile(cp, orig, 0o644)
+	os.Symlink("e2.so", filepath.Join(d, "e2link.so"))
+	for _, outp := range []string{cp, filepath.Join(d, "e2link.so"), filepath.Join(d, ".", "e2.so")} {
+		code, _, errs := magectl(t, nil, "sign", "-key", v("keys/k2.pem"), "-enclave", cp, "-out", outp, "-date", "20261123")
+		if code != 2 || !strings.Contains(errs, "also an input") {
+			t.Errorf("sign -out %s over its input: exit %d %s", outp, code, errs)
+		}
+	}
+	if b, _ := os.ReadFile(cp); !bytes.Equal(b, orig) {
+		t.Fatal("the input was modified")
+	}
+
+	// group sign with its group file named group.json: the manifest would
+	// overwrite it, even with -force.
+	gd := filepath.Join(d, "g")
+	os.MkdirAll(gd, 0o755)
+	gpath := groupFile(t, gd, "group.json")
+	before, _ := os.ReadFile(gpath)
+	code, _, errs = magectl(t, nil, "group", "sign", "-q", "-force", gpath)
+	if code != 2 || !strings.Contains(errs, "also an input") || !strings.HasPrefix(errs, "magectl group sign: ") {
+		t.Errorf("group sign over its own group file: exit %d %s", code, errs)
+	}
+	if after, _ := os.ReadFile(gpath); !bytes.Equal(before, after) {
+		t.Fatal("group sign overwrote its input")
+	}
+	// With another manifest name it works, creating out/.
+	mustRun(t, "group", "sign", "-q", "-manifest", filepath.Join(gd, "manifest.json"), gpath)
+	sameFile(t, filepath.Join(gd, "out", "g1_v1.so"), v("signed/g1_v1.signed.so"))
+	if strings.Contains(errs, ".tmp") {
+		t.Errorf("an error names a temporary file: %s", errs)
+	}
+}
+
+// TestCLIHelpAndExitCodes: --help exits 0 everywhere and shows the
+// command's own flags; exit codes and error prefixes are the same in every
+// command. (Issue 9, item 17.)
+func TestCLIHelpAndExitCodes(t *testing.T) {
+	for _, c := range [][]string{{"sign"}, {"gendata"}, {"catsig"}, {"dump"}, {"genmage"}, {"signmage"}, {"measure"}, {"keygen"},
+		{"group"}, {"group", "sign"}, {"group", "verify"}, {"derive"}, {"sim"}, {"sim", "load"}, {"sim", "root"},
+		{"quote"}, {"quote", "show"}, {"quote", "verify"}, {"demo"}} {
+		code, out, errs := magectl(t, nil, append(c, "--help")...)
+		if code != 0 || !strings.Contains(out+errs, "Usage: magectl "+strings.Join(c, " ")) {
+			t.Errorf("%v --help: exit %d\n%s%s", c, code, out, errs)
+		}
+	}
+	if _, out, errs := magectl(t, nil, "sim", "root", "--help"); strings.Contains(out+errs, "-debug") {
+		t.Errorf("sim root --help shows load's flags:\n%s", out+errs)
+	}
+	unsigned := v("enclaves/e1_small.so")
+	for _, c := range [][]string{{"derive", unsigned}, {"sim", "load", "-platform", t.TempDir(), unsigned}, {"group", "verify", unsigned}} {
+		code, _, errs := magectl(t, nil, c...)
+		want := "magectl " + strings.Join(c[:1], " ")
+		if c[0] != "derive" {
+			want = "magectl " + strings.Join(c[:2], " ")
+		}
+		if code != 3 || !strings.HasPrefix(errs, want+": ") {
+			t.Errorf("%v on an unsigned file: exit %d, want 3 and prefix %q: %s", c, code, want, errs)
+		}
+	}
+}

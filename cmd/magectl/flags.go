@@ -49,8 +49,21 @@ func dispatch(e *env, args []string, name, help string, subs map[string]func(*en
 	if !ok {
 		return usagef("unknown %s command %q (run \"magectl %s --help\")", name, args[0], name)
 	}
-	return run(e, args[1:])
+	if err := run(e, args[1:]); err != nil {
+		return subcommandError{sub: args[0], err: err}
+	}
+	return nil
 }
+
+// subcommandError carries the name of the subcommand that failed, so the
+// error's prefix names it ("magectl group sign: ...").
+type subcommandError struct {
+	sub string
+	err error
+}
+
+func (s subcommandError) Error() string { return s.err.Error() }
+func (s subcommandError) Unwrap() error { return s.err }
 
 // parseOneArg parses flags placed before or after exactly one positional
 // argument (what names it in the error), and returns that argument.

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/magesgx/mage/internal/atomicfile"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
@@ -85,10 +85,18 @@ func runGroupSign(e *env, args []string) error {
 	if mpath == "" {
 		mpath = filepath.Join(filepath.Dir(arg), "group.json")
 	}
+	var inputs []string
+	inputs = append(inputs, arg)
+	for _, m := range gf.Members {
+		inputs = append(inputs, m.Enclave, m.Config, m.Key)
+	}
+	if err := checkOutputs(inputs, append(outputsOf(gf), mpath)); err != nil {
+		return err
+	}
 	if !*force {
 		for _, p := range append(outputsOf(gf), mpath) {
-			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("%s: %w (use -force to overwrite)", p, atomicfile.ErrExists)
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				return describeExists(p)
 			}
 		}
 	}
@@ -115,19 +123,15 @@ func runGroupSign(e *env, args []string) error {
 		return err
 	}
 	files := outputsOf(gf)
-	write := atomicfile.WriteNew
-	if *force {
-		write = atomicfile.WriteFile
-	}
 	for i, sm := range g.Members {
-		if err := write(files[i], sm.File, 0o755); err != nil {
+		if err := e.writeOutput(files[i], sm.File, 0o755, *force); err != nil {
 			return err
 		}
 	}
 	man := g.Manifest(gf.Name, files)
 	mj, _ := json.MarshalIndent(man, "", "  ")
 	mj = append(mj, '\n')
-	if err := write(mpath, mj, 0o644); err != nil {
+	if err := e.writeOutput(mpath, mj, 0o644, *force); err != nil {
 		return err
 	}
 	if *jsonOut {
@@ -216,6 +220,9 @@ func signingDate(e *env, flagValue string) (uint32, error) {
 func mapFlagErr(err error) error {
 	if errors.Is(err, errHelpShown) {
 		return err
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return errHelpShown
 	}
 	var u usageError
 	if errors.As(err, &u) {
@@ -338,6 +345,8 @@ type verifyReport struct {
 	Problems []string          `json:"problems,omitempty"`
 	Group    []sgx.Measurement `json:"group,omitempty"`
 	NotGiven int               `json:"members_not_given,omitempty"` // table members whose files were not given
+
+	badInput bool // a file could not be read or is not a signed member
 }
 
 type verifyMember struct {
@@ -377,6 +386,9 @@ func runGroupVerify(e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "note: the table has %d members; %d of them were not given and are only derived\n", len(rep.Group), rep.NotGiven)
 		}
 	}
+	if rep.badInput {
+		return fmt.Errorf("%d problem(s) in the group, some files are not signed members", len(rep.Problems))
+	}
 	if !rep.OK {
 		return failed(fmt.Errorf("%d problem(s) in the group", len(rep.Problems)))
 	}
@@ -400,16 +412,19 @@ func verifyGroup(ctx context.Context, paths []string) *verifyReport {
 		raw, err := os.ReadFile(p)
 		if err != nil {
 			problem("%v", err)
+			rep.badInput = true
 			continue
 		}
 		signed, section, err := signedMageSection(raw)
 		if err != nil {
 			problem("%s: %v", p, err)
+			rep.badInput = true
 			continue
 		}
 		mr, err := checkSigned(ctx, signed)
 		if err != nil && mr == (sgx.Measurement{}) {
 			problem("%s: %v", p, err)
+			rep.badInput = true
 			continue
 		}
 		ok := err == nil

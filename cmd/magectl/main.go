@@ -105,6 +105,10 @@ func run(e *env, args []string) int {
 		if c.name == name {
 			err := c.run(e, args[1:])
 			if err != nil && !errors.Is(err, errHelpShown) {
+				var sub subcommandError
+				if errors.As(err, &sub) {
+					name += " " + sub.sub
+				}
 				fmt.Fprintf(e.stderr, "magectl %s: %v\n", name, err)
 				return exitCode(err)
 			}

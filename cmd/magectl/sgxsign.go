@@ -5,13 +5,11 @@ package main
 // SDK Makefile can use magectl as SGX_ENCLAVE_SIGNER unchanged.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	"github.com/magesgx/mage/internal/atomicfile"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
@@ -80,6 +78,10 @@ func (c signCommand) parse(e *env, args []string) (*signFlags, error) {
 			return nil, usagef("-%s is required for %s", name, c.name)
 		}
 	}
+	if err := checkOutputs([]string{f.enclave, f.config, f.key, f.sig, f.unsigned, f.magein},
+		[]string{f.out, f.dumpfile, f.cssfile, f.mageout}); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -107,9 +109,9 @@ func runSignMode(mode string) func(*env, []string) error {
 		}
 		switch mode {
 		case "dump":
-			return doDump(f)
+			return doDump(e, f)
 		case "catsig":
-			return doCatsig(f)
+			return doCatsig(e, f)
 		}
 		im, err := prepareImage(f)
 		if err != nil {
@@ -120,7 +122,7 @@ func runSignMode(mode string) func(*env, []string) error {
 			if _, err := readKey(f.key); err != nil {
 				return err
 			}
-			return doGenmage(e.ctx, im, f)
+			return doGenmage(e, im, f)
 		case "signmage":
 			if err := applyMageIn(im, f.magein); err != nil {
 				return err
@@ -136,7 +138,7 @@ func runSignMode(mode string) func(*env, []string) error {
 		}
 		css := im.Sigstruct(mr, date)
 		if mode == "gendata" {
-			return atomicfile.WriteFile(f.out, css.SigningMaterial(), 0o644)
+			return e.writeOutput(f.out, css.SigningMaterial(), 0o644, true)
 		}
 		key, err := readKey(f.key)
 		if err != nil {
@@ -145,7 +147,7 @@ func runSignMode(mode string) func(*env, []string) error {
 		if err := css.Sign(key); err != nil {
 			return err
 		}
-		return writeSigned(im, css, f)
+		return writeSigned(e, im, css, f)
 	}
 }
 
@@ -178,16 +180,16 @@ func prepareBytes(raw []byte, f *signFlags) (*sgxsdk.Image, error) {
 
 // writeSigned writes the signed enclave, then the optional SIGSTRUCT and
 // dump files, each atomically.
-func writeSigned(im *sgxsdk.Image, css *sgx.Sigstruct, f *signFlags) error {
+func writeSigned(e *env, im *sgxsdk.Image, css *sgx.Sigstruct, f *signFlags) error {
 	out, err := im.SignedFile(css)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(f.out, out, 0o755); err != nil {
+	if err := e.writeOutput(f.out, out, 0o755, true); err != nil {
 		return err
 	}
 	if f.cssfile != "" {
-		if err := atomicfile.WriteFile(f.cssfile, css.Marshal(), 0o644); err != nil {
+		if err := e.writeOutput(f.cssfile, css.Marshal(), 0o644, true); err != nil {
 			return err
 		}
 	}
@@ -200,12 +202,12 @@ func writeSigned(im *sgxsdk.Image, css *sgx.Sigstruct, f *signFlags) error {
 		if err := s.Dump(&b); err != nil {
 			return err
 		}
-		return atomicfile.WriteFile(f.dumpfile, []byte(b.String()), 0o644)
+		return e.writeOutput(f.dumpfile, []byte(b.String()), 0o644, true)
 	}
 	return nil
 }
 
-func doCatsig(f *signFlags) error {
+func doCatsig(e *env, f *signFlags) error {
 	im, err := prepareImage(f)
 	if err != nil {
 		return err
@@ -246,10 +248,10 @@ func doCatsig(f *signFlags) error {
 	if err := css.SetSignature(pub, sig); err != nil {
 		return failed(fmt.Errorf("%s: %w", f.sig, err))
 	}
-	return writeSigned(im, css, f)
+	return writeSigned(e, im, css, f)
 }
 
-func doDump(f *signFlags) error {
+func doDump(e *env, f *signFlags) error {
 	raw, err := os.ReadFile(f.enclave)
 	if err != nil {
 		return err
@@ -262,16 +264,17 @@ func doDump(f *signFlags) error {
 	if err := s.Dump(&b); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(f.dumpfile, []byte(b.String()), 0o644); err != nil {
+	if err := e.writeOutput(f.dumpfile, []byte(b.String()), 0o644, true); err != nil {
 		return err
 	}
 	if f.cssfile != "" {
-		return atomicfile.WriteFile(f.cssfile, s.Sigstruct().Marshal(), 0o644)
+		return e.writeOutput(f.cssfile, s.Sigstruct().Marshal(), 0o644, true)
 	}
 	return nil
 }
 
-func doGenmage(ctx context.Context, im *sgxsdk.Image, f *signFlags) error {
+func doGenmage(e *env, im *sgxsdk.Image, f *signFlags) error {
+	ctx := e.ctx
 	rva, _, ok := im.MageSection()
 	if !ok {
 		return fmt.Errorf("%s: %w", f.enclave, mage.ErrNoSection)
@@ -288,7 +291,7 @@ func doGenmage(ctx context.Context, im *sgxsdk.Image, f *signFlags) error {
 	if _, err := mage.ParseEntries(old); err != nil {
 		return fmt.Errorf("%s: %w", f.mageout, err)
 	}
-	return atomicfile.WriteFile(f.mageout, append(old, entry...), 0o644)
+	return e.writeOutput(f.mageout, append(old, entry...), 0o644, true)
 }
 
 func applyMageIn(im *sgxsdk.Image, path string) error {
@@ -429,10 +432,10 @@ func runKeygen(e *env, args []string) error {
 	if *out == "" {
 		return usagef("-out is required")
 	}
-	write := atomicfile.WriteNew
-	if *force {
-		write = atomicfile.WriteFile
+	if err := checkOutputs(nil, []string{*out, *pubout}); err != nil {
+		return err
 	}
+	write := func(name string, data []byte, perm os.FileMode) error { return e.writeOutput(name, data, perm, *force) }
 	key, err := sgx.GenerateSigningKey()
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 
@@ -27,10 +28,17 @@ The platform directory is created on first use (mode 0700).
 }
 
 func runSimCommand(e *env, name string, args []string) error {
-	fs := newFlagSet(e.stderr, "sim "+name, "sim "+name+" -platform DIR [--json] [-debug] [SIGNED.so]")
+	usage := "sim load -platform DIR [--json] [-debug] SIGNED.so"
+	if name == "root" {
+		usage = "sim root -platform DIR"
+	}
+	fs := newFlagSet(e.stderr, "sim "+name, usage)
 	dir := fs.String("platform", "", "simulated platform `directory`")
-	debug := fs.Bool("debug", false, "launch with ATTRIBUTES.DEBUG (refused if the enclave was signed with DisableDebug)")
-	jsonOut := fs.Bool("json", false, "print JSON")
+	var debug, jsonOut *bool
+	if name == "load" {
+		debug = fs.Bool("debug", false, "launch with ATTRIBUTES.DEBUG (refused if the enclave was signed with DisableDebug)")
+		jsonOut = fs.Bool("json", false, "print JSON")
+	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return mapFlagErr(err)
@@ -44,6 +52,9 @@ func runSimCommand(e *env, name string, args []string) error {
 	}
 	switch name {
 	case "root":
+		if len(pos) != 0 {
+			return usagef("sim root takes no arguments")
+		}
 		_, err := e.stdout.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.RootCertificate().Raw}))
 		return err
 	case "load":
@@ -55,8 +66,11 @@ func runSimCommand(e *env, name string, args []string) error {
 			return err
 		}
 		enc, err := p.Load(e.ctx, raw, &sim.LoadOptions{Debug: *debug})
+		if errors.Is(err, sim.ErrEINIT) || errors.Is(err, sim.ErrECREATE) {
+			return failed(fmt.Errorf("%s: %w", pos[0], err)) // the enclave was refused
+		}
 		if err != nil {
-			return failed(fmt.Errorf("%s: %w", pos[0], err))
+			return fmt.Errorf("%s: %w", pos[0], err) // not a loadable signed enclave
 		}
 		out := struct {
 			sim.Identity

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -28,7 +30,86 @@ func TestWrite(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("temporary files left: %v", entries)
 	}
-	if err := WriteFile(filepath.Join(d, "no", "such", "dir"), nil, 0o644); err == nil {
-		t.Fatal("write into a missing directory succeeded")
+}
+
+// TestWriteThrough: links are written through to their target, devices and
+// FIFOs are written into (never replaced by a regular file), missing
+// folders are created, and no error names the temporary file. (Issue 9,
+// items 14 and 15.)
+func TestWriteThrough(t *testing.T) {
+	d := t.TempDir()
+	target := filepath.Join(d, "target")
+	link := filepath.Join(d, "link")
+	os.WriteFile(target, []byte("old"), 0o644)
+	os.Symlink("target", link)
+	if err := WriteFile(link, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
+		t.Error("the link was replaced by a regular file")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "new" {
+		t.Errorf("target holds %q", b)
+	}
+	// A dangling link creates its target.
+	os.Symlink("later", filepath.Join(d, "dangling"))
+	if err := WriteNew(filepath.Join(d, "dangling"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(d, "later")); string(b) != "x" {
+		t.Errorf("dangling link's target holds %q", b)
+	}
+	// A link to an existing file is an existing file for WriteNew.
+	if err := WriteNew(link, []byte("no"), 0o644); !errors.Is(err, ErrExists) {
+		t.Errorf("WriteNew through a link to a file: %v", err)
+	}
+
+	// A device: /dev/null stays a device.
+	if err := WriteFile("/dev/null", []byte("discarded"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat("/dev/null"); err != nil || fi.Mode()&os.ModeDevice == 0 {
+		t.Fatalf("/dev/null is no longer a device: %v %v", fi, err)
+	}
+	// A FIFO is written into.
+	fifo := filepath.Join(d, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFO: %v", err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		got <- string(b)
+	}()
+	if err := WriteNew(fifo, []byte("through the pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != "through the pipe" {
+		t.Errorf("FIFO read %q", s)
+	}
+	if fi, _ := os.Lstat(fifo); fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Error("the FIFO was replaced")
+	}
+
+	// Missing folders are created.
+	deep := filepath.Join(d, "no", "such", "dir", "f")
+	if err := WriteFile(deep, []byte("deep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Errors name the destination, not the temporary file.
+	ro := filepath.Join(d, "ro")
+	os.Mkdir(ro, 0o500)
+	if os.Getuid() != 0 {
+		err := WriteFile(filepath.Join(ro, "out"), []byte("x"), 0o644)
+		if err == nil || strings.Contains(err.Error(), ".tmp") || !strings.Contains(err.Error(), "out") {
+			t.Errorf("error in a read-only folder: %v", err)
+		}
+	}
+	err := WriteFile(filepath.Join(d, "target", "sub"), []byte("x"), 0o644) // parent is a file
+	if err == nil || strings.Contains(err.Error(), ".tmp") {
+		t.Errorf("error under a file: %v", err)
+	}
+	if err := WriteFile(d, []byte("x"), 0o644); err == nil || !strings.Contains(err.Error(), "directory") {
+		t.Errorf("writing over a directory: %v", err)
 	}
 }
