@@ -128,7 +128,7 @@ func TestImpostors(t *testing.T) {
 	key, _ := sgx.LoadSigningKey(read(t, "keys/g1_k1.pem"))
 	cfg, _ := sgxsdk.ParseConfig(read(t, "configs/cG1_group_b.config.xml"))
 	solo, err := mage.SignGroup(context.Background(), []mage.Member{{ELF: read(t, "enclaves/g1_m1.so"), Config: cfg, Key: key}},
-		mage.SignOptions{Date: 0x20261123})
+		mage.SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
@@ -83,7 +84,7 @@ func meshGroup(b *testing.B, n int) []*Member {
 		}
 		ms = append(ms, mage.Member{ELF: elfs[i%3], Config: cfg, Key: key})
 	}
-	g, err := mage.SignGroup(context.Background(), ms, mage.SignOptions{Date: 0x20261123})
+	g, err := mage.SignGroup(context.Background(), ms, mage.SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)})
 	if err != nil {
 		b.Fatal(err)
 	}

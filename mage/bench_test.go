@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/magesgx/mage/sgxsdk"
 )
@@ -121,7 +122,7 @@ func BenchmarkSignGroup(b *testing.B) {
 		members := groupOf(b, n)
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := SignGroup(b.Context(), members, SignOptions{Date: 0x20261123}); err != nil {
+				if _, err := SignGroup(b.Context(), members, SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
@@ -25,8 +26,10 @@ type Member struct {
 
 // SignOptions tune SignGroup.
 type SignOptions struct {
-	Date    uint32 // SIGSTRUCT date (see sgx.DateFromTime); required
-	Workers int    // parallel members; <= 0 means GOMAXPROCS
+	// Date is the SIGSTRUCT date (its day, in UTC); required, and within
+	// years 1 to 9999.
+	Date    time.Time
+	Workers int // parallel members; <= 0 means GOMAXPROCS
 	// Progress, if not nil, is called after each member finishes a stage
 	// ("measure" or "sign"), from any goroutine, one call at a time.
 	Progress func(stage string, done, total int)
@@ -69,9 +72,13 @@ func SignGroup(ctx context.Context, members []Member, opts SignOptions) (*Signed
 	if len(members) == 0 {
 		return nil, ErrEmptyGroup
 	}
-	if opts.Date == 0 {
+	if opts.Date.IsZero() {
 		return nil, ErrMissingDate
 	}
+	if y := opts.Date.UTC().Year(); y < 1 || y > 9999 {
+		return nil, fmt.Errorf("%w: year %d cannot be a SIGSTRUCT date", ErrMissingDate, y)
+	}
+	date := sgx.DateFromTime(opts.Date)
 	for i, m := range members {
 		if m.Key == nil {
 			return nil, fmt.Errorf("member %d (%s): %w", i, m.Name, ErrMissingKey)
@@ -146,7 +153,7 @@ func SignGroup(ctx context.Context, members []Member, opts SignOptions) (*Signed
 		if err := img.SetMageSection(section); err != nil {
 			return err
 		}
-		css := img.Sigstruct(mr, opts.Date)
+		css := img.Sigstruct(mr, date)
 		if err := css.Sign(members[i].Key); err != nil {
 			return err
 		}
@@ -236,23 +243,15 @@ type Manifest struct {
 	Members     []ManifestMember `json:"members"`
 }
 
-// ManifestMember is one member's identity in a Manifest.
+// ManifestMember is one member of a Manifest: its index, name, output
+// file, identity (the one JSON shape of sgx.Identity) and the offset of its
+// .sgx_mage section.
 type ManifestMember struct {
-	Index         int             `json:"index"`
-	Name          string          `json:"name"`
-	File          string          `json:"file,omitempty"`
-	MRENCLAVE     sgx.Measurement `json:"mrenclave"`
-	MRSIGNER      sgx.Measurement `json:"mrsigner"`
-	ISVProdID     uint16          `json:"isvprodid"`
-	ISVSVN        uint16          `json:"isvsvn"`
-	Attributes    hexAttributes   `json:"attributes"`
-	MiscSelect    string          `json:"misc_select"`
-	SectionOffset string          `json:"section_offset"`
-}
-
-type hexAttributes struct {
-	Flags string `json:"flags"`
-	Xfrm  string `json:"xfrm"`
+	Index         int          `json:"index"`
+	Name          string       `json:"name"`
+	File          string       `json:"file,omitempty"`
+	Identity      sgx.Identity `json:"identity"`
+	SectionOffset string       `json:"section_offset"`
 }
 
 // Manifest summarises the signed group. files, if not nil, gives each
@@ -264,12 +263,7 @@ func (g *SignedGroup) Manifest(name string, files []string) *Manifest {
 		mm := ManifestMember{
 			Index:         sm.Index,
 			Name:          sm.Name,
-			MRENCLAVE:     sm.MRENCLAVE,
-			MRSIGNER:      sm.Sigstruct.MRSigner(),
-			ISVProdID:     sm.Sigstruct.ISVProdID,
-			ISVSVN:        sm.Sigstruct.ISVSVN,
-			Attributes:    hexAttributes{fmt.Sprintf("%#x", sm.Sigstruct.Attributes.Flags), fmt.Sprintf("%#x", sm.Sigstruct.Attributes.Xfrm)},
-			MiscSelect:    fmt.Sprintf("%#x", sm.Sigstruct.MiscSelect),
+			Identity:      sm.Sigstruct.SignedIdentity(),
 			SectionOffset: fmt.Sprintf("%#x", sm.Entry.Offset),
 		}
 		if files != nil {

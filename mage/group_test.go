@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
@@ -80,7 +82,7 @@ func TestSignGroupReference(t *testing.T) {
 	for _, group := range []string{"g1", "g2"} {
 		t.Run(group, func(t *testing.T) {
 			members, vs := groupMembers(t, group)
-			g, err := SignGroup(t.Context(), members, SignOptions{Date: 0x20261123})
+			g, err := SignGroup(t.Context(), members, SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,15 +109,15 @@ func TestSignGroupGuards(t *testing.T) {
 	members, _ := groupMembers(t, "g1")
 	// The same member twice.
 	dup := []Member{members[0], members[1], members[0]}
-	if _, err := SignGroup(t.Context(), dup, SignOptions{Date: 0x20261123}); !errors.Is(err, ErrDuplicate) {
+	if _, err := SignGroup(t.Context(), dup, SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("duplicate member: %v", err)
 	}
 	// A member without a .sgx_mage section.
 	plain := Member{Name: "plain", ELF: readVector(t, "enclaves/e1_small.so"), Key: members[0].Key}
-	if _, err := SignGroup(t.Context(), []Member{members[0], plain}, SignOptions{Date: 0x20261123}); !errors.Is(err, ErrNoSection) {
+	if _, err := SignGroup(t.Context(), []Member{members[0], plain}, SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}); !errors.Is(err, ErrNoSection) {
 		t.Errorf("member without section: %v", err)
 	}
-	if _, err := SignGroup(t.Context(), nil, SignOptions{Date: 1}); !errors.Is(err, ErrEmptyGroup) {
+	if _, err := SignGroup(t.Context(), nil, SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}); !errors.Is(err, ErrEmptyGroup) {
 		t.Errorf("empty group: %v", err)
 	}
 	if _, err := SignGroup(t.Context(), members, SignOptions{}); !errors.Is(err, ErrMissingDate) {
@@ -161,4 +163,45 @@ func FuzzParseGroupFile(f *testing.F) {
 			t.Fatal("group without members accepted")
 		}
 	})
+}
+
+// TestManifestRoundTrip: a signed group's manifest parses back to the same
+// members, and broken manifests are refused; SignOptions.Date is a time,
+// required. (Issue 9, item 19.)
+func TestManifestRoundTrip(t *testing.T) {
+	members, _ := groupMembers(t, "g1")
+	g, err := SignGroup(t.Context(), members, SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := g.Manifest("g1", nil)
+	raw, _ := json.Marshal(m)
+	back, err := ParseManifest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, m) {
+		t.Errorf("round trip:\n%+v\n%+v", back, m)
+	}
+	for name, mod := range map[string]func(*Manifest){
+		"no members":     func(m *Manifest) { m.Members = nil },
+		"index":          func(m *Manifest) { m.Members[1].Index = 5 },
+		"duplicate":      func(m *Manifest) { m.Members[1].Identity.MRENCLAVE = m.Members[0].Identity.MRENCLAVE },
+		"table hash":     func(m *Manifest) { m.TableSHA256 = "xyz" },
+		"section size":   func(m *Manifest) { m.SectionSize = 100 },
+		"no measurement": func(m *Manifest) { m.Members[0].Identity.MRENCLAVE = [32]byte{} },
+	} {
+		c, _ := ParseManifest(raw)
+		mod(c)
+		b, _ := json.Marshal(c)
+		if _, err := ParseManifest(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := ParseManifest(append(raw, []byte(`{}`)...)); err == nil {
+		t.Error("trailing data accepted")
+	}
+	if _, err := SignGroup(t.Context(), members, SignOptions{}); !errors.Is(err, ErrMissingDate) {
+		t.Errorf("zero date: %v", err)
+	}
 }

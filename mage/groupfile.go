@@ -2,11 +2,15 @@ package mage
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/magesgx/mage/sgx"
 )
 
 // GroupFile is the input of "magectl group sign": the members of a group and
@@ -25,8 +29,10 @@ import (
 //
 // Relative paths are relative to the directory of the group file. "config"
 // may be omitted (the SDK signer's defaults apply). "date" (YYYYMMDD) is
-// optional; without it the signer uses SOURCE_DATE_EPOCH or today. Member
-// order is table order: member i has entry i.
+// optional and applies to every member (a member's own "date" is refused:
+// a group is signed on one date); without it the signer uses
+// SOURCE_DATE_EPOCH or today. Member order is table order: member i has
+// entry i.
 type GroupFile struct {
 	Name    string       `json:"name"`
 	Date    string       `json:"date,omitempty"`
@@ -40,6 +46,9 @@ type MemberFile struct {
 	Config  string `json:"config,omitempty"`
 	Key     string `json:"key"`
 	Output  string `json:"output"`
+	// Date is refused: the date is the group's (GroupFile.Date). It is
+	// decoded only to say so clearly.
+	Date string `json:"date,omitempty"`
 }
 
 // ParseGroupFile decodes and checks a group file. dir is the directory that
@@ -57,6 +66,11 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 	if len(g.Members) == 0 {
 		return nil, errors.New("group file: no members")
 	}
+	if g.Date != "" {
+		if _, err := time.Parse("20060102", g.Date); err != nil || len(g.Date) != 8 {
+			return nil, fmt.Errorf("group file: date %q: want YYYYMMDD", g.Date)
+		}
+	}
 	names := map[string]int{}
 	outputs := map[string]int{}
 	for i := range g.Members {
@@ -66,6 +80,9 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 			where += fmt.Sprintf(" (%s)", m.Name)
 		} else {
 			m.Name = fmt.Sprintf("member%d", i)
+		}
+		if m.Date != "" {
+			return nil, fmt.Errorf("%s: \"date\" is set per group, not per member (move it next to \"name\" at the top)", where)
 		}
 		for field, p := range map[string]*string{"enclave": &m.Enclave, "key": &m.Key, "output": &m.Output} {
 			if strings.TrimSpace(*p) == "" {
@@ -96,4 +113,54 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 		}
 	}
 	return &g, nil
+}
+
+// ParseManifest decodes a group manifest, the group.json that group
+// signing writes, and checks it: members in table order (index i at
+// position i), each with an identity, and the table's hash.
+func ParseManifest(data []byte) (*Manifest, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("group manifest: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("group manifest: trailing data after the JSON object")
+	}
+	if len(m.Members) == 0 {
+		return nil, errors.New("group manifest: no members")
+	}
+	if err := checkSectionSize(m.SectionSize); err != nil {
+		return nil, fmt.Errorf("group manifest: section_size: %w", err)
+	}
+	if c := Capacity(m.SectionSize); len(m.Members) > c {
+		return nil, fmt.Errorf("group manifest: %d members, a %d-byte section holds at most %d", len(m.Members), m.SectionSize, c)
+	}
+	if h, err := hex.DecodeString(m.TableSHA256); err != nil || len(h) != 32 {
+		return nil, fmt.Errorf("group manifest: table_sha256 %q: want 64 hex digits", m.TableSHA256)
+	}
+	seen := map[sgx.Measurement]int{}
+	for i, mm := range m.Members {
+		if mm.Index != i {
+			return nil, fmt.Errorf("group manifest: member at position %d has index %d", i, mm.Index)
+		}
+		if mm.Identity.MRENCLAVE == (sgx.Measurement{}) {
+			return nil, fmt.Errorf("group manifest: member %d has no MRENCLAVE", i)
+		}
+		if j, dup := seen[mm.Identity.MRENCLAVE]; dup {
+			return nil, fmt.Errorf("group manifest: members %d and %d have the same MRENCLAVE", j, i)
+		}
+		seen[mm.Identity.MRENCLAVE] = i
+	}
+	return &m, nil
+}
+
+// Measurements returns every member's MRENCLAVE, in table order.
+func (m *Manifest) Measurements() []sgx.Measurement {
+	out := make([]sgx.Measurement, len(m.Members))
+	for i, mm := range m.Members {
+		out[i] = mm.Identity.MRENCLAVE
+	}
+	return out
 }

@@ -17,19 +17,8 @@ var ErrEINIT = errors.New("sim: EINIT")
 // ErrECREATE is wrapped when the enclave could not be created.
 var ErrECREATE = errors.New("sim: ECREATE")
 
-// Identity is what SGX attests about an enclave.
-type Identity struct {
-	MRENCLAVE    sgx.Measurement        `json:"mrenclave"`
-	MRSIGNER     sgx.Measurement        `json:"mrsigner"`
-	Attributes   sgx.Attributes         `json:"attributes"`
-	MiscSelect   uint32                 `json:"misc_select"`
-	ISVProdID    uint16                 `json:"isvprodid"`
-	ISVSVN       uint16                 `json:"isvsvn"`
-	ConfigID     [sgx.ConfigIDSize]byte `json:"-"`
-	ConfigSVN    uint16                 `json:"config_svn"`
-	ISVExtProdID [16]byte               `json:"-"`
-	ISVFamilyID  [16]byte               `json:"-"`
-}
+// Identity is what SGX attests about an enclave (sgx.Identity).
+type Identity = sgx.Identity
 
 // Enclave is a loaded, initialised enclave on a simulated platform.
 type Enclave struct {

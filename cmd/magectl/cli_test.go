@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgxsdk"
 )
 
@@ -158,22 +160,16 @@ func TestCLIMageFlows(t *testing.T) {
 	for _, m := range members {
 		sameFile(t, filepath.Join(gd, "out", m.signed+".so"), v("signed/"+m.signed+".signed.so"))
 	}
-	var man struct {
-		TableSHA256 string `json:"table_sha256"`
-		Members     []struct {
-			MRENCLAVE string `json:"mrenclave"`
-			ISVProdID int    `json:"isvprodid"`
-		} `json:"members"`
-	}
 	raw, err := os.ReadFile(filepath.Join(gd, "group.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(raw, &man); err != nil {
+	man, err := mage.ParseManifest(raw)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if man.TableSHA256 != "67e5cdb8dabb94197b0dc6a639d43b8b2052afd98c1d7e94aeeef57b5fffb7e8" || len(man.Members) != 3 ||
-		man.Members[1].MRENCLAVE != "eebb00712d8baaa4ef780b773203f602bae9e2a4604e881730a3481a9dcbab4d" || man.Members[1].ISVProdID != 101 {
+		man.Members[1].Identity.MRENCLAVE.String() != "eebb00712d8baaa4ef780b773203f602bae9e2a4604e881730a3481a9dcbab4d" || man.Members[1].Identity.ISVProdID != 101 {
 		t.Errorf("group.json: %s", raw)
 	}
 	// Outputs are not overwritten without -force.
@@ -451,4 +447,90 @@ func TestCLIHelpAndExitCodes(t *testing.T) {
 			t.Errorf("%v on an unsigned file: exit %d, want 3 and prefix %q: %s", c, code, want, errs)
 		}
 	}
+}
+
+// TestCLIIdentityJSON: one JSON shape for an enclave's identity in every
+// command, and group.json read back to check signed files against it.
+// (Issue 9, items 18-19.)
+func TestCLIIdentityJSON(t *testing.T) {
+	d := t.TempDir()
+	gpath := groupFile(t, d, "g1.group.json")
+	mustRun(t, "group", "sign", "-q", gpath)
+	raw, _ := os.ReadFile(filepath.Join(d, "group.json"))
+	man, err := mage.ParseManifest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := filepath.Join(d, "out", "g1_v1.so")
+	identityOf := func(out string, path ...string) string {
+		t.Helper()
+		var v any
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		for _, k := range path {
+			switch x := v.(type) {
+			case map[string]any:
+				v = x[k]
+			case []any:
+				i, _ := strconv.Atoi(k)
+				v = x[i]
+			default:
+				t.Fatalf("no %q in %s", k, out)
+			}
+		}
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	want := identityOf(string(raw), "members", "1", "identity")
+	for name, got := range map[string]string{
+		"measure": identityOf(mustRun(t, "measure", "--json", member), "identity"),
+		"derive":  identityOf(mustRun(t, "derive", "--json", member), "identity"),
+	} {
+		if got != want {
+			t.Errorf("%s identity:\n%s\nwant (group.json):\n%s", name, got, want)
+		}
+	}
+	// The launched enclave: the same shape; XFRM is the platform's choice
+	// under the SIGSTRUCT's mask.
+	launched := identityOf(mustRun(t, "sim", "load", "--json", "-platform", t.TempDir(), member), "identity")
+	if strings.Replace(launched, `"xfrm":"0x0000000000000007"`, `"xfrm":"0x0000000000000003"`, 1) != want {
+		t.Errorf("sim load identity:\n%s\nwant (group.json, but XFRM):\n%s", launched, want)
+	}
+	if !strings.Contains(want, `"attributes":{"flags":"0x0000000000000005","xfrm":"0x0000000000000003"}`) {
+		t.Errorf("attributes shape: %s", want)
+	}
+	// A failed verification does not present the unverified MRENCLAVE as
+	// a result.
+	bad := brokenSignature(t, member)
+	if _, out, _ := magectl(t, nil, "measure", "--json", bad); strings.Contains(out, `"identity"`) {
+		t.Errorf("measure --json of a broken SIGSTRUCT shows an identity:\n%s", out)
+	}
+
+	// group verify --manifest: the signed files against group.json.
+	files := []string{filepath.Join(d, "out", "g1_v0.so"), member, filepath.Join(d, "out", "g1_v2.so")}
+	mustRun(t, append([]string{"group", "verify", "--manifest", filepath.Join(d, "group.json")}, files...)...)
+	man.Members[1].Identity.ISVSVN++ // a manifest that disagrees with the files
+	tampered, _ := json.Marshal(man)
+	tp := filepath.Join(d, "tampered.json")
+	os.WriteFile(tp, tampered, 0o644)
+	if code, out, _ := magectl(t, nil, append([]string{"group", "verify", "--manifest", tp}, files...)...); code != 1 || !strings.Contains(out, "differs from the manifest") {
+		t.Errorf("group verify against a wrong manifest: exit %d\n%s", code, out)
+	}
+	// A per-member date is refused with a clear message.
+	perMember := strings.Replace(mustReadString(t, gpath), `"output": "out/g1_v0.so"`, `"output": "out/g1_v0.so", "date": "20250101"`, 1)
+	pm := filepath.Join(d, "per-member.json")
+	os.WriteFile(pm, []byte(perMember), 0o644)
+	if code, _, errs := magectl(t, nil, "group", "sign", "-q", "-manifest", filepath.Join(d, "m2.json"), pm); code != 3 || !strings.Contains(errs, "per group, not per member") {
+		t.Errorf("per-member date: exit %d %s", code, errs)
+	}
+}
+
+func mustReadString(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -172,7 +172,7 @@ func runDemo(e *env, args []string) error {
 		}
 		inputs = append(inputs, m)
 	}
-	date := sgx.DateFromTime(time.Now())
+	date := time.Now().UTC()
 	group, err := mage.SignGroup(ctx, inputs, mage.SignOptions{Date: date})
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -191,7 +194,8 @@ func printMembers(w io.Writer, m *mage.Manifest) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INDEX\tNAME\tMRENCLAVE\tMRSIGNER\tPRODID\tSVN")
 	for _, mm := range m.Members {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%d\t%d\n", mm.Index, mm.Name, mm.MRENCLAVE, mm.MRSIGNER.String()[:16], mm.ISVProdID, mm.ISVSVN)
+		id := mm.Identity
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%d\t%d\n", mm.Index, mm.Name, id.MRENCLAVE, id.MRSIGNER.String()[:16], id.ISVProdID, id.ISVSVN)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "table sha256 %s (%d bytes)\n", m.TableSHA256, m.SectionSize)
@@ -199,22 +203,22 @@ func printMembers(w io.Writer, m *mage.Manifest) {
 
 // signingDate picks the SIGSTRUCT date: the flag, else SOURCE_DATE_EPOCH
 // (reproducible builds), else today in UTC.
-func signingDate(e *env, flagValue string) (uint32, error) {
+func signingDate(e *env, flagValue string) (time.Time, error) {
 	if flagValue != "" {
-		d, err := sgx.ParseDate(flagValue)
-		if err != nil {
-			return 0, usagef("-date: %v", err)
+		t, err := time.Parse("20060102", flagValue)
+		if err != nil || len(flagValue) != 8 {
+			return time.Time{}, usagef("-date %q: want YYYYMMDD", flagValue)
 		}
-		return d, nil
+		return t, nil
 	}
 	if s := e.getenv("SOURCE_DATE_EPOCH"); s != "" {
 		var secs int64
 		if _, err := fmt.Sscanf(s, "%d", &secs); err != nil || fmt.Sprint(secs) != strings.TrimSpace(s) {
-			return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds", s)
+			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds", s)
 		}
-		return sgx.DateFromTime(time.Unix(secs, 0)), nil
+		return time.Unix(secs, 0).UTC(), nil
 	}
-	return sgx.DateFromTime(time.Now()), nil
+	return time.Now().UTC(), nil
 }
 
 func mapFlagErr(err error) error {
@@ -234,11 +238,11 @@ func mapFlagErr(err error) error {
 // ---- magectl derive ----
 
 type deriveResult struct {
-	File         string            `json:"file"`
-	Self         int               `json:"self"`
-	SelfMRENCLAV sgx.Measurement   `json:"self_mrenclave"`
-	Trusted      bool              `json:"trusted,omitempty"`
-	Members      []sgx.Measurement `json:"members"`
+	File     string            `json:"file"`
+	Self     int               `json:"self"`
+	Identity sgx.Identity      `json:"identity"` // the file's own, verified (replayed and signed)
+	Trusted  bool              `json:"trusted,omitempty"`
+	Members  []sgx.Measurement `json:"members"`
 }
 
 func runDerive(e *env, args []string) error {
@@ -295,7 +299,7 @@ func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement) (*de
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	res := &deriveResult{File: path, Self: -1, SelfMRENCLAV: self}
+	res := &deriveResult{File: path, Self: -1, Identity: signed.Sigstruct().SignedIdentity()}
 	if trusted != nil && self != *trusted {
 		return nil, failed(fmt.Errorf("%s measures %s, not the trusted MRENCLAVE %s", path, self, *trusted))
 	}
@@ -357,8 +361,9 @@ type verifyMember struct {
 }
 
 func runGroupVerify(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "group verify", "group verify [--json] SIGNED_MEMBER...")
+	fs := newFlagSet(e.stderr, "group verify", "group verify [--json] [--manifest group.json] SIGNED_MEMBER...")
 	jsonOut := fs.Bool("json", false, "print JSON")
+	manifest := fs.String("manifest", "", "also check the members against this group manifest (`group.json` from group sign)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return mapFlagErr(err)
@@ -366,7 +371,17 @@ func runGroupVerify(e *env, args []string) error {
 	if len(pos) == 0 {
 		return usagef("want the signed members to verify")
 	}
-	rep := verifyGroup(e.ctx, pos)
+	var man *mage.Manifest
+	if *manifest != "" {
+		raw, err := os.ReadFile(*manifest)
+		if err != nil {
+			return err
+		}
+		if man, err = mage.ParseManifest(raw); err != nil {
+			return fmt.Errorf("%s: %w", *manifest, err)
+		}
+	}
+	rep := verifyGroup(e.ctx, pos, man)
 	if *jsonOut {
 		if err := writeJSON(e.stdout, rep); err != nil {
 			return err
@@ -397,7 +412,7 @@ func runGroupVerify(e *env, args []string) error {
 
 // verifyGroup checks that every member's table derives every member's real
 // MRENCLAVE (the one its SIGSTRUCT carries, recomputed by the loader replay).
-func verifyGroup(ctx context.Context, paths []string) *verifyReport {
+func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest) *verifyReport {
 	rep := &verifyReport{OK: true}
 	problem := func(format string, a ...any) {
 		rep.OK = false
@@ -406,6 +421,7 @@ func verifyGroup(ctx context.Context, paths []string) *verifyReport {
 	type loaded struct {
 		section []byte
 		mr      sgx.Measurement
+		id      sgx.Identity
 	}
 	var ms []loaded
 	for _, p := range paths {
@@ -431,7 +447,7 @@ func verifyGroup(ctx context.Context, paths []string) *verifyReport {
 		if !ok {
 			problem("%s: %v", p, err)
 		}
-		ms = append(ms, loaded{section, mr})
+		ms = append(ms, loaded{section, mr, signed.Sigstruct().SignedIdentity()})
 		rep.Members = append(rep.Members, verifyMember{File: p, MRENCLAVE: mr, Index: -1, OK: ok})
 	}
 	if len(ms) == 0 {
@@ -473,6 +489,29 @@ func verifyGroup(ctx context.Context, paths []string) *verifyReport {
 		}
 	}
 	rep.NotGiven = max(0, len(rep.Group)-len(ms))
+	if man != nil {
+		// The manifest must describe this very group: the same table, the
+		// same members in the same order, each with the identity its
+		// signed file carries.
+		if !slices.Equal(man.Measurements(), rep.Group) {
+			problem("the manifest's members are not the group the tables derive")
+		}
+		for i, m := range ms {
+			sum := sha256.Sum256(m.section)
+			if hex.EncodeToString(sum[:]) != man.TableSHA256 {
+				problem("%s: its table's SHA-256 is not the manifest's table_sha256", rep.Members[i].File)
+				rep.Members[i].OK = false
+			}
+			idx := rep.Members[i].Index
+			if idx < 0 || idx >= len(man.Members) {
+				continue
+			}
+			if got, want := m.id, man.Members[idx].Identity; got != want {
+				problem("%s: identity %+v differs from the manifest's member %d (%s)", rep.Members[i].File, got, idx, man.Members[idx].Name)
+				rep.Members[i].OK = false
+			}
+		}
+	}
 	return rep
 }
 

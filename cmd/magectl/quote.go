@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/magesgx/mage/dcap"
+	"github.com/magesgx/mage/sgx"
 )
 
 func runQuote(e *env, args []string) error {
@@ -24,30 +25,18 @@ Run "magectl quote <command> --help" for flags.
 `, map[string]func(*env, []string) error{"show": runQuoteShow, "verify": runQuoteVerify})
 }
 
-// reportView is a report body for printing.
+// reportView is a report body for printing: the identity in its one JSON
+// shape, plus what a report carries besides.
 type reportView struct {
-	MRENCLAVE    string `json:"mrenclave"`
-	MRSIGNER     string `json:"mrsigner"`
-	ISVProdID    uint16 `json:"isvprodid"`
-	ISVSVN       uint16 `json:"isvsvn"`
-	CPUSVN       string `json:"cpusvn"`
-	MiscSelect   uint32 `json:"miscselect"`
-	Attributes   string `json:"attributes"`
-	Debug        bool   `json:"debug"`
-	ISVExtProdID string `json:"isvextprodid"`
-	ConfigID     string `json:"configid"`
-	ConfigSVN    uint16 `json:"configsvn"`
-	ISVFamilyID  string `json:"isvfamilyid"`
-	ReportData   string `json:"report_data"`
+	Identity   sgx.Identity `json:"identity"`
+	CPUSVN     string       `json:"cpusvn"`
+	Debug      bool         `json:"debug"`
+	ReportData string       `json:"report_data"`
 }
 
 func viewReport(r *dcap.ReportBody) reportView {
-	return reportView{
-		MRENCLAVE: r.MRENCLAVE.String(), MRSIGNER: r.MRSIGNER.String(), ISVProdID: r.ISVProdID, ISVSVN: r.ISVSVN,
-		CPUSVN: hex.EncodeToString(r.CPUSVN[:]), MiscSelect: r.MiscSelect, Attributes: r.Attributes.String(), Debug: r.Attributes.Debug(),
-		ISVExtProdID: hex.EncodeToString(r.ISVExtProdID[:]), ConfigID: hex.EncodeToString(r.ConfigID[:]), ConfigSVN: r.ConfigSVN,
-		ISVFamilyID: hex.EncodeToString(r.ISVFamilyID[:]), ReportData: hex.EncodeToString(r.ReportData[:]),
-	}
+	return reportView{Identity: r.Identity(), CPUSVN: hex.EncodeToString(r.CPUSVN[:]), Debug: r.Attributes.Debug(),
+		ReportData: hex.EncodeToString(r.ReportData[:])}
 }
 
 type quoteView struct {
@@ -126,9 +115,10 @@ func runQuoteShow(e *env, args []string) error {
 		name string
 		v    *reportView
 	}{{"enclave", &v.Enclave}, {"QE", &v.QE}} {
+		id := r.v.Identity
 		fmt.Fprintf(w, "%-8s MRENCLAVE %s\n         MRSIGNER  %s\n         ISVPRODID %d  ISVSVN %d  MISCSELECT %#x  %s  debug %t\n",
-			r.name, r.v.MRENCLAVE, r.v.MRSIGNER, r.v.ISVProdID, r.v.ISVSVN, r.v.MiscSelect, r.v.Attributes, r.v.Debug)
-		fmt.Fprintf(w, "         CPUSVN %s  CONFIGSVN %d\n         report_data %s\n", r.v.CPUSVN, r.v.ConfigSVN, r.v.ReportData)
+			r.name, id.MRENCLAVE, id.MRSIGNER, id.ISVProdID, id.ISVSVN, id.MiscSelect, id.Attributes, r.v.Debug)
+		fmt.Fprintf(w, "         CPUSVN %s  CONFIGSVN %d\n         report_data %s\n", r.v.CPUSVN, id.ConfigSVN, r.v.ReportData)
 	}
 	fmt.Fprintf(w, "certification data type %d", v.CertDataType)
 	if v.PCKChain != nil {
@@ -271,18 +261,23 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 		res, verr = dcap.Verify(raw, col, dcap.Options{Root: root, Time: when, Accept: acc, PCKChain: chain})
 	}
 	if *jsonOut {
+		// The enclave is a result only if the quote verified; otherwise
+		// its claimed identity is shown apart, as unverified.
 		out := struct {
 			OK bool `json:"ok"`
 			*dcap.Result
 			Collateral bool        `json:"collateral_checked"`
-			MRENCLAVE  string      `json:"mrenclave"`
-			MRSIGNER   string      `json:"mrsigner"`
 			Enclave    *reportView `json:"enclave,omitempty"`
+			Unverified *reportView `json:"unverified_enclave,omitempty"`
 			Error      string      `json:"error,omitempty"`
-		}{OK: verr == nil, Result: res, Collateral: !*noCol, MRENCLAVE: res.Enclave.MRENCLAVE.String(), MRSIGNER: res.Enclave.MRSIGNER.String()}
+		}{OK: verr == nil, Result: res, Collateral: !*noCol}
 		if res.Quote != nil {
 			v := viewReport(&res.Enclave)
-			out.Enclave = &v
+			if verr == nil {
+				out.Enclave = &v
+			} else {
+				out.Unverified = &v
+			}
 		}
 		if verr != nil {
 			out.Error = verr.Error()
@@ -300,7 +295,7 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 		if *noCol {
 			fmt.Fprintln(e.stdout, "WARNING: signatures only; revocation, TCB level and QE identity were not checked")
 		}
-		if res.Quote != nil {
+		if res.Quote != nil && verr == nil {
 			fmt.Fprintf(e.stdout, "enclave MRENCLAVE %s MRSIGNER %s ISVPRODID %d ISVSVN %d debug %t\n", res.Enclave.MRENCLAVE, res.Enclave.MRSIGNER, res.Enclave.ISVProdID, res.Enclave.ISVSVN, res.Enclave.Attributes.Debug())
 		}
 	}

@@ -136,7 +136,7 @@ func runSignMode(mode string) func(*env, []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.enclave, err)
 		}
-		css := im.Sigstruct(mr, date)
+		css := im.Sigstruct(mr, sgx.DateFromTime(date))
 		if mode == "gendata" {
 			return e.writeOutput(f.out, css.SigningMaterial(), 0o644, true)
 		}
@@ -320,14 +320,16 @@ func applyMageIn(im *sgxsdk.Image, path string) error {
 // ---- measure ----
 
 type measureResult struct {
-	File       string           `json:"file"`
-	Signed     bool             `json:"signed"`
-	MRENCLAVE  sgx.Measurement  `json:"mrenclave"`
-	Sigstruct  *sgx.Measurement `json:"sigstruct_mrenclave,omitempty"`
-	Match      *bool            `json:"match,omitempty"`           // the SIGSTRUCT is validly signed and signs the replayed MRENCLAVE
-	SigValid   *bool            `json:"signature_valid,omitempty"` // the SIGSTRUCT's RSA signature (and q1/q2) verify
-	MRSIGNER   *sgx.Measurement `json:"mrsigner,omitempty"`
-	MagePrefix *mageInfo        `json:"mage,omitempty"`
+	File      string           `json:"file"`
+	Signed    bool             `json:"signed"`
+	MRENCLAVE sgx.Measurement  `json:"mrenclave"`
+	Sigstruct *sgx.Measurement `json:"sigstruct_mrenclave,omitempty"`
+	Match     *bool            `json:"match,omitempty"`           // the SIGSTRUCT is validly signed and signs the replayed MRENCLAVE
+	SigValid  *bool            `json:"signature_valid,omitempty"` // the SIGSTRUCT's RSA signature (and q1/q2) verify
+	Identity  *sgx.Identity    `json:"identity,omitempty"`        // only when the SIGSTRUCT verified and matches
+
+	signer     sgx.Measurement
+	MagePrefix *mageInfo `json:"mage,omitempty"`
 }
 
 type mageInfo struct {
@@ -366,11 +368,15 @@ func runMeasure(e *env, args []string) error {
 			return fmt.Errorf("%s: %w", *enclave, err)
 		}
 		css := s.Sigstruct()
-		hash, signer := sgx.Measurement(css.EnclaveHash), css.MRSigner()
+		hash := sgx.Measurement(css.EnclaveHash)
 		sigErr := css.Verify()
 		valid := sigErr == nil
 		match := valid && hash == mr
-		res.Signed, res.MRENCLAVE, res.Sigstruct, res.Match, res.SigValid, res.MRSIGNER = true, mr, &hash, &match, &valid, &signer
+		res.Signed, res.MRENCLAVE, res.Sigstruct, res.Match, res.SigValid, res.signer = true, mr, &hash, &match, &valid, css.MRSigner()
+		if match {
+			id := css.SignedIdentity()
+			res.Identity = &id
+		}
 		switch {
 		case !valid:
 			mismatch = failed(fmt.Errorf("%s: SIGSTRUCT: %w", *enclave, sigErr))
@@ -411,7 +417,7 @@ func runMeasure(e *env, args []string) error {
 			status = "BAD SIGNATURE"
 		}
 		fmt.Fprintf(e.stdout, "sigstruct %s (%s)\n", *res.Sigstruct, status)
-		fmt.Fprintf(e.stdout, "mrsigner  %s\n", *res.MRSIGNER)
+		fmt.Fprintf(e.stdout, "mrsigner  %s\n", res.signer)
 	}
 	if res.MagePrefix != nil {
 		fmt.Fprintf(e.stdout, "mage      entry %s (section %s, %d bytes)\n", res.MagePrefix.Entry, res.MagePrefix.Offset, res.MagePrefix.Size)

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/magesgx/mage/mage"
+	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sim"
 )
 
@@ -73,10 +74,11 @@ func runSimCommand(e *env, name string, args []string) error {
 			return fmt.Errorf("%s: %w", pos[0], err) // not a loadable signed enclave
 		}
 		out := struct {
-			sim.Identity
-			Group []string `json:"group,omitempty"`
-			Self  int      `json:"self"`
-		}{Identity: enc.Identity, Self: -1}
+			File     string       `json:"file"`
+			Identity sgx.Identity `json:"identity"`
+			Group    []string     `json:"group,omitempty"`
+			Self     int          `json:"self"`
+		}{File: pos[0], Identity: enc.Identity, Self: -1}
 		if sec := enc.MageSection(); sec != nil {
 			if g, err := mage.Trust(e.ctx, enc.MRENCLAVE, sec); err == nil {
 				out.Self = g.Self
