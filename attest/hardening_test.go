@@ -492,3 +492,21 @@ func TestVerifierOnly(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifierPeer feeds arbitrary evidence and tables to a verifier, as a
+// hostile member would: nothing is accepted, nothing panics.
+func FuzzVerifierPeer(f *testing.F) {
+	f.Add([]byte{1, 2, 3}, make([]byte, 4096))
+	f.Add([]byte{}, read(f, "mage/g1.sgx_mage_table.bin"))
+	fx := newFixture(f)
+	g1 := fx.g1(f, 0, Remote).Group()
+	v := newVerifier(f, fx, func(c *VerifierConfig) { c.TrustMember = g1[0] })
+	f.Fuzz(func(t *testing.T, ev, section []byte) {
+		if _, err := v.verifyPeer(Remote, ev, [64]byte{}, section); err == nil {
+			t.Fatal("arbitrary evidence accepted")
+		}
+		if _, err := v.groupOf(section); err == nil && len(section) > 16*4096 {
+			t.Fatal("oversized table accepted")
+		}
+	})
+}

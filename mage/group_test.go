@@ -205,3 +205,27 @@ func TestManifestRoundTrip(t *testing.T) {
 		t.Errorf("zero date: %v", err)
 	}
 }
+
+func FuzzParseManifest(f *testing.F) {
+	members, _ := groupMembers(f, "g1")
+	g, err := SignGroup(f.Context(), members, SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	raw, _ := json.Marshal(g.Manifest("g1", []string{"a", "b", "c"}))
+	f.Add(raw)
+	f.Add([]byte(`{"section_size":4096,"table_sha256":"","members":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseManifest(b)
+		if err != nil {
+			return
+		}
+		if len(m.Members) == 0 || len(m.Members) > Capacity(m.SectionSize) {
+			t.Fatalf("manifest of %d members in %d bytes accepted", len(m.Members), m.SectionSize)
+		}
+		again, _ := json.Marshal(m)
+		if _, err := ParseManifest(again); err != nil {
+			t.Fatalf("an accepted manifest does not parse back: %v", err)
+		}
+	})
+}
