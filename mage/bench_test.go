@@ -1,6 +1,8 @@
 package mage
 
 import (
+	"crypto"
+	"crypto/rsa"
 	"crypto/sha256"
 	"fmt"
 	"testing"
@@ -129,4 +131,45 @@ func BenchmarkSignGroup(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/float64(n), "ms/member")
 		})
 	}
+}
+
+// BenchmarkSignFloor measures group signing per member against its floor,
+// in the same run: one RSA-3072 signature plus SHA-256 over the bytes the
+// member's measurement hashes (its prefix and the section's records). The
+// members stream through one worker, so the ratio is CPU per member over
+// the floor (issue 13: goal at most 1.2).
+func BenchmarkSignFloor(b *testing.B) {
+	const n = 85
+	members := groupOf(b, n)
+	date := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	g, err := SignGroup(b.Context(), members, SignOptions{Date: date})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var measured uint64
+	for _, m := range g.Members {
+		measured += m.Entry.State.Size + uint64(len(g.Section)/PageSize)*5184
+	}
+	buf := make([]byte, measured/n)
+	key := members[0].Key
+	var signT, floorT time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := SignGroupStream(b.Context(), n, func(i int) (Member, error) { return members[i], nil },
+			SignOptions{Date: date, Workers: 1}, func(*SignedMember) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		for range n {
+			d := sha256.Sum256(buf)
+			if _, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, d[:]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t2 := time.Now()
+		signT, floorT = signT+t1.Sub(t0), floorT+t2.Sub(t1)
+	}
+	b.ReportMetric(float64(signT.Microseconds())/float64(b.N*n), "µs/member")
+	b.ReportMetric(float64(floorT.Microseconds())/float64(b.N*n), "floor-µs/member")
+	b.ReportMetric(float64(signT)/float64(floorT), "member/floor")
 }

@@ -24,7 +24,7 @@ type Member struct {
 	Options *sgxsdk.Options // nil means the signer's default checks
 }
 
-// SignOptions tune SignGroup.
+// SignOptions tune SignGroup and SignGroupStream.
 type SignOptions struct {
 	// Date is the SIGSTRUCT date (its day, in UTC); required, and within
 	// years 1 to 9999.
@@ -33,6 +33,10 @@ type SignOptions struct {
 	// Progress, if not nil, is called after each member finishes a stage
 	// ("measure" or "sign"), from any goroutine, one call at a time.
 	Progress func(stage string, done, total int)
+	// Sign, if not nil, signs member i's SIGSTRUCT instead of the member's
+	// Key, for keys kept outside the process (an HSM): it sets the
+	// signature with css.SetSignature. The SIGSTRUCT is verified after.
+	Sign func(i int, css *sgx.Sigstruct) error
 }
 
 // SignedMember is one signed member of a group.
@@ -68,8 +72,47 @@ var (
 // table, exactly as a member derives it. The output is byte-identical to the
 // prototype's flow (genmage for every member, then signmage for every
 // member) with the same inputs and date.
+//
+// SignGroup returns every signed file; SignGroupStream signs groups of any
+// size with memory flat in the group's size.
 func SignGroup(ctx context.Context, members []Member, opts SignOptions) (*SignedGroup, error) {
-	if len(members) == 0 {
+	files := make([][]byte, len(members))
+	g, err := SignGroupStream(ctx, len(members), func(i int) (Member, error) { return members[i], nil }, opts,
+		func(sm *SignedMember) error {
+			files[sm.Index] = sm.File
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	for i := range g.Members {
+		g.Members[i].File = files[i]
+	}
+	return g, nil
+}
+
+// SignGroupStream is SignGroup for n members that load(i) provides, one at
+// a time: each member is loaded twice (to measure it, then to sign it), and
+// handed to emit, from any goroutine, as soon as it is signed. Nothing of a
+// member's files is kept after emit returns, so memory holds the table and
+// one member per worker whatever the group's size. The SignedGroup it
+// returns has no Files.
+func SignGroupStream(ctx context.Context, n int, load func(i int) (Member, error), opts SignOptions, emit func(*SignedMember) error) (*SignedGroup, error) {
+	return signStream(ctx, n, load, opts, false, emit)
+}
+
+// GroupSigningMaterial is the first step of signing a group with keys kept
+// outside the process: it computes the table and every member's unsigned
+// SIGSTRUCT, and hands each to emit (File is nil); css.SigningMaterial()
+// is what the key must sign. The second step is SignGroupStream with
+// SignOptions.Sign attaching those signatures; its output is
+// byte-identical to signing in one step.
+func GroupSigningMaterial(ctx context.Context, n int, load func(i int) (Member, error), opts SignOptions, emit func(*SignedMember) error) (*SignedGroup, error) {
+	return signStream(ctx, n, load, opts, true, emit)
+}
+
+func signStream(ctx context.Context, n int, load func(i int) (Member, error), opts SignOptions, materialOnly bool, emit func(*SignedMember) error) (*SignedGroup, error) {
+	if n == 0 {
 		return nil, ErrEmptyGroup
 	}
 	if opts.Date.IsZero() {
@@ -79,19 +122,22 @@ func SignGroup(ctx context.Context, members []Member, opts SignOptions) (*Signed
 		return nil, fmt.Errorf("%w: year %d cannot be a SIGSTRUCT date", ErrMissingDate, y)
 	}
 	date := sgx.DateFromTime(opts.Date)
-	for i, m := range members {
-		if m.Key == nil {
-			return nil, fmt.Errorf("member %d (%s): %w", i, m.Name, ErrMissingKey)
-		}
-	}
-	n := len(members)
-	images := make([]*sgxsdk.Image, n)
 	out := &SignedGroup{Members: make([]SignedMember, n)}
 	sizes := make([]uint64, n)
+	names := make([]string, n)
+	name := func(i int) string { return memberName(i, names[i]) }
 
+	// 1. Measure every member up to its section: its table entry.
 	progress := newProgress(opts.Progress, n)
 	err := forEach(ctx, n, opts.Workers, func(i int) error {
-		m := members[i]
+		m, err := load(i)
+		if err != nil {
+			return err
+		}
+		names[i] = m.Name
+		if m.Key == nil && opts.Sign == nil && !materialOnly {
+			return ErrMissingKey
+		}
 		img, err := sgxsdk.Prepare(m.ELF, m.Config, m.Options)
 		if err != nil {
 			return err
@@ -104,19 +150,17 @@ func SignGroup(ctx context.Context, members []Member, opts SignOptions) (*Signed
 		if err != nil {
 			return err
 		}
-		images[i] = img
 		sizes[i] = size
 		out.Members[i] = SignedMember{Index: i, Name: m.Name, Entry: Entry{State: st, Offset: rva}}
 		progress("measure")
 		return nil
-	}, func(i int) string { return memberName(i, members[i].Name) })
+	}, name)
 	if err != nil {
 		return nil, err
 	}
 	for i := 1; i < n; i++ {
 		if sizes[i] != sizes[0] {
-			return nil, fmt.Errorf("%w: %s has %d bytes, %s has %d", ErrSectionSize,
-				memberName(0, members[0].Name), sizes[0], memberName(i, members[i].Name), sizes[i])
+			return nil, fmt.Errorf("%w: %s has %d bytes, %s has %d", ErrSectionSize, name(0), sizes[0], name(i), sizes[i])
 		}
 	}
 	tab := &Table{Entries: make([]Entry, n)}
@@ -139,33 +183,50 @@ func SignGroup(ctx context.Context, members []Member, opts SignOptions) (*Signed
 	seen := map[sgx.Measurement]int{}
 	for i, mr := range mrs {
 		if j, dup := seen[mr]; dup {
-			return nil, fmt.Errorf("%w: %s and %s have the same MRENCLAVE %s", ErrDuplicate,
-				memberName(j, members[j].Name), memberName(i, members[i].Name), mr)
+			return nil, fmt.Errorf("%w: %s and %s have the same MRENCLAVE %s", ErrDuplicate, name(j), name(i), mr)
 		}
 		seen[mr] = i
 		out.Members[i].MRENCLAVE = mr
 	}
 
+	// 2. Load each member again, sign it over the table, hand it on.
 	err = forEach(ctx, n, opts.Workers, func(i int) error {
-		sm := &out.Members[i]
-		mr := sm.MRENCLAVE
-		img := images[i]
-		if err := img.SetMageSection(section); err != nil {
-			return err
-		}
-		css := img.Sigstruct(mr, date)
-		if err := css.Sign(members[i].Key); err != nil {
-			return err
-		}
-		file, err := img.SignedFile(css)
+		m, err := load(i)
 		if err != nil {
 			return err
 		}
-		sm.Sigstruct, sm.File = css, file
-		images[i] = nil // let the image go as soon as it is written
+		img, err := sgxsdk.Prepare(m.ELF, m.Config, m.Options)
+		if err != nil {
+			return err
+		}
+		if err := img.SetMageSection(section); err != nil {
+			return err
+		}
+		sm := out.Members[i]
+		css := img.Sigstruct(sm.MRENCLAVE, date)
+		sm.Sigstruct = css
+		if !materialOnly {
+			if opts.Sign != nil {
+				if err := opts.Sign(i, css); err != nil {
+					return err
+				}
+				if err := css.Verify(); err != nil {
+					return err
+				}
+			} else if err := css.Sign(m.Key); err != nil {
+				return err
+			}
+			if sm.File, err = img.SignedFile(css); err != nil {
+				return err
+			}
+		}
+		if err := emit(&sm); err != nil {
+			return err
+		}
+		out.Members[i].Sigstruct = css
 		progress("sign")
 		return nil
-	}, func(i int) string { return memberName(i, members[i].Name) })
+	}, name)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/magesgx/mage/mage"
+	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
 )
 
@@ -533,4 +537,54 @@ func mustReadString(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestCLIGroupTwoStep: group gendata, signatures made elsewhere (here with
+// the members' keys, as an HSM would), then group catsig give the same
+// members, byte for byte, as group sign. (Issue 13, two-step flow.)
+func TestCLIGroupTwoStep(t *testing.T) {
+	d := t.TempDir()
+	gpath := groupFile(t, d, "g1.group.json")
+	mat := filepath.Join(d, "material")
+	mustRun(t, "group", "gendata", "--out", mat, gpath)
+	raw, _ := os.ReadFile(gpath)
+	var gf struct {
+		Members []struct{ Name, Key string } `json:"members"`
+	}
+	json.Unmarshal(raw, &gf)
+	for i, m := range gf.Members {
+		material, sigPath := materialName(mat, i, m.Name)
+		b, err := os.ReadFile(material)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, _ := os.ReadFile(m.Key)
+		key, err := sgx.LoadSigningKey(kb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(b)
+		sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, h[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(sigPath, sig, 0o644)
+	}
+	mustRun(t, "group", "catsig", "-q", "--sigs", mat, gpath)
+	for _, s := range []string{"g1_v0", "g1_v1", "g1_v2"} {
+		sameFile(t, filepath.Join(d, "out", s+".so"), v("signed/"+s+".signed.so"))
+	}
+	// A signature by the wrong key is a failed check, and nothing is written.
+	os.RemoveAll(filepath.Join(d, "out"))
+	os.Remove(filepath.Join(d, "group.json"))
+	_, sig1 := materialName(mat, 1, gf.Members[1].Name)
+	_, sig0 := materialName(mat, 0, gf.Members[0].Name)
+	b0, _ := os.ReadFile(sig0)
+	os.WriteFile(sig1, b0, 0o644)
+	if code, _, errs := magectl(t, nil, "group", "catsig", "-q", "--sigs", mat, gpath); code != 1 {
+		t.Errorf("catsig with a wrong signature: exit %d %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(d, "out", "g1_v0.so")); err == nil {
+		t.Error("a failed group catsig left outputs")
+	}
 }

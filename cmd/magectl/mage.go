@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,11 +14,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/magesgx/mage/internal/atomicfile"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
@@ -31,9 +36,14 @@ func runGroup(e *env, args []string) error {
                       .sgx_mage table; writes the members and group.json
   verify MEMBER...    check that every member's table derives every
                       member's real MRENCLAVE
+  gendata GROUP.json  two-step signing with keys kept elsewhere (an HSM):
+                      write each member's signing material
+  catsig GROUP.json   attach the signatures made over that material;
+                      the members are byte-identical to "group sign"
 
 Run "magectl group <command> --help" for flags.
-`, map[string]func(*env, []string) error{"sign": runGroupSign, "verify": runGroupVerify})
+`, map[string]func(*env, []string) error{"sign": runGroupSign, "verify": runGroupVerify,
+		"gendata": runGroupGendata, "catsig": runGroupCatsig})
 }
 
 // parseInterspersed parses flags that may come before or after positional
@@ -58,7 +68,7 @@ func parseInterspersed(fs interface {
 
 func runGroupSign(e *env, args []string) error {
 	fs := newFlagSet(e.stderr, "group sign", "group sign [flags] GROUP.json")
-	date := fs.String("date", "", "SIGSTRUCT date `YYYYMMDD` (default: $SOURCE_DATE_EPOCH, else today UTC)")
+	date := fs.String("date", "", "SIGSTRUCT date `YYYYMMDD` (default: the group file's, $SOURCE_DATE_EPOCH, else today UTC)")
 	manifest := fs.String("manifest", "", "where to write the group manifest (default: group.json beside the group file)")
 	force := fs.Bool("force", false, "overwrite existing outputs")
 	workers := fs.Int("j", 0, "members signed in parallel (default: number of CPUs)")
@@ -68,6 +78,183 @@ func runGroupSign(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	gs, err := openGroup(e, arg, *date, *manifest, *force, nil)
+	if err != nil {
+		return err
+	}
+	return gs.run(e, *workers, *quiet, *jsonOut, nil)
+}
+
+// groupSigning is one group-signing run from a group file: its members'
+// inputs (loaded on demand, one member per worker in memory), the outputs
+// staged in a durable batch, and the manifest.
+type groupSigning struct {
+	gf     *mage.GroupFile
+	date   time.Time
+	mpath  string
+	force  bool
+	keys   map[string]*rsa.PrivateKey
+	pubKey bool // keys may be public (catsig): Member.Key stays nil
+}
+
+func openGroup(e *env, arg, date, manifest string, force bool, extraOutputs []string) (*groupSigning, error) {
+	raw, err := os.ReadFile(arg)
+	if err != nil {
+		return nil, err
+	}
+	gf, err := mage.ParseGroupFile(raw, filepath.Dir(arg))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", arg, err)
+	}
+	if date == "" {
+		date = gf.Date
+	}
+	sigDate, err := signingDate(e, date)
+	if err != nil {
+		return nil, err
+	}
+	mpath := manifest
+	if mpath == "" {
+		mpath = filepath.Join(filepath.Dir(arg), "group.json")
+	}
+	inputs := []string{arg}
+	for _, m := range gf.Members {
+		inputs = append(inputs, m.Enclave, m.Config, m.Key)
+	}
+	outs := append(append(outputsOf(gf), mpath), extraOutputs...)
+	if extraOutputs != nil {
+		outs = extraOutputs // gendata writes only its material
+	}
+	if err := checkOutputs(inputs, outs); err != nil {
+		return nil, err
+	}
+	if !force {
+		for _, p := range outs {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				return nil, describeExists(p)
+			}
+		}
+	}
+	return &groupSigning{gf: gf, date: sigDate, mpath: mpath, force: force, keys: map[string]*rsa.PrivateKey{}}, nil
+}
+
+// loader returns the member loader for mage.SignGroupStream: files are read
+// each time, keys parsed once per distinct file.
+func (g *groupSigning) loader() func(int) (mage.Member, error) {
+	var mu sync.Mutex
+	return func(i int) (mage.Member, error) {
+		mf := g.gf.Members[i]
+		m, err := loadMemberFiles(mf)
+		if err != nil {
+			return mage.Member{}, err
+		}
+		if g.pubKey {
+			return m, nil
+		}
+		mu.Lock()
+		k, ok := g.keys[mf.Key]
+		mu.Unlock()
+		if !ok {
+			if k, err = readKey(mf.Key); err != nil {
+				return mage.Member{}, err
+			}
+			mu.Lock()
+			g.keys[mf.Key] = k
+			mu.Unlock()
+		}
+		m.Key = k
+		return m, nil
+	}
+}
+
+// run signs the group (with sign attaching external signatures, or with
+// the members' keys), staging each member as it is signed, then the
+// manifest, and commits them all at once.
+func (g *groupSigning) run(e *env, workers int, quiet, jsonOut bool, sign func(int, *sgx.Sigstruct) error) error {
+	files := outputsOf(g.gf)
+	var batch atomicfile.Batch
+	defer batch.Abort()
+	// Members stream through one per worker, so the live heap stays under
+	// a megabyte whatever the group's size; a lower GC target keeps the
+	// garbage between collections (each member allocates its files anew)
+	// from setting the peak instead.
+	defer debug.SetGCPercent(debug.SetGCPercent(50))
+	opts := mage.SignOptions{Date: g.date, Workers: workers, Sign: sign}
+	start := time.Now()
+	if !quiet && len(g.gf.Members) >= 10 {
+		opts.Progress = progressPrinter(e)
+	}
+	sg, err := mage.SignGroupStream(e.ctx, len(g.gf.Members), g.loader(), opts, func(sm *mage.SignedMember) error {
+		return stageOutput(e, &batch, files[sm.Index], sm.File, 0o755, g.force)
+	})
+	if err != nil {
+		return err
+	}
+	man := sg.Manifest(g.gf.Name, files)
+	mj, _ := json.MarshalIndent(man, "", "  ")
+	mj = append(mj, '\n')
+	if err := stageOutput(e, &batch, g.mpath, mj, 0o644, g.force); err != nil {
+		return err
+	}
+	if err := batch.Commit(); err != nil {
+		return err
+	}
+	if jsonOut {
+		_, err := e.stdout.Write(mj)
+		return err
+	}
+	if !quiet {
+		fmt.Fprintf(e.stderr, "signed %d members in %v; manifest %s\n", len(sg.Members), time.Since(start).Round(time.Millisecond), g.mpath)
+	}
+	printMembers(e.stdout, man)
+	return nil
+}
+
+// stageOutput stages an output in a batch ("-" goes to standard output
+// at once).
+func stageOutput(e *env, b *atomicfile.Batch, name string, data []byte, perm os.FileMode, replace bool) error {
+	if name == "-" {
+		_, err := e.stdout.Write(data)
+		return err
+	}
+	return b.Stage(name, data, perm, replace)
+}
+
+func progressPrinter(e *env) func(string, int, int) {
+	return func(stage string, done, total int) {
+		fmt.Fprintf(e.stderr, "\r%s %d/%d", stage, done, total)
+		if done == total {
+			fmt.Fprintln(e.stderr)
+		}
+	}
+}
+
+// materialName is where group gendata writes member i's signing material
+// and where group catsig looks for its signature.
+func materialName(dir string, i int, name string) (material, signature string) {
+	base := filepath.Join(dir, fmt.Sprintf("%03d-%s", i, name))
+	return base + ".material", base + ".sig"
+}
+
+func runGroupGendata(e *env, args []string) error {
+	fs := newFlagSet(e.stderr, "group gendata", `group gendata [flags] --out DIR GROUP.json
+
+Writes DIR/NNN-NAME.material for every member: the 256 bytes (SIGSTRUCT
+header and body) its key must sign with RSA-3072 PKCS#1 v1.5 over SHA-256,
+as for "magectl gendata". Put each 384-byte big-endian signature in
+DIR/NNN-NAME.sig, then run "magectl group catsig".
+`)
+	date := fs.String("date", "", "SIGSTRUCT date `YYYYMMDD` (default: the group file's, $SOURCE_DATE_EPOCH, else today UTC)")
+	out := fs.String("out", "", "`directory` for the signing material")
+	force := fs.Bool("force", false, "overwrite existing material")
+	workers := fs.Int("j", 0, "members measured in parallel (default: number of CPUs)")
+	arg, err := parseOneArg(fs, args, "group file")
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("--out is required")
+	}
 	raw, err := os.ReadFile(arg)
 	if err != nil {
 		return err
@@ -76,76 +263,95 @@ func runGroupSign(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", arg, err)
 	}
-	d := *date
-	if d == "" {
-		d = gf.Date
-	}
-	sigDate, err := signingDate(e, d)
-	if err != nil {
-		return err
-	}
-	mpath := *manifest
-	if mpath == "" {
-		mpath = filepath.Join(filepath.Dir(arg), "group.json")
-	}
-	var inputs []string
-	inputs = append(inputs, arg)
-	for _, m := range gf.Members {
-		inputs = append(inputs, m.Enclave, m.Config, m.Key)
-	}
-	if err := checkOutputs(inputs, append(outputsOf(gf), mpath)); err != nil {
-		return err
-	}
-	if !*force {
-		for _, p := range append(outputsOf(gf), mpath) {
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-				return describeExists(p)
-			}
-		}
-	}
-	members := make([]mage.Member, len(gf.Members))
+	var mats []string
 	for i, m := range gf.Members {
-		mm, err := loadMember(m)
-		if err != nil {
-			return fmt.Errorf("member %d (%s): %w", i, m.Name, err)
-		}
-		members[i] = mm
+		mat, _ := materialName(*out, i, m.Name)
+		mats = append(mats, mat)
 	}
-	opts := mage.SignOptions{Date: sigDate, Workers: *workers}
-	start := time.Now()
-	if !*quiet && len(members) >= 10 {
-		opts.Progress = func(stage string, done, total int) {
-			fmt.Fprintf(e.stderr, "\r%s %d/%d", stage, done, total)
-			if done == total {
-				fmt.Fprintln(e.stderr)
-			}
-		}
-	}
-	g, err := mage.SignGroup(e.ctx, members, opts)
+	gs, err := openGroup(e, arg, *date, "", *force, mats)
 	if err != nil {
 		return err
 	}
-	files := outputsOf(gf)
-	for i, sm := range g.Members {
-		if err := e.writeOutput(files[i], sm.File, 0o755, *force); err != nil {
+	gs.pubKey = true // the private keys are not needed
+	var batch atomicfile.Batch
+	defer batch.Abort()
+	_, err = mage.GroupSigningMaterial(e.ctx, len(gf.Members), gs.loader(), mage.SignOptions{Date: gs.date, Workers: *workers},
+		func(sm *mage.SignedMember) error {
+			return batch.Stage(mats[sm.Index], sm.Sigstruct.SigningMaterial(), 0o644, *force)
+		})
+	if err != nil {
+		return err
+	}
+	return batch.Commit()
+}
+
+func runGroupCatsig(e *env, args []string) error {
+	fs := newFlagSet(e.stderr, "group catsig", `group catsig [flags] --sigs DIR GROUP.json
+
+Attaches the signatures DIR/NNN-NAME.sig made over the material that
+"magectl group gendata" wrote to DIR, and writes the signed members and the
+manifest as "magectl group sign" does. Each member's "key" in the group
+file may be its public key. The date comes from the material.
+`)
+	dir := fs.String("sigs", "", "`directory` with the material and the signatures")
+	manifest := fs.String("manifest", "", "where to write the group manifest (default: group.json beside the group file)")
+	force := fs.Bool("force", false, "overwrite existing outputs")
+	workers := fs.Int("j", 0, "members signed in parallel (default: number of CPUs)")
+	jsonOut := fs.Bool("json", false, "print the manifest as JSON on stdout")
+	quiet := fs.Bool("q", false, "no progress on stderr")
+	arg, err := parseOneArg(fs, args, "group file")
+	if err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usagef("--sigs is required")
+	}
+	raw, err := os.ReadFile(arg)
+	if err != nil {
+		return err
+	}
+	gf, err := mage.ParseGroupFile(raw, filepath.Dir(arg))
+	if err != nil {
+		return fmt.Errorf("%s: %w", arg, err)
+	}
+	// The date is the one signed: read it from member 0's material.
+	mat0, _ := materialName(*dir, 0, gf.Members[0].Name)
+	m0, err := os.ReadFile(mat0)
+	if err != nil {
+		return err
+	}
+	if len(m0) != 256 {
+		return fmt.Errorf("%s: signing material of %d bytes, want 256 (from group gendata)", mat0, len(m0))
+	}
+	d := binary.LittleEndian.Uint32(m0[20:])
+	gs, err := openGroup(e, arg, fmt.Sprintf("%08x", d), *manifest, *force, nil)
+	if err != nil {
+		return err
+	}
+	gs.pubKey = true
+	return gs.run(e, *workers, *quiet, *jsonOut, func(i int, css *sgx.Sigstruct) error {
+		mf := gf.Members[i]
+		mat, sigPath := materialName(*dir, i, mf.Name)
+		want, err := os.ReadFile(mat)
+		if err != nil {
 			return err
 		}
-	}
-	man := g.Manifest(gf.Name, files)
-	mj, _ := json.MarshalIndent(man, "", "  ")
-	mj = append(mj, '\n')
-	if err := e.writeOutput(mpath, mj, 0o644, *force); err != nil {
-		return err
-	}
-	if *jsonOut {
-		_, err := e.stdout.Write(mj)
-		return err
-	}
-	if !*quiet {
-		fmt.Fprintf(e.stderr, "signed %d members in %v; manifest %s\n", len(g.Members), time.Since(start).Round(time.Millisecond), mpath)
-	}
-	printMembers(e.stdout, man)
-	return nil
+		if !bytes.Equal(want, css.SigningMaterial()) {
+			return failed(fmt.Errorf("%s does not match the member as it measures now (were the inputs or the date changed since group gendata?)", mat))
+		}
+		sig, err := os.ReadFile(sigPath)
+		if err != nil {
+			return err
+		}
+		pub, err := readPublicKey(mf.Key)
+		if err != nil {
+			return err
+		}
+		if err := css.SetSignature(pub, sig); err != nil {
+			return failed(fmt.Errorf("%s: %w", sigPath, err))
+		}
+		return nil
+	})
 }
 
 func outputsOf(gf *mage.GroupFile) []string {
@@ -156,7 +362,8 @@ func outputsOf(gf *mage.GroupFile) []string {
 	return out
 }
 
-func loadMember(m mage.MemberFile) (mage.Member, error) {
+// loadMemberFiles reads a member's enclave and config (not its key).
+func loadMemberFiles(m mage.MemberFile) (mage.Member, error) {
 	elfBytes, err := os.ReadFile(m.Enclave)
 	if err != nil {
 		return mage.Member{}, err
@@ -171,11 +378,7 @@ func loadMember(m mage.MemberFile) (mage.Member, error) {
 			return mage.Member{}, fmt.Errorf("%s: %w", m.Config, err)
 		}
 	}
-	key, err := readKey(m.Key)
-	if err != nil {
-		return mage.Member{}, err
-	}
-	return mage.Member{Name: m.Name, ELF: elfBytes, Config: cfg, Key: key}, nil
+	return mage.Member{Name: m.Name, ELF: elfBytes, Config: cfg}, nil
 }
 
 func readKey(path string) (*rsa.PrivateKey, error) {
@@ -527,4 +730,20 @@ func signedMageSection(file []byte) (*sgxsdk.Signed, []byte, error) {
 		return nil, nil, mage.ErrNoSection
 	}
 	return s, section, nil
+}
+
+// readPublicKey reads a public key, or the public half of a private key.
+func readPublicKey(path string) (*rsa.PublicKey, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := sgx.LoadPublicKey(raw)
+	if err == nil {
+		return pub, nil
+	}
+	if k, kerr := sgx.LoadSigningKey(raw); kerr == nil {
+		return &k.PublicKey, nil
+	}
+	return nil, fmt.Errorf("%s: %w", path, err)
 }

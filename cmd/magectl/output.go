@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/magesgx/mage/internal/atomicfile"
 )
@@ -27,42 +28,47 @@ func (e *env) writeOutput(name string, data []byte, perm fs.FileMode, replace bo
 
 // checkOutputs refuses a command line that would write over one of its own
 // inputs (the same path, or the same file through another name or a link),
-// or write two outputs to one file. "-" and empty names are ignored.
+// or write two outputs to one file. "-" and empty names are ignored. Each
+// name is looked up once.
 func checkOutputs(inputs, outputs []string) error {
-	type named struct{ name, role string }
-	var all []named
-	for _, p := range inputs {
-		all = append(all, named{p, "input"})
-	}
-	for _, p := range outputs {
-		all = append(all, named{p, "output"})
-	}
-	for i, o := range all {
-		if o.role != "output" || o.name == "" || o.name == "-" {
+	seen := map[fileKey]string{} // key -> first name, marked with its role
+	role := map[fileKey]string{}
+	for i, p := range append(append([]string{}, inputs...), outputs...) {
+		if p == "" || p == "-" {
 			continue
 		}
-		for _, x := range all[:i] {
-			if x.name == "" || x.name == "-" || !samePath(o.name, x.name) {
-				continue
+		r := "input"
+		if i >= len(inputs) {
+			r = "output"
+		}
+		k := keyOf(p)
+		if first, ok := seen[k]; ok && r == "output" {
+			if role[k] == "input" {
+				return usagef("output %s is also an input (%s): refusing to overwrite an input", p, first)
 			}
-			if x.role == "input" {
-				return usagef("output %s is also an input (%s): refusing to overwrite an input", o.name, x.name)
-			}
-			return usagef("two outputs are the same file: %s and %s", x.name, o.name)
+			return usagef("two outputs are the same file: %s and %s", first, p)
+		}
+		if _, ok := seen[k]; !ok {
+			seen[k], role[k] = p, r
 		}
 	}
 	return nil
 }
 
-// samePath reports whether two names lead to the same file: the same
-// existing file, or the same cleaned absolute path after links.
-func samePath(a, b string) bool {
-	ia, errA := os.Stat(a)
-	ib, errB := os.Stat(b)
-	if errA == nil && errB == nil {
-		return os.SameFile(ia, ib)
+// fileKey identifies a file: by device and inode if it exists, else by its
+// cleaned absolute path after links.
+type fileKey struct {
+	dev, ino uint64
+	path     string
+}
+
+func keyOf(p string) fileKey {
+	if fi, err := os.Stat(p); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			return fileKey{dev: uint64(st.Dev), ino: st.Ino}
+		}
 	}
-	return canonical(a) == canonical(b)
+	return fileKey{path: canonical(p)}
 }
 
 func canonical(p string) string {

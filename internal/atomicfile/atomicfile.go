@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // ErrExists is returned by WriteNew when the destination already exists.
@@ -92,15 +93,7 @@ func write(name string, data []byte, perm fs.FileMode, replace bool) error {
 			return fmt.Errorf("writing %s: is a directory", name)
 		}
 		// A device, FIFO or socket: write into it.
-		f, err := os.OpenFile(dest, os.O_WRONLY, 0)
-		if err != nil {
-			return fail(err)
-		}
-		_, err = f.Write(data)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := writeInto(dest, data); err != nil {
 			return fail(err)
 		}
 		return nil
@@ -164,4 +157,174 @@ func syncDir(dir string) error {
 		return fmt.Errorf("syncing directory %s: %w", dir, cause(err))
 	}
 	return nil
+}
+
+// Batch writes many files durably and together: Stage writes each one to a
+// synced temporary file beside its destination (safe to call from many
+// goroutines, so the syncs overlap), and Commit renames them all into
+// place and then syncs each directory once. Nothing appears at any
+// destination before Commit; Abort (or a failed Commit's remaining files)
+// leaves no temporary file behind. Destinations that are not regular files
+// (devices, FIFOs) are written at Commit, in Stage order.
+type Batch struct {
+	mu     sync.Mutex
+	staged []staged
+	syncs  sync.WaitGroup
+	sem    chan struct{} // bounds the syncs in flight
+	errMu  sync.Mutex
+	err    error // the first failed sync
+}
+
+// maxSyncs bounds the temporary files being synced at once.
+const maxSyncs = 32
+
+type staged struct {
+	name, dest, tmp string
+	replace         bool
+	direct          []byte // for a non-regular destination
+}
+
+// Stage prepares name to receive data (mode perm if new). With replace
+// false an existing regular file is refused (ErrExists), as by WriteNew.
+func (b *Batch) Stage(name string, data []byte, perm fs.FileMode, replace bool) error {
+	fail := func(err error) error { return fmt.Errorf("writing %s: %w", name, cause(err)) }
+	dest, fi, err := resolve(name)
+	if err != nil {
+		return fail(err)
+	}
+	if !replace && fi != nil && (fi.Mode().IsRegular() || fi.IsDir()) {
+		return fmt.Errorf("%s: %w (use -force to overwrite)", name, ErrExists)
+	}
+	if fi != nil && fi.IsDir() {
+		return fmt.Errorf("writing %s: is a directory", name)
+	}
+	if fi != nil && !fi.Mode().IsRegular() {
+		b.add(staged{name: name, dest: dest, direct: data})
+		return nil
+	}
+	dir := filepath.Dir(dest)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp*")
+	if err != nil {
+		return fail(err)
+	}
+	tmp := f.Name()
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fail(err)
+	}
+	b.add(staged{name: name, dest: dest, tmp: tmp, replace: replace})
+	// Sync in the background, so the caller goes on computing while the
+	// storage works; Commit waits for every sync.
+	b.mu.Lock()
+	if b.sem == nil {
+		b.sem = make(chan struct{}, maxSyncs)
+	}
+	sem := b.sem
+	b.mu.Unlock()
+	sem <- struct{}{}
+	b.syncs.Go(func() {
+		defer func() { <-sem }()
+		err := f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			b.errMu.Lock()
+			if b.err == nil {
+				b.err = fail(err)
+			}
+			b.errMu.Unlock()
+		}
+	})
+	return nil
+}
+
+func (b *Batch) add(s staged) {
+	b.mu.Lock()
+	b.staged = append(b.staged, s)
+	b.mu.Unlock()
+}
+
+// Commit moves every staged file into place and syncs each directory once.
+// On an error, the files not yet moved are removed.
+func (b *Batch) Commit() error {
+	b.syncs.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	defer b.cleanup()
+	if b.err != nil {
+		return b.err
+	}
+	dirs := map[string]bool{}
+	for i := range b.staged {
+		s := &b.staged[i]
+		if s.tmp == "" {
+			if err := writeInto(s.dest, s.direct); err != nil {
+				return fmt.Errorf("writing %s: %w", s.name, cause(err))
+			}
+			continue
+		}
+		if s.replace {
+			if err := os.Rename(s.tmp, s.dest); err != nil {
+				return fmt.Errorf("writing %s: %w", s.name, cause(err))
+			}
+		} else {
+			err := os.Link(s.tmp, s.dest)
+			os.Remove(s.tmp)
+			if errors.Is(err, fs.ErrExist) {
+				s.tmp = ""
+				return fmt.Errorf("%s: %w (use -force to overwrite)", s.name, ErrExists)
+			}
+			if err != nil {
+				s.tmp = ""
+				return fmt.Errorf("writing %s: %w", s.name, cause(err))
+			}
+		}
+		s.tmp = ""
+		dirs[filepath.Dir(s.dest)] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Abort removes every staged temporary file.
+func (b *Batch) Abort() {
+	b.syncs.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cleanup()
+}
+
+func (b *Batch) cleanup() {
+	for _, s := range b.staged {
+		if s.tmp != "" {
+			os.Remove(s.tmp)
+		}
+	}
+	b.staged = nil
+}
+
+// writeInto writes data into an existing non-regular file.
+func writeInto(dest string, data []byte) error {
+	f, err := os.OpenFile(dest, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

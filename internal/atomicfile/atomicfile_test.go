@@ -113,3 +113,52 @@ func TestWriteThrough(t *testing.T) {
 		t.Errorf("writing over a directory: %v", err)
 	}
 }
+
+// TestBatch: nothing appears before Commit; Commit moves every file into
+// place; Abort and a refused file leave no temporary behind.
+func TestBatch(t *testing.T) {
+	d := t.TempDir()
+	var b Batch
+	names := []string{filepath.Join(d, "a"), filepath.Join(d, "sub", "b"), filepath.Join(d, "c")}
+	for i, n := range names {
+		if err := b.Stage(n, []byte{byte('0' + i)}, 0o644, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range names {
+		if _, err := os.Stat(n); err == nil {
+			t.Fatalf("%s exists before Commit", n)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		if got, _ := os.ReadFile(n); string(got) != string(rune('0'+i)) {
+			t.Errorf("%s holds %q", n, got)
+		}
+	}
+	// Without replace, an existing file is refused at Stage.
+	var b2 Batch
+	if err := b2.Stage(names[0], []byte("x"), 0o644, false); !errors.Is(err, ErrExists) {
+		t.Errorf("Stage over an existing file: %v", err)
+	}
+	if err := b2.Stage(filepath.Join(d, "new"), []byte("x"), 0o644, true); err != nil {
+		t.Fatal(err)
+	}
+	b2.Abort()
+	entries, _ := os.ReadDir(d)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp") || e.Name() == "new" {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	// A device is written at Commit.
+	var b3 Batch
+	if err := b3.Stage("/dev/null", []byte("x"), 0o644, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b3.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
