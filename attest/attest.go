@@ -96,13 +96,15 @@ type Config struct {
 	// Evidence is the kind of evidence this member sends. Zero means
 	// Remote for a client, and the client's kind for a server.
 	Evidence Kind
-	// Collateral is Intel's collateral for verifying real quotes (TCB Info,
-	// QE Identity, CRLs), used at the time Now gives. Quotes that chain to
-	// the Intel root are refused without it.
-	Collateral *dcap.Collateral
+	// Collateral gives Intel's collateral for verifying real quotes (TCB
+	// Info, QE Identity, CRLs), used at the time Now gives: a
+	// dcap.Cache in front of a PCCS or Intel's PCS keeps a long-running
+	// member fresh; dcap.Fixed serves a bundle fetched beforehand. Quotes
+	// that chain to the Intel root are refused without it.
+	Collateral dcap.CollateralSource
 	// AcceptTCB lists the TCB statuses accepted with Collateral (nil:
 	// UpToDate only).
-	AcceptTCB []string
+	AcceptTCB []dcap.TCBStatus
 	// InsecureSimulationRoot is a root that is NOT Intel's, such as the
 	// simulated platform's (sim.Platform.RootCertificate): quotes chained to
 	// its key are trusted on their signatures alone, with no CRL, TCB level

@@ -202,24 +202,24 @@ func TestBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.verify(Remote, ev, reportData(ekm1, roleClient, a.id.spki)); err != nil {
+	if _, err := b.verify(context.Background(), Remote, ev, reportData(ekm1, roleClient, a.id.spki)); err != nil {
 		t.Fatalf("same session: %v", err)
 	}
-	if _, err := b.verify(Remote, ev, reportData(ekm2, roleClient, a.id.spki)); !errors.Is(err, ErrBinding) {
+	if _, err := b.verify(context.Background(), Remote, ev, reportData(ekm2, roleClient, a.id.spki)); !errors.Is(err, ErrBinding) {
 		t.Errorf("replayed into another session: %v", err)
 	}
-	if _, err := b.verify(Remote, ev, reportData(ekm1, roleClient, b.id.spki)); !errors.Is(err, ErrBinding) {
+	if _, err := b.verify(context.Background(), Remote, ev, reportData(ekm1, roleClient, b.id.spki)); !errors.Is(err, ErrBinding) {
 		t.Errorf("A's evidence with B's key: %v", err)
 	}
-	if _, err := b.verify(Remote, ev, reportData(ekm1, roleServer, a.id.spki)); !errors.Is(err, ErrBinding) {
+	if _, err := b.verify(context.Background(), Remote, ev, reportData(ekm1, roleServer, a.id.spki)); !errors.Is(err, ErrBinding) {
 		t.Errorf("reflected (other role): %v", err)
 	}
 	for _, n := range []int{0, 10, len(ev) - 1} {
-		if _, err := b.verify(Remote, ev[:n], reportData(ekm1, roleClient, a.id.spki)); !errors.Is(err, ErrEvidence) {
+		if _, err := b.verify(context.Background(), Remote, ev[:n], reportData(ekm1, roleClient, a.id.spki)); !errors.Is(err, ErrEvidence) {
 			t.Errorf("truncated to %d: %v", n, err)
 		}
 	}
-	if _, err := b.verify(Local, ev[:100], reportData(ekm1, roleClient, a.id.spki)); !errors.Is(err, ErrEvidence) {
+	if _, err := b.verify(context.Background(), Local, ev[:100], reportData(ekm1, roleClient, a.id.spki)); !errors.Is(err, ErrEvidence) {
 		t.Errorf("bad local evidence: %v", err)
 	}
 }
@@ -319,20 +319,20 @@ func TestRealQuoteThroughVerifier(t *testing.T) {
 	quote, _ := os.ReadFile("../dcap/testdata/phala-dcap-qvl/sgx_quote")
 	at := func() time.Time { return time.Date(2025, 6, 20, 0, 0, 0, 0, time.UTC) }
 	m := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) {
-		c.InsecureSimulationRoot, c.Collateral, c.Now = nil, col, at
-		c.AcceptTCB = []string{dcap.ConfigurationAndSWHardeningNeeded}
+		c.InsecureSimulationRoot, c.Collateral, c.Now = nil, dcap.Fixed{C: col}, at
+		c.AcceptTCB = []dcap.TCBStatus{dcap.ConfigurationAndSWHardeningNeeded}
 	})
-	if _, err := m.verify(Remote, quote, [64]byte{}); !errors.Is(err, ErrBinding) {
+	if _, err := m.verify(context.Background(), Remote, quote, [64]byte{}); !errors.Is(err, ErrBinding) {
 		t.Errorf("real quote: %v, want ErrBinding after full verification", err)
 	}
-	strict := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.InsecureSimulationRoot, c.Collateral, c.Now = nil, col, at })
-	if _, err := strict.verify(Remote, quote, [64]byte{}); !errors.Is(err, ErrEvidence) || !strings.Contains(err.Error(), "TCB status") {
+	strict := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.InsecureSimulationRoot, c.Collateral, c.Now = nil, dcap.Fixed{C: col}, at })
+	if _, err := strict.verify(context.Background(), Remote, quote, [64]byte{}); !errors.Is(err, ErrEvidence) || !strings.Contains(err.Error(), "TCB status") {
 		t.Errorf("real quote, UpToDate only: %v", err)
 	}
 	// A member trusting only the simulated root: an Intel quote is not
 	// accepted on its signatures alone.
 	none := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.Now = at })
-	if _, err := none.verify(Remote, quote, [64]byte{}); !errors.Is(err, ErrNoCollateral) {
+	if _, err := none.verify(context.Background(), Remote, quote, [64]byte{}); !errors.Is(err, ErrNoCollateral) {
 		t.Errorf("real quote without collateral: %v", err)
 	}
 }
@@ -348,7 +348,7 @@ func FuzzPeerMessages(f *testing.F) {
 		if p, err := readMsg(strings.NewReader(string(b)), msgEvidence); err == nil && len(p) > len(b) {
 			t.Fatal("message longer than its input")
 		}
-		if _, err := m.verify(Kind(kind), b, [64]byte{}); err == nil {
+		if _, err := m.verify(context.Background(), Kind(kind), b, [64]byte{}); err == nil {
 			t.Fatal("arbitrary evidence accepted")
 		}
 	})
@@ -361,7 +361,7 @@ func TestRATLSCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer, err := b.VerifyRATLSCertificate(cert.Certificate[0])
+	peer, err := b.VerifyRATLSCertificate(context.Background(), cert.Certificate[0])
 	if err != nil || peer.Index != 0 {
 		t.Fatalf("RA-TLS certificate of member 0: %+v %v", peer, err)
 	}
@@ -380,14 +380,14 @@ func TestRATLSCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.VerifyRATLSCertificate(der); !errors.Is(err, ErrBinding) {
+	if _, err := b.VerifyRATLSCertificate(context.Background(), der); !errors.Is(err, ErrBinding) {
 		t.Errorf("quote under another key: %v", err)
 	}
 	g2 := f.member(t, read(t, "signed/g2_v3.signed.so"), Remote, nil)
-	if _, err := g2.VerifyRATLSCertificate(cert.Certificate[0]); !errors.Is(err, ErrNotInGroup) {
+	if _, err := g2.VerifyRATLSCertificate(context.Background(), cert.Certificate[0]); !errors.Is(err, ErrNotInGroup) {
 		t.Errorf("other group: %v", err)
 	}
-	if _, err := b.VerifyRATLSCertificate(b.id.cert.Certificate[0]); !errors.Is(err, ErrEvidence) {
+	if _, err := b.VerifyRATLSCertificate(context.Background(), b.id.cert.Certificate[0]); !errors.Is(err, ErrEvidence) {
 		t.Errorf("certificate without a quote: %v", err)
 	}
 }

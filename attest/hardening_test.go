@@ -97,7 +97,7 @@ func TestIntelRootNeedsCollateral(t *testing.T) {
 	quote, col, at := realQuote(t)
 	sim := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.Now = at })
 	withCol := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) {
-		c.Collateral, c.Now, c.AcceptTCB = col, at, []string{dcap.ConfigurationAndSWHardeningNeeded}
+		c.Collateral, c.Now, c.AcceptTCB = dcap.Fixed{C: col}, at, []dcap.TCBStatus{dcap.ConfigurationAndSWHardeningNeeded}
 	})
 	for name, tc := range map[string]struct {
 		m    *Member
@@ -107,11 +107,11 @@ func TestIntelRootNeedsCollateral(t *testing.T) {
 		"Intel collateral":     {withCol, ErrBinding}, // fully verified, then not bound to this key
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := tc.m.verify(Remote, quote, [64]byte{}); !errors.Is(err, tc.want) {
+			if _, err := tc.m.verify(context.Background(), Remote, quote, [64]byte{}); !errors.Is(err, tc.want) {
 				t.Errorf("handshake path: %v, want %v", err, tc.want)
 			}
 			der := ratlsWithQuote(t, quote)
-			if _, err := tc.m.VerifyRATLSCertificate(der); !errors.Is(err, tc.want) {
+			if _, err := tc.m.VerifyRATLSCertificate(context.Background(), der); !errors.Is(err, tc.want) {
 				t.Errorf("RA-TLS path: %v, want %v", err, tc.want)
 			}
 		})
@@ -248,7 +248,7 @@ func TestNewMemberRefusesUselessConfig(t *testing.T) {
 		"no backend":               {Config{InsecureSimulationRoot: f.p.RootCertificate()}, false},
 		"local only, no root":      {Config{Backend: NewSimBackend(e), Evidence: Local, Policy: Policy{AcceptKinds: []Kind{Local}}}, true},
 		"simulation root":          {Config{Backend: NewSimBackend(e), InsecureSimulationRoot: f.p.RootCertificate()}, true},
-		"Intel collateral, no sim": {Config{Backend: NewSimBackend(e), Collateral: &dcap.Collateral{}}, true},
+		"Intel collateral, no sim": {Config{Backend: NewSimBackend(e), Collateral: dcap.Fixed{C: &dcap.Collateral{}}}, true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := NewMember(tc.cfg)
@@ -333,8 +333,8 @@ func TestHandshakeKeepsDeadlines(t *testing.T) {
 func TestErrorChainsAndPeerText(t *testing.T) {
 	quote, col, at := realQuote(t)
 	f := newFixture(t)
-	strict := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.Collateral, c.Now = col, at })
-	if _, err := strict.verify(Remote, quote, [64]byte{}); !errors.Is(err, dcap.ErrStatusRefused) || !errors.Is(err, ErrEvidence) {
+	strict := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) { c.Collateral, c.Now = dcap.Fixed{C: col}, at })
+	if _, err := strict.verify(context.Background(), Remote, quote, [64]byte{}); !errors.Is(err, dcap.ErrStatusRefused) || !errors.Is(err, ErrEvidence) {
 		t.Errorf("TCB status refusal: %v, want both ErrEvidence and dcap.ErrStatusRefused in the chain", err)
 	}
 	other := newFixture(t)
@@ -502,7 +502,7 @@ func FuzzVerifierPeer(f *testing.F) {
 	g1 := fx.g1(f, 0, Remote).Group()
 	v := newVerifier(f, fx, func(c *VerifierConfig) { c.TrustMember = g1[0] })
 	f.Fuzz(func(t *testing.T, ev, section []byte) {
-		if _, err := v.verifyPeer(Remote, ev, [64]byte{}, section); err == nil {
+		if _, err := v.verifyPeer(context.Background(), Remote, ev, [64]byte{}, section); err == nil {
 			t.Fatal("arbitrary evidence accepted")
 		}
 		if _, err := v.groupOf(section); err == nil && len(section) > 16*4096 {

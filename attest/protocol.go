@@ -48,7 +48,7 @@ type side interface {
 	targetInfo() []byte
 	prove(ctx context.Context, kind Kind, data [sgx.ReportDataSize]byte, peerTI *sgx.TargetInfo) ([]byte, error)
 	section() []byte
-	verifyPeer(kind Kind, ev []byte, want [sgx.ReportDataSize]byte, section []byte) (*Peer, error)
+	verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, section []byte) (*Peer, error)
 	allowUnattested() bool
 }
 
@@ -285,7 +285,7 @@ func (c *Conn) handshake(ctx context.Context) (err error) {
 			if err := c.proveTo(ctx, kind, peerKind, mine, peerTI); err != nil {
 				return err
 			}
-		} else if err := c.checkPeer(kind, peerKind, theirs); err != nil {
+		} else if err := c.checkPeer(ctx, kind, peerKind, theirs); err != nil {
 			return err
 		}
 	}
@@ -320,7 +320,7 @@ func (c *Conn) proveTo(ctx context.Context, kind, peerKind Kind, data [sgx.Repor
 }
 
 // checkPeer reads and verifies the peer's evidence, and sends the verdict.
-func (c *Conn) checkPeer(kind, peerKind Kind, want [sgx.ReportDataSize]byte) error {
+func (c *Conn) checkPeer(ctx context.Context, kind, peerKind Kind, want [sgx.ReportDataSize]byte) error {
 	var peer *Peer
 	var verr error
 	switch {
@@ -340,7 +340,7 @@ func (c *Conn) checkPeer(kind, peerKind Kind, want [sgx.ReportDataSize]byte) err
 				return err
 			}
 		}
-		peer, verr = c.side.verifyPeer(peerKind, ev, want, section)
+		peer, verr = c.side.verifyPeer(ctx, peerKind, ev, want, section)
 	}
 	verdict := []byte{1}
 	if verr != nil {
@@ -559,6 +559,6 @@ func (m *Member) prove(ctx context.Context, kind Kind, data [sgx.ReportDataSize]
 	return m.evidence(ctx, kind, data, peerTI)
 }
 
-func (m *Member) verifyPeer(kind Kind, ev []byte, want [sgx.ReportDataSize]byte, _ []byte) (*Peer, error) {
-	return m.verify(kind, ev, want)
+func (m *Member) verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, _ []byte) (*Peer, error) {
+	return m.verify(ctx, kind, ev, want)
 }

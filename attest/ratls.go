@@ -53,7 +53,7 @@ func (m *Member) RATLSCertificate(ctx context.Context) (tls.Certificate, error) 
 // member checks its peers: the quote in the extension (against the
 // configured root and collateral), its binding to the certificate's key, and
 // the group membership and policy. It does not prove freshness.
-func (m *Member) VerifyRATLSCertificate(der []byte) (*Peer, error) {
+func (m *Member) VerifyRATLSCertificate(ctx context.Context, der []byte) (*Peer, error) {
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, fmt.Errorf("%w: RA-TLS certificate: %v", ErrEvidence, err)
@@ -70,5 +70,5 @@ func (m *Member) VerifyRATLSCertificate(der []byte) (*Peer, error) {
 	var want [sgx.ReportDataSize]byte
 	h := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	copy(want[:], h[:])
-	return m.verify(Remote, quote, want)
+	return m.verify(ctx, Remote, quote, want)
 }

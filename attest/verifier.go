@@ -25,8 +25,8 @@ type VerifierConfig struct {
 	Group []sgx.Measurement
 	// Collateral, AcceptTCB and InsecureSimulationRoot verify quotes as
 	// Config's fields of the same names do.
-	Collateral             *dcap.Collateral
-	AcceptTCB              []string
+	Collateral             dcap.CollateralSource
+	AcceptTCB              []dcap.TCBStatus
 	InsecureSimulationRoot *x509.Certificate
 	// Policy restricts the members accepted. A Verifier checks remote
 	// evidence only (a REPORT can be checked only by its target enclave).
@@ -117,11 +117,11 @@ func (v *Verifier) prove(context.Context, Kind, [sgx.ReportDataSize]byte, *sgx.T
 	return nil, fmt.Errorf("%w: a verifier has no evidence", ErrProtocol)
 }
 
-func (v *Verifier) verifyPeer(kind Kind, ev []byte, want [sgx.ReportDataSize]byte, section []byte) (*Peer, error) {
+func (v *Verifier) verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, section []byte) (*Peer, error) {
 	if kind != Remote {
 		return nil, fmt.Errorf("%w: %s (a verifier checks quotes only)", ErrKindRefused, kind)
 	}
-	body, err := v.check.quote(ev)
+	body, err := v.check.quote(ctx, ev)
 	if err != nil {
 		return nil, err
 	}

@@ -16,8 +16,8 @@ import (
 // checker verifies a peer's evidence and applies the policy. Members and
 // Verifiers share it, so both decide trust the same way.
 type checker struct {
-	collateral *dcap.Collateral
-	acceptTCB  []string
+	collateral dcap.CollateralSource
+	acceptTCB  []dcap.TCBStatus
 	simRoot    *x509.Certificate // not Intel's key (newChecker refuses it)
 	intel      *x509.Certificate
 	quotes     *dcap.Verifier // remembers verified simulated PCK chains
@@ -25,7 +25,7 @@ type checker struct {
 	policy     Policy
 }
 
-func newChecker(col *dcap.Collateral, acceptTCB []string, simRoot *x509.Certificate, now func() time.Time, pol Policy) (*checker, error) {
+func newChecker(col dcap.CollateralSource, acceptTCB []dcap.TCBStatus, simRoot *x509.Certificate, now func() time.Time, pol Policy) (*checker, error) {
 	intel := dcap.IntelRootCA()
 	if simRoot != nil && sameKey(simRoot, intel) {
 		return nil, fmt.Errorf("%w: InsecureSimulationRoot has the Intel SGX Root CA's key; quotes chained to Intel are verified with Collateral, never on signatures alone", ErrConfig)
@@ -79,7 +79,7 @@ func chainsTo(q *dcap.Quote, root *x509.Certificate) bool {
 // Trust is decided by the key the chain ends at, never by configuration
 // alone: the simulation root's key means signatures only; anything else
 // must pass full DCAP verification against the Intel root with collateral.
-func (c *checker) quote(ev []byte) (*sgx.ReportBody, error) {
+func (c *checker) quote(ctx context.Context, ev []byte) (*sgx.ReportBody, error) {
 	q, err := dcap.ParseQuote(ev)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
@@ -96,7 +96,11 @@ func (c *checker) quote(ev []byte) (*sgx.ReportBody, error) {
 		}
 		return nil, fmt.Errorf("%w: %w: the PCK chain ends at neither the simulation root nor the Intel root", ErrEvidence, dcap.ErrUntrustedRoot)
 	}
-	res, err := dcap.Verify(ev, c.collateral, dcap.Options{Time: c.now(), Accept: c.acceptTCB})
+	col, err := c.collateral.Collateral(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%w: collateral: %w", ErrEvidence, err)
+	}
+	res, err := dcap.Verify(ev, col, dcap.Options{Time: c.now(), Accept: c.acceptTCB})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
 	}
@@ -131,11 +135,11 @@ func (c *checker) policyCheck(g []sgx.Measurement, b *sgx.ReportBody, kind Kind)
 
 // verify checks a peer's evidence, its binding, and the policy against this
 // member's group.
-func (m *Member) verify(kind Kind, ev []byte, want [sgx.ReportDataSize]byte) (*Peer, error) {
+func (m *Member) verify(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte) (*Peer, error) {
 	var body *sgx.ReportBody
 	switch kind {
 	case Remote:
-		b, err := m.check.quote(ev)
+		b, err := m.check.quote(ctx, ev)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -205,7 +206,7 @@ type TCBInfo struct {
 type TCBLevel struct {
 	TCB         TCB       `json:"tcb"`
 	TCBDate     time.Time `json:"tcbDate"`
-	TCBStatus   string    `json:"tcbStatus"`
+	TCBStatus   TCBStatus `json:"tcbStatus"`
 	AdvisoryIDs []string  `json:"advisoryIDs"`
 }
 
@@ -261,7 +262,7 @@ func (t *TCB) UnmarshalJSON(b []byte) error {
 }
 
 // tcbInfoStatuses are the TCB statuses a TCB Info level may have.
-var tcbInfoStatuses = []string{UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded, Revoked}
+var tcbInfoStatuses = []TCBStatus{UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded, Revoked}
 
 // ParseTCBInfo decodes the signed TCB Info JSON (the value of "tcbInfo").
 // It refuses versions other than 2 and 3, a version 3 id other than "SGX",
@@ -297,8 +298,8 @@ func ParseTCBInfo(b []byte) (*TCBInfo, error) {
 		return bad("no TCB levels")
 	}
 	for i, l := range t.TCBLevels {
-		if !isOneOf(l.TCBStatus, tcbInfoStatuses) {
-			return bad("tcbLevels[%d].tcbStatus %q is unknown", i, truncate(l.TCBStatus, 40))
+		if !slices.Contains(tcbInfoStatuses, l.TCBStatus) {
+			return bad("tcbLevels[%d].tcbStatus %q is unknown", i, truncate(string(l.TCBStatus), 40))
 		}
 	}
 	return &t, nil
@@ -327,7 +328,7 @@ type QEIdentityTCB struct {
 		ISVSVN uint16 `json:"isvsvn"`
 	} `json:"tcb"`
 	TCBDate     time.Time `json:"tcbDate"`
-	TCBStatus   string    `json:"tcbStatus"`
+	TCBStatus   TCBStatus `json:"tcbStatus"`
 	AdvisoryIDs []string  `json:"advisoryIDs"`
 }
 
@@ -387,8 +388,8 @@ func ParseQEIdentity(b []byte) (*QEIdentity, error) {
 		return bad("no TCB levels")
 	}
 	for i, l := range q.TCBLevels {
-		if !isOneOf(l.TCBStatus, tcbInfoStatuses) {
-			return bad("tcbLevels[%d].tcbStatus %q is unknown", i, truncate(l.TCBStatus, 40))
+		if !slices.Contains(tcbInfoStatuses, l.TCBStatus) {
+			return bad("tcbLevels[%d].tcbStatus %q is unknown", i, truncate(string(l.TCBStatus), 40))
 		}
 	}
 	return &q, nil

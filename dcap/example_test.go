@@ -20,7 +20,7 @@ func ExampleVerify() {
 	}
 	res, err := dcap.Verify(quote, col, dcap.Options{
 		Time:   time.Date(2025, 6, 20, 0, 0, 0, 0, time.UTC),
-		Accept: []string{dcap.UpToDate, dcap.ConfigurationAndSWHardeningNeeded},
+		Accept: []dcap.TCBStatus{dcap.UpToDate, dcap.ConfigurationAndSWHardeningNeeded},
 	})
 	if err != nil {
 		fmt.Println(err)

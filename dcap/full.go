@@ -17,16 +17,33 @@ import (
 	"github.com/magesgx/mage/sgx"
 )
 
+// TCBStatus is a platform's or quoting enclave's TCB status. It marshals
+// to Intel's spelling, as TCB Info and QE Identity carry it.
+type TCBStatus string
+
 // TCB statuses, as Intel's TCB Info and QE Identity spell them.
 const (
-	UpToDate                          = "UpToDate"
-	SWHardeningNeeded                 = "SWHardeningNeeded"
-	ConfigurationNeeded               = "ConfigurationNeeded"
-	ConfigurationAndSWHardeningNeeded = "ConfigurationAndSWHardeningNeeded"
-	OutOfDate                         = "OutOfDate"
-	OutOfDateConfigurationNeeded      = "OutOfDateConfigurationNeeded"
-	Revoked                           = "Revoked" // never accepted
+	UpToDate                          TCBStatus = "UpToDate"
+	SWHardeningNeeded                 TCBStatus = "SWHardeningNeeded"
+	ConfigurationNeeded               TCBStatus = "ConfigurationNeeded"
+	ConfigurationAndSWHardeningNeeded TCBStatus = "ConfigurationAndSWHardeningNeeded"
+	OutOfDate                         TCBStatus = "OutOfDate"
+	OutOfDateConfigurationNeeded      TCBStatus = "OutOfDateConfigurationNeeded"
+	Revoked                           TCBStatus = "Revoked" // never accepted
 )
+
+// ParseTCBStatus returns the status Intel spells s, or an error naming the
+// known ones.
+func ParseTCBStatus(s string) (TCBStatus, error) {
+	if st := TCBStatus(s); slices.Contains(tcbInfoStatuses, st) {
+		return st, nil
+	}
+	var names []string
+	for _, st := range tcbInfoStatuses {
+		names = append(names, string(st))
+	}
+	return "", fmt.Errorf("%w: TCB status %q is not one of %s", ErrPolicy, truncate(s, 40), strings.Join(names, ", "))
+}
 
 // Errors of full verification.
 var (
@@ -53,7 +70,7 @@ type Options struct {
 	// ConfigurationAndSWHardeningNeeded, OutOfDate and
 	// OutOfDateConfigurationNeeded; Revoked and unknown names are refused
 	// with ErrPolicy.
-	Accept []string
+	Accept []TCBStatus
 	// PCKChain, if not nil, replaces the chain carried in the quote (needed
 	// for certification data types 1 to 3, whose PCK certificate comes
 	// separately).
@@ -64,10 +81,10 @@ type Options struct {
 type Result struct {
 	Quote       *Quote         `json:"-"`                             // the parsed quote; nil if it did not parse
 	Enclave     sgx.ReportBody `json:"-"`                             // the attested enclave's report body
-	TCBStatus   string         `json:"tcb_status,omitempty"`          // combined as QVL does; empty if not reached
+	TCBStatus   TCBStatus      `json:"tcb_status,omitempty"`          // combined as QVL does; empty if not reached
 	AdvisoryIDs []string       `json:"advisory_ids"`                  // of the platform's TCB level and the QE's
-	PlatformTCB string         `json:"platform_tcb_status,omitempty"` // the matched TCB Info level's status
-	QETCB       string         `json:"qe_tcb_status,omitempty"`       // the matched QE Identity level's status
+	PlatformTCB TCBStatus      `json:"platform_tcb_status,omitempty"` // the matched TCB Info level's status
+	QETCB       TCBStatus      `json:"qe_tcb_status,omitempty"`       // the matched QE Identity level's status
 	FMSPC       string         `json:"fmspc,omitempty"`               // upper-case hex, from the PCK certificate
 	PCK         *PCKExtensions `json:"-"`                             // the PCK certificate's SGX extension
 	Checks      []Check        `json:"checks"`                        // every check, in order: pass, fail or skip
@@ -106,11 +123,11 @@ func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
 	defer func() { res.Checks = l.checks }()
 	accept := opts.Accept
 	if accept == nil {
-		accept = []string{UpToDate}
+		accept = []TCBStatus{UpToDate}
 	}
 	for _, s := range accept {
-		if s == Revoked || !isOneOf(s, tcbInfoStatuses) {
-			return res, fmt.Errorf("%w: Options.Accept lists %q; acceptable are %s", ErrPolicy, truncate(s, 40), strings.Join(tcbInfoStatuses[:6], ", "))
+		if s == Revoked || !slices.Contains(tcbInfoStatuses, s) {
+			return res, fmt.Errorf("%w: Options.Accept lists %q; acceptable are %s", ErrPolicy, truncate(string(s), 40), joinStatuses(tcbInfoStatuses[:6]))
 		}
 	}
 	now := opts.Time
@@ -215,9 +232,9 @@ func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
 	res.TCBStatus = converge(level.TCBStatus, qeLevel.TCBStatus)
 	res.AdvisoryIDs = union(level.AdvisoryIDs, qeLevel.AdvisoryIDs)
 	if res.TCBStatus == Revoked || !slices.Contains(accept, res.TCBStatus) {
-		return res, l.fail(CheckTCBStatus, fmt.Errorf("%w: %s (platform %s, QE %s; accepted: %s)", ErrStatusRefused, res.TCBStatus, level.TCBStatus, qeLevel.TCBStatus, strings.Join(accept, ", ")))
+		return res, l.fail(CheckTCBStatus, fmt.Errorf("%w: %s (platform %s, QE %s; accepted: %s)", ErrStatusRefused, res.TCBStatus, level.TCBStatus, qeLevel.TCBStatus, joinStatuses(accept)))
 	}
-	l.pass(CheckTCBStatus, res.TCBStatus)
+	l.pass(CheckTCBStatus, string(res.TCBStatus))
 	return res, nil
 }
 
@@ -353,7 +370,7 @@ func matchQE(qi *QEIdentity, r *sgx.ReportBody) (*QEIdentityTCB, error) {
 // OutOfDate, which makes an UpToDate or SWHardeningNeeded platform
 // OutOfDate and a ConfigurationNeeded or ConfigurationAndSWHardeningNeeded
 // one OutOfDateConfigurationNeeded; a Revoked QE makes it Revoked.
-func converge(platform, qe string) string {
+func converge(platform, qe TCBStatus) TCBStatus {
 	switch qe {
 	case UpToDate:
 		return platform
@@ -377,4 +394,15 @@ func union(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+func joinStatuses(s []TCBStatus) string {
+	var b strings.Builder
+	for i, x := range s {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(x))
+	}
+	return b.String()
 }

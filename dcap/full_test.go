@@ -21,7 +21,7 @@ func phalaCollateral(t testing.TB) *Collateral {
 	return c
 }
 
-var acceptAll = []string{UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded}
+var acceptAll = []TCBStatus{UpToDate, SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded}
 
 func TestVerifyPhala(t *testing.T) {
 	col := phalaCollateral(t)
@@ -32,7 +32,7 @@ func TestVerifyPhala(t *testing.T) {
 	if !errors.Is(err, ErrStatusRefused) || res.TCBStatus != ConfigurationAndSWHardeningNeeded || failed(res) != CheckTCBStatus {
 		t.Fatalf("default policy: %v, status %q", err, res.TCBStatus)
 	}
-	accept := Options{Accept: []string{ConfigurationAndSWHardeningNeeded}}
+	accept := Options{Accept: []TCBStatus{ConfigurationAndSWHardeningNeeded}}
 	// The window stated in SOURCES.md is 2025-06-19T10:56:11Z ..
 	// 2025-07-19T10:23:17Z (the PCK CRL's nextUpdate less a second), but
 	// the QE Identity's own nextUpdate is 2025-07-19T10:01:18Z: the
@@ -127,7 +127,7 @@ func TestCollateralFiles(t *testing.T) {
 	col := &Collateral{TCBInfo: tcb, TCBInfoSignature: tsig, TCBInfoIssuerChain: chain("tcb_info_issuer_chain.pem"),
 		QEIdentity: qe, QEIdentitySignature: qsig, QEIdentityIssuerChain: chain("qe_identity_issuer_chain.pem"),
 		PCKCRL: crl("pck_crl.der"), PCKCRLIssuerChain: chain("pck_crl_issuer_chain.pem"), RootCACRL: crl("root_ca_crl.der")}
-	res, err := Verify(tdata(t, "phala-dcap-qvl/sgx_quote"), col, Options{Time: phalaTime, Accept: []string{ConfigurationAndSWHardeningNeeded}})
+	res, err := Verify(tdata(t, "phala-dcap-qvl/sgx_quote"), col, Options{Time: phalaTime, Accept: []TCBStatus{ConfigurationAndSWHardeningNeeded}})
 	if err != nil || res.TCBStatus != ConfigurationAndSWHardeningNeeded {
 		t.Fatalf("from files: %v", err)
 	}
@@ -210,8 +210,8 @@ func TestFixtureStatuses(t *testing.T) {
 	cases := []struct {
 		name     string
 		mod      func(f *fixture)
-		status   string
-		platform string
+		status   TCBStatus
+		platform TCBStatus
 		adv      []string
 	}{
 		{"second level", func(f *fixture) {}, SWHardeningNeeded, SWHardeningNeeded, []string{"INTEL-SA-00001"}},
@@ -315,7 +315,7 @@ func TestFixtureStatuses(t *testing.T) {
 		}
 	}
 	// A QE status that is neither UpToDate nor Revoked counts as OutOfDate.
-	for _, c := range []struct{ platform, qe, want string }{
+	for _, c := range []struct{ platform, qe, want TCBStatus }{
 		{UpToDate, UpToDate, UpToDate}, {UpToDate, OutOfDate, OutOfDate}, {SWHardeningNeeded, SWHardeningNeeded, OutOfDate},
 		{ConfigurationNeeded, OutOfDate, OutOfDateConfigurationNeeded}, {OutOfDate, OutOfDate, OutOfDate},
 		{OutOfDateConfigurationNeeded, OutOfDate, OutOfDateConfigurationNeeded}, {UpToDate, Revoked, Revoked}, {Revoked, UpToDate, Revoked},
@@ -401,7 +401,7 @@ func TestFixtureRevocation(t *testing.T) {
 
 func TestPolicy(t *testing.T) {
 	f := newFixture(t)
-	for _, bad := range [][]string{{Revoked}, {"UpToDate", "uptodate"}, {""}} {
+	for _, bad := range [][]TCBStatus{{Revoked}, {"UpToDate", "uptodate"}, {""}} {
 		if _, err := f.verify(bad...); !errors.Is(err, ErrPolicy) {
 			t.Errorf("Accept %q: %v", bad, err)
 		}

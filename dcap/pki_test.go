@@ -219,6 +219,6 @@ func (f *fixture) setQEIdentity(s string) {
 	f.col.QEIdentitySignature = sig[:]
 }
 
-func (f *fixture) verify(accept ...string) (*Result, error) {
+func (f *fixture) verify(accept ...TCBStatus) (*Result, error) {
 	return Verify(f.quoteBytes(), f.col, Options{Root: f.root, Time: f.now, Accept: accept})
 }

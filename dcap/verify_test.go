@@ -177,7 +177,7 @@ func failed(res *Result) string {
 func TestFlipQuoteBytes(t *testing.T) {
 	raw := tdata(t, "phala-dcap-qvl/sgx_quote")
 	col := phalaCollateral(t)
-	opts := Options{Time: phalaTime, Accept: []string{ConfigurationAndSWHardeningNeeded}}
+	opts := Options{Time: phalaTime, Accept: []TCBStatus{ConfigurationAndSWHardeningNeeded}}
 	if _, err := Verify(raw, col, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestFlipQuoteBytes(t *testing.T) {
 // both CRLs: each must be refused at its own check.
 func TestFlipCollateralBytes(t *testing.T) {
 	raw := tdata(t, "phala-dcap-qvl/sgx_quote")
-	opts := Options{Time: phalaTime, Accept: []string{ConfigurationAndSWHardeningNeeded}}
+	opts := Options{Time: phalaTime, Accept: []TCBStatus{ConfigurationAndSWHardeningNeeded}}
 	base := phalaCollateral(t)
 	for _, c := range []struct {
 		name  string

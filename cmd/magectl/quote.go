@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -177,7 +178,15 @@ func readChain(path string) ([]*x509.Certificate, error) {
 	return c, nil
 }
 
-var acceptableStatuses = []string{dcap.UpToDate, dcap.SWHardeningNeeded, dcap.ConfigurationNeeded, dcap.ConfigurationAndSWHardeningNeeded, dcap.OutOfDate, dcap.OutOfDateConfigurationNeeded}
+var acceptableStatuses = []dcap.TCBStatus{dcap.UpToDate, dcap.SWHardeningNeeded, dcap.ConfigurationNeeded, dcap.ConfigurationAndSWHardeningNeeded, dcap.OutOfDate, dcap.OutOfDateConfigurationNeeded}
+
+func statusList() string {
+	var s []string
+	for _, st := range acceptableStatuses {
+		s = append(s, string(st))
+	}
+	return strings.Join(s, ", ")
+}
 
 func runQuoteVerify(e *env, args []string) error {
 	fs := newFlagSet(e.stderr, "quote verify", `quote verify QUOTE (--collateral BUNDLE.json | --tcb-info F --qe-identity F --pck-crl F --root-crl F --tcb-info-issuer-chain F [...] | --no-collateral --root ROOT) [--root ROOT] [--pck-chain F] [--time RFC3339] [--accept STATUS,...] [--json]
@@ -198,23 +207,19 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 	noCol := fs.Bool("no-collateral", false, "verify the quote's signatures and PCK chain only (WEAKER: no revocation, TCB level or QE identity check); needs --root")
 	rootFile := fs.String("root", "", "trusted root CA certificate `file`, PEM or DER, pinned by its public key (default: the Intel SGX Root CA)")
 	at := fs.String("time", "", "verification `time`, RFC 3339 (default: now)")
-	accept := fs.String("accept", dcap.UpToDate, "acceptable TCB `statuses`, comma-separated, of "+strings.Join(acceptableStatuses, ", "))
+	accept := fs.String("accept", string(dcap.UpToDate), "acceptable TCB `statuses`, comma-separated, of "+statusList())
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	arg, err := parseQuoteArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	var acc []string
+	var acc []dcap.TCBStatus
 	for _, s := range strings.Split(*accept, ",") {
-		s = strings.TrimSpace(s)
-		ok := false
-		for _, a := range acceptableStatuses {
-			ok = ok || a == s
+		st := dcap.TCBStatus(strings.TrimSpace(s))
+		if !slices.Contains(acceptableStatuses, st) {
+			return usagef("--accept: unknown or unacceptable TCB status %q (want %s)", st, statusList())
 		}
-		if !ok {
-			return usagef("--accept: unknown or unacceptable TCB status %q (want %s)", s, strings.Join(acceptableStatuses, ", "))
-		}
-		acc = append(acc, s)
+		acc = append(acc, st)
 	}
 	var when time.Time
 	if *at != "" {
