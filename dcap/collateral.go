@@ -403,3 +403,37 @@ func isOneOf(s string, set []string) bool {
 	}
 	return false
 }
+
+// MarshalBundle encodes the collateral as the JSON bundle that
+// ParseCollateralBundle reads: the signed JSON as exact strings, hex
+// signatures and CRLs (DER), PEM chains.
+func (c *Collateral) MarshalBundle() ([]byte, error) {
+	if c.PCKCRL == nil || c.RootCACRL == nil {
+		return nil, fmt.Errorf("%w: a bundle needs both CRLs", ErrCollateral)
+	}
+	chain := func(cs []*x509.Certificate) string {
+		var b strings.Builder
+		for _, x := range cs {
+			b.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: x.Raw}))
+		}
+		return b.String()
+	}
+	m := map[string]string{
+		"tcb_info":                 string(c.TCBInfo),
+		"tcb_info_signature":       hex.EncodeToString(c.TCBInfoSignature),
+		"tcb_info_issuer_chain":    chain(c.TCBInfoIssuerChain),
+		"qe_identity":              string(c.QEIdentity),
+		"qe_identity_signature":    hex.EncodeToString(c.QEIdentitySignature),
+		"qe_identity_issuer_chain": chain(c.QEIdentityIssuerChain),
+		"pck_crl":                  hex.EncodeToString(c.PCKCRL.Raw),
+		"root_ca_crl":              hex.EncodeToString(c.RootCACRL.Raw),
+	}
+	if c.PCKCRLIssuerChain != nil {
+		m["pck_crl_issuer_chain"] = chain(c.PCKCRLIssuerChain)
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}

@@ -86,8 +86,11 @@ type Result struct {
 	PlatformTCB TCBStatus      `json:"platform_tcb_status,omitempty"` // the matched TCB Info level's status
 	QETCB       TCBStatus      `json:"qe_tcb_status,omitempty"`       // the matched QE Identity level's status
 	FMSPC       string         `json:"fmspc,omitempty"`               // upper-case hex, from the PCK certificate
-	PCK         *PCKExtensions `json:"-"`                             // the PCK certificate's SGX extension
-	Checks      []Check        `json:"checks"`                        // every check, in order: pass, fail or skip
+	// TCBEvaluationDataNumber is the lower of the TCB Info's and the QE
+	// Identity's: how recent Intel's evaluation of the platform is.
+	TCBEvaluationDataNumber uint32         `json:"tcb_evaluation_data_number,omitempty"`
+	PCK                     *PCKExtensions `json:"-"`      // the PCK certificate's SGX extension
+	Checks                  []Check        `json:"checks"` // every check, in order: pass, fail or skip
 }
 
 // Verify verifies a quote with Intel collateral, in this order (the names
@@ -229,6 +232,7 @@ func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
 	res.QETCB = qeLevel.TCBStatus
 	l.pass(CheckQEIdentityMatch, fmt.Sprintf("ISVSVN %d: %s", q.QEReport.ISVSVN, qeLevel.TCBStatus))
 
+	res.TCBEvaluationDataNumber = min(uint32(ti.TCBEvaluationDataNumber), uint32(qi.TCBEvaluationDataNumber))
 	res.TCBStatus = converge(level.TCBStatus, qeLevel.TCBStatus)
 	res.AdvisoryIDs = union(level.AdvisoryIDs, qeLevel.AdvisoryIDs)
 	if res.TCBStatus == Revoked || !slices.Contains(accept, res.TCBStatus) {

@@ -270,3 +270,21 @@ func TestPCKCAOf(t *testing.T) {
 	}
 
 }
+
+// TestBundleRoundTrip: a bundle written by MarshalBundle reads back to the
+// same collateral.
+func TestBundleRoundTrip(t *testing.T) {
+	_, _, col := phala(t)
+	b, err := col.MarshalBundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := dcap.ParseCollateralBundle(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(back.TCBInfo) != string(col.TCBInfo) || string(back.QEIdentitySignature) != string(col.QEIdentitySignature) ||
+		string(back.PCKCRL.Raw) != string(col.PCKCRL.Raw) || len(back.PCKCRLIssuerChain) != len(col.PCKCRLIssuerChain) {
+		t.Error("bundle round trip changed the collateral")
+	}
+}

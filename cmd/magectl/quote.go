@@ -2,12 +2,15 @@ package main
 
 import (
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,16 +64,50 @@ type quoteView struct {
 	PCKPCESVN    *uint16    `json:"pck_pcesvn,omitempty"`
 }
 
-func readQuote(path string) ([]byte, *dcap.Quote, error) {
-	raw, err := os.ReadFile(path)
+// readQuote reads a quote from a file or "-" (standard input), binary or
+// as hex (with or without 0x) or base64 text.
+func readQuote(e *env, path string) ([]byte, *dcap.Quote, error) {
+	var raw []byte
+	var err error
+	if path == "-" {
+		in := e.stdin
+		if in == nil {
+			in = strings.NewReader("")
+		}
+		raw, err = io.ReadAll(io.LimitReader(in, 1<<20))
+	} else {
+		raw, err = os.ReadFile(path)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	q, err := dcap.ParseQuote(raw)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	if err == nil {
+		return raw, q, nil
 	}
-	return raw, q, nil
+	if dec := decodeText(raw); dec != nil {
+		if q, derr := dcap.ParseQuote(dec); derr == nil {
+			return dec, q, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("%s: %w", path, err)
+}
+
+// decodeText decodes hex (optionally 0x-prefixed) or base64 text, or
+// returns nil.
+func decodeText(raw []byte) []byte {
+	t := strings.TrimSpace(string(raw))
+	t = strings.TrimPrefix(strings.TrimPrefix(t, "0x"), "0X")
+	if b, err := hex.DecodeString(t); err == nil {
+		return b
+	}
+	t = strings.Join(strings.Fields(t), "")
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(t); err == nil {
+			return b
+		}
+	}
+	return nil
 }
 
 func runQuoteShow(e *env, args []string) error {
@@ -80,7 +117,7 @@ func runQuoteShow(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, q, err := readQuote(arg)
+	_, q, err := readQuote(e, arg)
 	if err != nil {
 		return err
 	}
@@ -209,7 +246,13 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 	at := fs.String("time", "", "verification `time`, RFC 3339 (default: now)")
 	accept := fs.String("accept", string(dcap.UpToDate), "acceptable TCB `statuses`, comma-separated, of "+statusList())
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	src := addPCSFlags(fs)
+	val := addValidateFlags(fs)
 	arg, err := parseQuoteArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	vopts, err := val.options()
 	if err != nil {
 		return err
 	}
@@ -228,17 +271,18 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 		}
 	}
 	files := *tcbInfo != "" || *qeID != "" || *pckCRL != "" || *rootCRL != "" || *tcbChain != "" || *qeChain != "" || *pckCRLChain != ""
+	fetch := src.set()
 	switch {
-	case *noCol && (*bundle != "" || files):
-		return usagef("--no-collateral excludes --collateral and the collateral files")
+	case *noCol && (*bundle != "" || files || fetch):
+		return usagef("--no-collateral excludes --collateral, --pccs/--pcs and the collateral files")
 	case *noCol && *rootFile == "":
 		return usagef("--no-collateral needs --root: the trust anchor must be chosen explicitly")
-	case *bundle != "" && files:
-		return usagef("give --collateral or the collateral files, not both")
-	case !*noCol && *bundle == "" && (*tcbInfo == "" || *qeID == "" || *pckCRL == "" || *rootCRL == "" || *tcbChain == ""):
-		return usagef("give --collateral, or --tcb-info, --qe-identity, --pck-crl, --root-crl and --tcb-info-issuer-chain, or --no-collateral")
+	case (*bundle != "") && files, fetch && (*bundle != "" || files):
+		return usagef("give one of --collateral, --pccs/--pcs, or the collateral files")
+	case !*noCol && !fetch && *bundle == "" && (*tcbInfo == "" || *qeID == "" || *pckCRL == "" || *rootCRL == "" || *tcbChain == ""):
+		return usagef("give --collateral, --pccs URL (or --pcs), or --tcb-info, --qe-identity, --pck-crl, --root-crl and --tcb-info-issuer-chain, or --no-collateral")
 	}
-	raw, _, err := readQuote(arg)
+	raw, q, err := readQuote(e, arg)
 	if err != nil {
 		return err
 	}
@@ -253,17 +297,32 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 		if chain, err = readChain(*pckChain); err != nil {
 			return err
 		}
+		if len(chain) < 2 {
+			return usagef("--pck-chain %s holds only %d certificate: add the PCK CA certificate (Intel SGX PCK Processor or Platform CA) and the root", *pckChain, len(chain))
+		}
 	}
 	var res *dcap.Result
 	var verr error
 	if *noCol {
 		res, verr = dcap.VerifyWithoutCollateral(raw, dcap.SignatureOptions{Root: root, Time: when, PCKChain: chain})
 	} else {
-		col, err := loadCollateral(*bundle, *tcbInfo, *qeID, *pckCRL, *rootCRL, *tcbChain, *qeChain, *pckCRLChain)
-		if err != nil {
+		var col *dcap.Collateral
+		if fetch {
+			cs, closeCache, err := src.source(when)
+			if err != nil {
+				return err
+			}
+			defer closeCache()
+			if col, err = cs.Collateral(e.ctx, q); err != nil {
+				return err
+			}
+		} else if col, err = loadCollateral(*bundle, *tcbInfo, *qeID, *pckCRL, *rootCRL, *tcbChain, *qeChain, *pckCRLChain); err != nil {
 			return err
 		}
 		res, verr = dcap.Verify(raw, col, dcap.Options{Root: root, Time: when, Accept: acc, PCKChain: chain})
+	}
+	if verr == nil {
+		verr = dcap.Validate(res, vopts)
 	}
 	if *jsonOut {
 		// The enclave is a result only if the quote verified; otherwise
@@ -368,4 +427,169 @@ func loadCollateral(bundle, tcbInfo, qeID, pckCRL, rootCRL, tcbChain, qeChain, p
 		*x.dst = c
 	}
 	return col, nil
+}
+
+// pcsFlags choose where collateral is fetched from.
+type pcsFlags struct {
+	pccs   *string
+	pcs    *bool
+	cache  *string
+	update *string
+}
+
+func addPCSFlags(fs *flag.FlagSet) *pcsFlags {
+	return &pcsFlags{
+		pccs:   fs.String("pccs", "", "fetch collateral from the PCCS (or PCS) API at `URL` (base ending in /sgx/certification/v4)"),
+		pcs:    fs.Bool("pcs", false, "fetch collateral from Intel's PCS ("+dcap.IntelPCS+")"),
+		cache:  fs.String("cache", "", "keep fetched collateral in `DIR` and reuse it until it expires"),
+		update: fs.String("update", "standard", "TCB data to fetch: `standard` or early"),
+	}
+}
+
+func (p *pcsFlags) set() bool { return *p.pccs != "" || *p.pcs }
+
+// source returns the collateral source the flags name, and a function to
+// call when done with it.
+// at, if not zero, is the time the collateral is judged at (--time): the
+// cache keeps items valid then.
+func (p *pcsFlags) source(at time.Time) (dcap.CollateralSource, func(), error) {
+	if *p.pccs != "" && *p.pcs {
+		return nil, nil, usagef("give --pccs or --pcs, not both")
+	}
+	u := dcap.Update(*p.update)
+	if u != dcap.UpdateStandard && u != dcap.UpdateEarly {
+		return nil, nil, usagef("--update %q: want standard or early", *p.update)
+	}
+	pcs := &dcap.PCS{BaseURL: *p.pccs, Update: u}
+	if *p.cache == "" {
+		return pcs, func() {}, nil
+	}
+	c := &dcap.Cache{PCS: pcs, Dir: *p.cache}
+	if !at.IsZero() {
+		c.Time = func() time.Time { return at }
+	}
+	return c, c.Close, nil
+}
+
+// validateFlags are the expected values of a quote (dcap.Validate).
+type validateFlags struct {
+	mrenclave, mrsigner, reportData, advisories, isvprodid *string
+	minISVSVN, minTCBEval                                  *uint
+	allowDebug                                             *bool
+}
+
+func addValidateFlags(fs *flag.FlagSet) *validateFlags {
+	return &validateFlags{
+		mrenclave:  fs.String("mrenclave", "", "expected `MRENCLAVE` (hex; several comma-separated)"),
+		mrsigner:   fs.String("mrsigner", "", "expected `MRSIGNER` (hex; several comma-separated)"),
+		isvprodid:  fs.String("isvprodid", "", "expected `ISVPRODID`"),
+		minISVSVN:  fs.Uint("min-isvsvn", 0, "lowest acceptable `ISVSVN`"),
+		reportData: fs.String("report-data", "", "expected report data (`hex`): all 64 bytes, or a prefix if shorter"),
+		allowDebug: fs.Bool("allow-debug", false, "accept a DEBUG enclave (its host can read its memory)"),
+		minTCBEval: fs.Uint("min-tcb-eval", 0, "lowest acceptable tcbEvaluationDataNumber"),
+		advisories: fs.String("accept-advisory", "", "with a status other than UpToDate, accept only these advisory `IDs` (comma-separated)"),
+	}
+}
+
+func (v *validateFlags) options() (dcap.ValidateOptions, error) {
+	o := dcap.ValidateOptions{MinISVSVN: uint16(*v.minISVSVN), AllowDebug: *v.allowDebug, MinTCBEvaluationDataNumber: uint32(*v.minTCBEval)}
+	if *v.minISVSVN > 0xffff {
+		return o, usagef("--min-isvsvn %d is over 65535", *v.minISVSVN)
+	}
+	for _, m := range []struct {
+		flag string
+		s    string
+		dst  *[]sgx.Measurement
+	}{{"--mrenclave", *v.mrenclave, &o.MRENCLAVE}, {"--mrsigner", *v.mrsigner, &o.MRSIGNER}} {
+		for _, x := range strings.Split(m.s, ",") {
+			if x = strings.TrimSpace(x); x == "" {
+				continue
+			}
+			mr, err := sgx.ParseMeasurement(x)
+			if err != nil {
+				return o, usagef("%s: %v", m.flag, err)
+			}
+			*m.dst = append(*m.dst, mr)
+		}
+	}
+	if *v.isvprodid != "" {
+		n, err := strconv.ParseUint(*v.isvprodid, 0, 16)
+		if err != nil {
+			return o, usagef("--isvprodid %q: want a number up to 65535", *v.isvprodid)
+		}
+		p := uint16(n)
+		o.ISVProdID = &p
+	}
+	if *v.reportData != "" {
+		rd, err := hex.DecodeString(strings.TrimPrefix(*v.reportData, "0x"))
+		if err != nil || len(rd) > 64 {
+			return o, usagef("--report-data: want up to 64 bytes of hex")
+		}
+		if len(rd) == 64 {
+			o.ReportData = rd
+		} else {
+			o.ReportDataPrefix = rd
+		}
+	}
+	if *v.advisories != "" {
+		o.AcceptAdvisories = []string{}
+		for _, a := range strings.Split(*v.advisories, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				o.AcceptAdvisories = append(o.AcceptAdvisories, a)
+			}
+		}
+	}
+	return o, nil
+}
+
+// ---- magectl collateral ----
+
+func runCollateral(e *env, args []string) error {
+	return dispatch(e, args, "collateral", `Usage: magectl collateral fetch QUOTE (--pccs URL | --pcs) --out BUNDLE.json
+
+  fetch QUOTE   fetch the collateral a quote needs (TCB Info for its
+                FMSPC, QE Identity, its PCK CA's CRL, the root CA CRL)
+                into a bundle that "quote verify --collateral" reads,
+                for verification without network access
+
+Run "magectl collateral fetch --help" for flags.
+`, map[string]func(*env, []string) error{"fetch": runCollateralFetch})
+}
+
+func runCollateralFetch(e *env, args []string) error {
+	fs := newFlagSet(e.stderr, "collateral fetch", "collateral fetch QUOTE (--pccs URL | --pcs) [--cache DIR] --out BUNDLE.json")
+	src := addPCSFlags(fs)
+	out := fs.String("out", "", "write the bundle to `file` (\"-\": standard output)")
+	force := fs.Bool("force", false, "overwrite an existing bundle")
+	arg, err := parseQuoteArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("--out is required")
+	}
+	if !src.set() {
+		return usagef("give --pccs URL or --pcs")
+	}
+	if err := checkOutputs([]string{arg}, []string{*out}); err != nil {
+		return err
+	}
+	_, q, err := readQuote(e, arg)
+	if err != nil {
+		return err
+	}
+	cs, closeCache, err := src.source(time.Time{})
+	if err != nil {
+		return err
+	}
+	defer closeCache()
+	col, err := cs.Collateral(e.ctx, q)
+	if err != nil {
+		return err
+	}
+	b, err := col.MarshalBundle()
+	if err != nil {
+		return err
+	}
+	return e.writeOutput(*out, b, 0o644, *force)
 }

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/magesgx/mage/dcap"
+	"github.com/magesgx/mage/dcap/dcaptest"
 )
 
 const phalaDir = "../../dcap/testdata/phala-dcap-qvl/"
@@ -78,4 +85,90 @@ func TestCLIQuoteVerifyUsage(t *testing.T) {
 		t.Errorf("--help: exit %d", code)
 	}
 	_ = out
+}
+
+// TestCLICollateral: quote verify with a PCCS URL, collateral fetch into a
+// bundle and quote verify with that bundle give the same result; the
+// quote may come as hex, base64 or on standard input; the expected values
+// are checked; a PCK chain without its CA is refused with a hint. (Issue
+// 12.)
+func TestCLICollateral(t *testing.T) {
+	b, _ := os.ReadFile(phalaDir + "sgx_quote_collateral.json")
+	col, err := dcap.ParseCollateralBundle(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := dcaptest.NewServer(col, "00A067110000")
+	defer srv.Close()
+	d := t.TempDir()
+	at := []string{"--time", "2025-06-20T00:00:00Z", "--accept", "ConfigurationAndSWHardeningNeeded"}
+	q := phalaDir + "sgx_quote"
+	online := mustRun(t, append([]string{"quote", "verify", "--json", "--pccs", srv.BaseURL(), q}, at...)...)
+	bundle := filepath.Join(d, "bundle.json")
+	mustRun(t, "collateral", "fetch", q, "--pccs", srv.BaseURL(), "--out", bundle)
+	offline := mustRun(t, append([]string{"quote", "verify", "--json", "--collateral", bundle, q}, at...)...)
+	if online != offline || !strings.Contains(online, `"ok": true`) {
+		t.Errorf("--pccs and a fetched bundle differ:\n%s\n%s", online, offline)
+	}
+	// Outside the window: refused (exit 1).
+	if code, _, _ := magectl(t, nil, "quote", "verify", "--pccs", srv.BaseURL(), "--time", "2025-09-01T00:00:00Z", "--accept", "ConfigurationAndSWHardeningNeeded", q); code != 1 {
+		t.Errorf("outside the window: exit %d", code)
+	}
+	// A cache directory: the second verification makes no request.
+	cache := filepath.Join(d, "cache")
+	mustRun(t, append([]string{"quote", "verify", "--pccs", srv.BaseURL(), "--cache", cache, q}, at...)...)
+	n := srv.Requests()["/tcb"]
+	mustRun(t, append([]string{"quote", "verify", "--pccs", srv.BaseURL(), "--cache", cache, q}, at...)...)
+	if srv.Requests()["/tcb"] != n {
+		t.Error("--cache fetched again")
+	}
+
+	// Encodings.
+	raw, _ := os.ReadFile(q)
+	for name, text := range map[string]string{
+		"hex":    hex.EncodeToString(raw),
+		"0x hex": "0x" + hex.EncodeToString(raw) + "\n",
+		"base64": base64.StdEncoding.EncodeToString(raw),
+	} {
+		p := filepath.Join(d, strings.ReplaceAll(name, " ", "_"))
+		os.WriteFile(p, []byte(text), 0o644)
+		if code, out, errs := magectl(t, nil, append([]string{"quote", "verify", "--collateral", bundle, p}, at...)...); code != 0 {
+			t.Errorf("%s quote: exit %d %s%s", name, code, out, errs)
+		}
+	}
+	var out, errb bytes.Buffer
+	e := &env{ctx: context.Background(), stdin: bytes.NewReader(raw), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if code := run(e, append([]string{"quote", "verify", "--collateral", bundle, "-"}, at...)); code != 0 {
+		t.Errorf("quote on stdin: exit %d %s", code, errb.String())
+	}
+
+	// Expected values.
+	for _, c := range []struct {
+		flags []string
+		code  int
+	}{
+		{[]string{"--mrenclave", "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb", "--isvprodid", "0", "--report-data", hex.EncodeToString([]byte("Hello"))}, 0},
+		{[]string{"--mrenclave", strings.Repeat("00", 32)}, 1},
+		{[]string{"--mrsigner", strings.Repeat("00", 32)}, 1},
+		{[]string{"--min-isvsvn", "1"}, 1},
+		{[]string{"--min-tcb-eval", "17"}, 0},
+		{[]string{"--min-tcb-eval", "18"}, 1},
+		{[]string{"--accept-advisory", "INTEL-SA-00289,INTEL-SA-00615"}, 0},
+		{[]string{"--accept-advisory", "INTEL-SA-00615"}, 1},
+		{[]string{"--mrenclave", "nothex"}, 2},
+	} {
+		args := append(append([]string{"quote", "verify", "--collateral", bundle, q}, at...), c.flags...)
+		if code, out, errs := magectl(t, nil, args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d\n%s%s", c.flags, code, c.code, out, errs)
+		}
+	}
+
+	// A PCK chain of the leaf alone.
+	leaf := filepath.Join(d, "leaf.pem")
+	pemChain, _ := os.ReadFile(phalaDir + "derived/pck_chain_from_quote.pem")
+	end := bytes.Index(pemChain, []byte("-----END CERTIFICATE-----")) + len("-----END CERTIFICATE-----\n")
+	os.WriteFile(leaf, pemChain[:end], 0o644)
+	if code, _, errs := magectl(t, nil, append([]string{"quote", "verify", "--collateral", bundle, "--pck-chain", leaf, q}, at...)...); code != 2 || !strings.Contains(errs, "add the PCK CA") {
+		t.Errorf("a PCK chain without its CA: exit %d %s", code, errs)
+	}
 }

@@ -16,6 +16,7 @@ func registered() []command {
 		{"derive", "derive every group member's MRENCLAVE from a member's table", runDerive},
 		{"sim", "load enclaves on the simulated SGX platform", runSim},
 		{"quote", "show or verify an Intel DCAP quote", runQuote},
+		{"collateral", "fetch a quote's Intel collateral into a bundle for offline verification", runCollateral},
 		{"demo", "sign a group, run it on the simulator, attest every pair", runDemo},
 		{"_demo-member", "", runDemoMember}, // hidden: one demo process
 	}
