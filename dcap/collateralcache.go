@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,6 +97,10 @@ func (c *Cache) Collateral(ctx context.Context, q *Quote) (*Collateral, error) {
 		ti, err := ParseTCBInfo(body)
 		if err != nil {
 			return cachedItem{}, fmt.Errorf("%w: %w", ErrTCBInfo, err)
+		}
+		if !strings.EqualFold(ti.FMSPC, k.fmspc) {
+			// Never keep another platform's TCB Info under this FMSPC.
+			return cachedItem{}, fmt.Errorf("%w: asked for the TCB Info of FMSPC %s, got FMSPC %s", ErrFetch, k.fmspc, truncate(ti.FMSPC, 20))
 		}
 		return cachedItem{Body: body, Sig: sig, Chain: chain, Expires: ti.NextUpdate}, nil
 	})
