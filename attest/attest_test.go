@@ -66,7 +66,9 @@ func (f *fixture) g1(t testing.TB, i int, kind Kind) *Member {
 
 // pair connects a client and a server member over loopback and runs both
 // handshakes; it returns both sides' errors and connections.
-func pair(t testing.TB, client, server *Member) (cc, sc *Conn, cerr, serr error) {
+func pair(t testing.TB, client interface {
+	Dial(context.Context, string, string) (*Conn, error)
+}, server *Member) (cc, sc *Conn, cerr, serr error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -308,16 +310,7 @@ func TestConcurrentHandshakes(t *testing.T) {
 // and is then refused only because it is not bound to this session.
 func TestRealQuoteThroughVerifier(t *testing.T) {
 	f := newFixture(t)
-	colRaw, err := os.ReadFile("../dcap/testdata/phala-dcap-qvl/sgx_quote_collateral.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	col, err := dcap.ParseCollateralBundle(colRaw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quote, _ := os.ReadFile("../dcap/testdata/phala-dcap-qvl/sgx_quote")
-	at := func() time.Time { return time.Date(2025, 6, 20, 0, 0, 0, 0, time.UTC) }
+	quote, col, at := realQuote(t)
 	m := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) {
 		c.InsecureSimulationRoot, c.Collateral, c.Now = nil, dcap.Fixed{C: col}, at
 		c.AcceptTCB = []dcap.TCBStatus{dcap.ConfigurationAndSWHardeningNeeded}

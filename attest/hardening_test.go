@@ -281,7 +281,7 @@ func TestServerProvesSecond(t *testing.T) {
 	}
 	server, b := f.counted(t, "signed/g1_v1.signed.so", nil)
 	v := newVerifier(t, f, func(c *VerifierConfig) { c.Group = server.Group() })
-	_, _, cerr, serr := pairWith(t, v, server)
+	_, _, cerr, serr := pair(t, v, server)
 	refused(t, "unattested verifier", cerr, serr, ErrUnattested)
 	if n := b.quotes.Load(); n != 0 {
 		t.Errorf("the server quoted %d times for an unattested client it does not allow", n)
@@ -382,28 +382,6 @@ func newVerifier(t testing.TB, f *fixture, mod func(*VerifierConfig)) *Verifier 
 	return v
 }
 
-// pairWith connects a verifier client to a member server.
-func pairWith(t testing.TB, v *Verifier, server *Member) (cc, sc *Conn, cerr, serr error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		raw, err := ln.Accept()
-		if err != nil {
-			serr = err
-			return
-		}
-		sc = server.Server(raw)
-		serr = sc.Handshake(context.Background())
-	})
-	cc, cerr = v.Dial(context.Background(), "tcp", ln.Addr().String())
-	wg.Wait()
-	return
-}
-
 // Item 8: a relying party that is not a member verifies a member, pinning
 // one member's MRENCLAVE (trust extended through the peer's table) or the
 // group's measurements; it learns which member answered, also through an
@@ -418,7 +396,7 @@ func TestVerifierOnly(t *testing.T) {
 	g2member := open("signed/g2_v3.signed.so")
 
 	pinned := newVerifier(t, f, func(c *VerifierConfig) { c.TrustMember = g1[0] })
-	cc, sc, cerr, serr := pairWith(t, pinned, m2)
+	cc, sc, cerr, serr := pair(t, pinned, m2)
 	if cerr != nil || serr != nil {
 		t.Fatalf("pinned verifier: %v / %v", cerr, serr)
 	}
@@ -430,10 +408,10 @@ func TestVerifierOnly(t *testing.T) {
 	}
 
 	byGroup := newVerifier(t, f, func(c *VerifierConfig) { c.Group = g1 })
-	if _, _, cerr, serr := pairWith(t, byGroup, m2); cerr != nil || serr != nil {
+	if _, _, cerr, serr := pair(t, byGroup, m2); cerr != nil || serr != nil {
 		t.Errorf("group-pinned verifier: %v / %v", cerr, serr)
 	}
-	_, _, cerr, serr = pairWith(t, pinned, g2member)
+	_, _, cerr, serr = pair(t, pinned, g2member)
 	refused(t, "member of another group", cerr, serr, ErrNotInGroup)
 
 	// As a server: a member connects to a monitoring verifier.

@@ -146,20 +146,9 @@ func TestCLIMageFlows(t *testing.T) {
 	}
 
 	// One command for the group.
-	var gf strings.Builder
-	gf.WriteString(`{"name": "g1", "date": "20261123", "members": [`)
-	for i, m := range members {
-		if i > 0 {
-			gf.WriteString(",")
-		}
-		fmt.Fprintf(&gf, `{"name": %q, "enclave": %q, "config": %q, "key": %q, "output": "out/%s.so"}`,
-			m.enclave, v("enclaves/"+m.enclave+".so"), v("configs/"+m.config+".config.xml"), v("keys/"+m.key+".pem"), m.signed)
-	}
-	gf.WriteString("]}")
 	gd := filepath.Join(d, "group")
-	os.MkdirAll(filepath.Join(gd, "out"), 0o755)
-	gpath := filepath.Join(gd, "g1.group.json")
-	os.WriteFile(gpath, []byte(gf.String()), 0o644)
+	os.MkdirAll(gd, 0o755)
+	gpath := groupFile(t, gd, "g1.group.json")
 	mustRun(t, "group", "sign", "-q", gpath)
 	for _, m := range members {
 		sameFile(t, filepath.Join(gd, "out", m.signed+".so"), v("signed/"+m.signed+".signed.so"))

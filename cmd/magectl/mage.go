@@ -78,7 +78,11 @@ func runGroupSign(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	gs, err := openGroup(e, arg, *date, *manifest, *force, nil)
+	gf, err := readGroupFile(arg)
+	if err != nil {
+		return err
+	}
+	gs, err := openGroup(e, arg, gf, *date, *manifest, *force, nil)
 	if err != nil {
 		return err
 	}
@@ -97,7 +101,8 @@ type groupSigning struct {
 	pubKey bool // keys may be public (catsig): Member.Key stays nil
 }
 
-func openGroup(e *env, arg, date, manifest string, force bool, extraOutputs []string) (*groupSigning, error) {
+// readGroupFile reads and checks a group file.
+func readGroupFile(arg string) (*mage.GroupFile, error) {
 	raw, err := os.ReadFile(arg)
 	if err != nil {
 		return nil, err
@@ -106,6 +111,13 @@ func openGroup(e *env, arg, date, manifest string, force bool, extraOutputs []st
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", arg, err)
 	}
+	return gf, nil
+}
+
+// openGroup prepares signing the group gf read from arg: the date, the
+// manifest's path, and the output checks (extraOutputs, if not nil, are
+// the only outputs, as for gendata's material).
+func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, force bool, extraOutputs []string) (*groupSigning, error) {
 	if date == "" {
 		date = gf.Date
 	}
@@ -121,9 +133,9 @@ func openGroup(e *env, arg, date, manifest string, force bool, extraOutputs []st
 	for _, m := range gf.Members {
 		inputs = append(inputs, m.Enclave, m.Config, m.Key)
 	}
-	outs := append(append(outputsOf(gf), mpath), extraOutputs...)
+	outs := append(outputsOf(gf), mpath)
 	if extraOutputs != nil {
-		outs = extraOutputs // gendata writes only its material
+		outs = extraOutputs
 	}
 	if err := checkOutputs(inputs, outs); err != nil {
 		return nil, err
@@ -255,20 +267,16 @@ DIR/NNN-NAME.sig, then run "magectl group catsig".
 	if *out == "" {
 		return usagef("--out is required")
 	}
-	raw, err := os.ReadFile(arg)
+	gf, err := readGroupFile(arg)
 	if err != nil {
 		return err
-	}
-	gf, err := mage.ParseGroupFile(raw, filepath.Dir(arg))
-	if err != nil {
-		return fmt.Errorf("%s: %w", arg, err)
 	}
 	var mats []string
 	for i, m := range gf.Members {
 		mat, _ := materialName(*out, i, m.Name)
 		mats = append(mats, mat)
 	}
-	gs, err := openGroup(e, arg, *date, "", *force, mats)
+	gs, err := openGroup(e, arg, gf, *date, "", *force, mats)
 	if err != nil {
 		return err
 	}
@@ -306,13 +314,9 @@ file may be its public key. The date comes from the material.
 	if *dir == "" {
 		return usagef("--sigs is required")
 	}
-	raw, err := os.ReadFile(arg)
+	gf, err := readGroupFile(arg)
 	if err != nil {
 		return err
-	}
-	gf, err := mage.ParseGroupFile(raw, filepath.Dir(arg))
-	if err != nil {
-		return fmt.Errorf("%s: %w", arg, err)
 	}
 	// The date is the one signed: read it from member 0's material.
 	mat0, _ := materialName(*dir, 0, gf.Members[0].Name)
@@ -324,7 +328,7 @@ file may be its public key. The date comes from the material.
 		return fmt.Errorf("%s: signing material of %d bytes, want 256 (from group gendata)", mat0, len(m0))
 	}
 	d := binary.LittleEndian.Uint32(m0[20:])
-	gs, err := openGroup(e, arg, fmt.Sprintf("%08x", d), *manifest, *force, nil)
+	gs, err := openGroup(e, arg, gf, fmt.Sprintf("%08x", d), *manifest, *force, nil)
 	if err != nil {
 		return err
 	}

@@ -80,70 +80,11 @@ func cause(err error) error {
 }
 
 func write(name string, data []byte, perm fs.FileMode, replace bool) error {
-	fail := func(err error) error { return fmt.Errorf("writing %s: %w", name, cause(err)) }
-	dest, fi, err := resolve(name)
-	if err != nil {
-		return fail(err)
+	var b Batch
+	if err := b.Stage(name, data, perm, replace); err != nil {
+		return err
 	}
-	if !replace && fi != nil && (fi.Mode().IsRegular() || fi.IsDir()) {
-		return fmt.Errorf("%s: %w (use -force to overwrite)", name, ErrExists)
-	}
-	if fi != nil && !fi.Mode().IsRegular() {
-		if fi.IsDir() {
-			return fmt.Errorf("writing %s: is a directory", name)
-		}
-		// A device, FIFO or socket: write into it.
-		if err := writeInto(dest, data); err != nil {
-			return fail(err)
-		}
-		return nil
-	}
-	dir := filepath.Dir(dest)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fail(err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp*")
-	if err != nil {
-		return fail(err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if !replace {
-		// Link fails if the destination appeared meanwhile, unlike Rename.
-		err := os.Link(tmp, dest)
-		os.Remove(tmp)
-		ok = true
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s: %w (use -force to overwrite)", name, ErrExists)
-		}
-		if err != nil {
-			return fail(err)
-		}
-	} else {
-		if err := os.Rename(tmp, dest); err != nil {
-			return fail(err)
-		}
-		ok = true
-	}
-	return syncDir(dir)
+	return b.Commit()
 }
 
 // syncDir makes a rename in dir durable.
