@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +193,42 @@ func leU64(b []byte) uint64 { return uint64(leU32(b)) | uint64(leU32(b[4:]))<<32
 func putU64(b []byte, v uint64) {
 	for i := range 8 {
 		b[i] = byte(v >> (8 * i))
+	}
+}
+
+// TestFlattenManifest: every vector's manifest, re-emitted as flat dotted
+// keys and padded to whole pages, means exactly what it meant (parsed
+// back, the trees are equal), with no table header left.
+func TestFlattenManifest(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(vectors, "single", "*", "*.manifest.sgx"))
+	if len(files) != 6 {
+		t.Fatalf("%d manifests", len(files))
+	}
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		m, err := ParseManifest(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flat, err := FlattenManifest(m.Tree)
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(f), err)
+		}
+		padded := PadToPages(flat)
+		if len(padded)%pageSize != 0 || !bytes.HasPrefix(padded, flat) {
+			t.Fatalf("%s: padded to %d bytes", filepath.Base(f), len(padded))
+		}
+		for _, line := range strings.Split(string(flat), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "[") {
+				t.Errorf("%s: a table header remains: %q", filepath.Base(f), line)
+			}
+		}
+		back, err := ParseManifest(padded)
+		if err != nil {
+			t.Fatalf("%s: re-emitted manifest: %v\n%s", filepath.Base(f), err, flat)
+		}
+		if !reflect.DeepEqual(back.Tree, m.Tree) {
+			t.Errorf("%s: re-emitted manifest means something else:\n%s", filepath.Base(f), flat)
+		}
 	}
 }

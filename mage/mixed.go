@@ -1,0 +1,336 @@
+package mage
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/magesgx/mage/gramine"
+	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgx/measure"
+	"github.com/magesgx/mage/sgxsdk"
+)
+
+// GramineMember is a Gramine enclave to sign into a group: its stock
+// .manifest.sgx, as gramine-sgx-sign expands it (defaults and trusted
+// file hashes filled in), and its signing key.
+type GramineMember struct {
+	Name     string
+	Manifest []byte
+	Key      *rsa.PrivateKey
+}
+
+// AnyMember is one member of a group of SDK and Gramine enclaves: exactly
+// one of SDK and Gramine is set.
+type AnyMember struct {
+	SDK     *Member
+	Gramine *GramineMember
+}
+
+// SignedAnyMember is one signed member of such a group.
+type SignedAnyMember struct {
+	Index     int
+	Name      string
+	Kind      Kind
+	File      []byte // SDK: the signed enclave; Gramine: the final .manifest.sgx
+	Sig       []byte // Gramine: the .sig file (the SIGSTRUCT); nil for SDK
+	Sigstruct *sgx.Sigstruct
+	MRENCLAVE sgx.Measurement
+	Entry     Entry
+}
+
+// SignedAnyGroup is the result of SignAnyGroup.
+type SignedAnyGroup struct {
+	// Payload is the table: bare entries for a Gramine-only group, a
+	// versioned table for a mixed one.
+	Payload []byte
+	// Section is the SDK members' .sgx_mage content (nil without them).
+	Section []byte
+	Members []SignedAnyMember
+}
+
+// Errors of Gramine group signing.
+var (
+	ErrGramineConstants = errors.New("mage: Gramine members must share their libpal, thread count and EDMM")
+	ErrGramineManifest  = errors.New("mage: this Gramine manifest cannot carry a MAGE table")
+)
+
+// SignAnyGroup signs a group of Gramine enclaves, or of SDK and Gramine
+// enclaves together (a group of SDK enclaves only is SignGroup's). Each
+// Gramine manifest is re-emitted as flat dotted keys, padded to whole
+// pages with comments, and ends with the table line
+// loader.env.MAGE_TABLE = "<hex>"; its entry is the state after ECREATE
+// and those pages. libpal is the libpal.so every Gramine member runs.
+func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libpal, opts SignOptions) (*SignedAnyGroup, error) {
+	if len(members) == 0 {
+		return nil, ErrEmptyGroup
+	}
+	if opts.Date.IsZero() {
+		return nil, ErrMissingDate
+	}
+	date := sgx.DateFromTime(opts.Date)
+	n := len(members)
+	type gprep struct {
+		m      *gramine.Manifest
+		prefix []byte
+		pages  uint64
+	}
+	gp := make([]*gprep, n)
+	var sdkCount, gramCount int
+	var threads int
+	var edmm bool
+	for i, am := range members {
+		name := memberName(i, nameOf(am))
+		switch {
+		case (am.SDK == nil) == (am.Gramine == nil):
+			return nil, fmt.Errorf("%s: set exactly one of SDK and Gramine", name)
+		case am.SDK != nil:
+			sdkCount++
+			if am.SDK.Key == nil {
+				return nil, fmt.Errorf("%s: %w", name, ErrMissingKey)
+			}
+			continue
+		}
+		gramCount++
+		if am.Gramine.Key == nil {
+			return nil, fmt.Errorf("%s: %w", name, ErrMissingKey)
+		}
+		m, err := gramine.ParseManifest(am.Gramine.Manifest)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if err := checkGramineManifest(m); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if gramCount == 1 {
+			threads, edmm = m.MaxThreads, m.EDMM
+		} else if m.MaxThreads != threads || m.EDMM != edmm {
+			return nil, fmt.Errorf("%s: %w (%d threads, EDMM %t; the first Gramine member has %d, %t)", name, ErrGramineConstants, m.MaxThreads, m.EDMM, threads, edmm)
+		}
+		flat, err := gramine.FlattenManifest(m.Tree)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		prefix := gramine.PadToPages(flat)
+		gp[i] = &gprep{m: m, prefix: prefix, pages: uint64(len(prefix) / PageSize)}
+	}
+	if gramCount == 0 {
+		return nil, fmt.Errorf("%w: no Gramine member (sign SDK-only groups with SignGroup)", ErrEmptyGroup)
+	}
+	if libpal == nil {
+		return nil, fmt.Errorf("%w: no libpal given", ErrGramineConstants)
+	}
+	// The payload's size is known before any entry: bare entries, or a
+	// versioned header and entries.
+	payloadLen := n * EntrySize
+	if sdkCount > 0 {
+		payloadLen = v2HeaderSize + n*v2EntrySize
+	}
+	lineLen := uint64(len(GramineTablePrefix) + 2*payloadLen + 2)
+
+	out := &SignedAnyGroup{Members: make([]SignedAnyMember, n)}
+	images := make(map[int]*sgxImage)
+	var sectionSize uint64
+	for i, am := range members {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sm := &out.Members[i]
+		sm.Index, sm.Name = i, nameOf(am)
+		if am.SDK != nil {
+			img, err := prepareSDK(ctx, am.SDK)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", memberName(i, sm.Name), err)
+			}
+			if sectionSize == 0 {
+				sectionSize = img.size
+			} else if img.size != sectionSize {
+				return nil, fmt.Errorf("%w: %s has %d bytes, another member %d", ErrSectionSize, memberName(i, sm.Name), img.size, sectionSize)
+			}
+			images[i] = img
+			sm.Kind, sm.Entry = KindSDK, img.entry
+			continue
+		}
+		g := gp[i]
+		l, err := gramine.NewLayout(g.m.EnclaveSize, threads, edmm, g.pages*PageSize+lineLen, libpal.Span)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", memberName(i, sm.Name), err)
+		}
+		h := measure.New()
+		h.ECreate(4, l.Size)
+		for p := uint64(0); p < g.pages; p++ {
+			h.AddPage(l.Manifest+p*PageSize, SecinfoFlags, g.prefix[p*PageSize:][:PageSize])
+		}
+		sm.Kind, sm.Entry = KindGramine, Entry{State: h.State(), Offset: l.Manifest + g.pages*PageSize}
+	}
+	var payload []byte
+	if sdkCount == 0 {
+		for _, sm := range out.Members {
+			payload = sm.Entry.append(payload)
+		}
+	} else {
+		t := &VersionedTable{SDKSectionSize: uint32(sectionSize), LibpalSHA256: libpal.SHA256, MaxThreads: uint32(threads), EDMM: edmm, Layout: GramineLayoutV15}
+		for _, sm := range out.Members {
+			t.Kinds, t.Entries = append(t.Kinds, sm.Kind), append(t.Entries, sm.Entry)
+		}
+		payload = t.Marshal()
+		if uint64(len(payload)) > sectionSize {
+			return nil, fmt.Errorf("%w: the table needs %d bytes, the SDK members' section has %d", ErrCapacity, len(payload), sectionSize)
+		}
+		out.Section = make([]byte, sectionSize)
+		copy(out.Section, payload)
+	}
+	out.Payload = payload
+	line := GramineTableText(payload)
+
+	// Every member's MRENCLAVE, as any member derives it from the table;
+	// then sign.
+	var d *TableDeriver
+	var err error
+	if out.Section != nil {
+		d, err = NewSectionDeriver(out.Section, libpal)
+	} else {
+		d, err = NewPayloadDeriver(payload, GramineConstants{Libpal: libpal, MaxThreads: threads, EDMM: edmm})
+	}
+	if err != nil {
+		return nil, err
+	}
+	seen := map[sgx.Measurement]int{}
+	for i := range out.Members {
+		sm := &out.Members[i]
+		name := memberName(i, sm.Name)
+		mr, err := d.Derive(i)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if j, dup := seen[mr]; dup {
+			return nil, fmt.Errorf("%w: %s and %s have the same MRENCLAVE %s", ErrDuplicate, memberName(j, out.Members[j].Name), name, mr)
+		}
+		seen[mr] = i
+		sm.MRENCLAVE = mr
+		if sm.Kind == KindSDK {
+			img := images[i]
+			if err := img.img.SetMageSection(out.Section); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			css := img.img.Sigstruct(mr, date)
+			if err := css.Sign(members[i].SDK.Key); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if sm.File, err = img.img.SignedFile(css); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			sm.Sigstruct = css
+			continue
+		}
+		final := append(append([]byte(nil), gp[i].prefix...), line...)
+		fm, err := gramine.ParseManifest(final)
+		if err != nil {
+			return nil, fmt.Errorf("%s: the re-emitted manifest: %w", name, err)
+		}
+		if err := sameMeaning(gp[i].m.Tree, fm.Tree); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		en, err := gramine.NewEnclave(fm, libpal)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if got := en.Measure(); got != mr {
+			return nil, fmt.Errorf("%s: the final manifest measures %s, the table derives %s", name, got, mr)
+		}
+		css, err := en.Sign(members[i].Gramine.Key, opts.Date)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		sm.File, sm.Sig, sm.Sigstruct = final, css.Marshal(), css
+	}
+	return out, nil
+}
+
+func nameOf(am AnyMember) string {
+	if am.SDK != nil {
+		return am.SDK.Name
+	}
+	if am.Gramine != nil {
+		return am.Gramine.Name
+	}
+	return ""
+}
+
+// checkGramineManifest refuses what would break the scheme: a manifest
+// that sets the table already, takes its environment from a host file, or
+// trusts a file that could hold a table (a manifest).
+func checkGramineManifest(m *gramine.Manifest) error {
+	loader, _ := m.Tree["loader"].(map[string]any)
+	if env, ok := loader["env"].(map[string]any); ok {
+		if _, ok := env["MAGE_TABLE"]; ok {
+			return fmt.Errorf("%w: it sets loader.env.MAGE_TABLE already", ErrGramineManifest)
+		}
+	}
+	if _, ok := loader["env_src_file"]; ok {
+		return fmt.Errorf("%w: loader.env_src_file lets the host set the environment, MAGE_TABLE included", ErrGramineManifest)
+	}
+	sgxT, _ := m.Tree["sgx"].(map[string]any)
+	tfs, _ := sgxT["trusted_files"].([]any)
+	for _, tf := range tfs {
+		uri := ""
+		switch v := tf.(type) {
+		case string:
+			uri = v
+		case map[string]any:
+			uri, _ = v["uri"].(string)
+		}
+		if strings.HasSuffix(uri, ".manifest.sgx") || strings.HasSuffix(uri, ".manifest") {
+			return fmt.Errorf("%w: trusted file %q could hold a table (a manifest is never a trusted file of a member)", ErrGramineManifest, uri)
+		}
+	}
+	return nil
+}
+
+// sameMeaning checks that the final manifest means what the input meant,
+// plus the table.
+func sameMeaning(in, final map[string]any) error {
+	loader, _ := final["loader"].(map[string]any)
+	env, _ := loader["env"].(map[string]any)
+	if _, ok := env["MAGE_TABLE"].(string); !ok {
+		return errors.New("the final manifest does not set loader.env.MAGE_TABLE")
+	}
+	delete(env, "MAGE_TABLE")
+	if len(env) == 0 {
+		delete(loader, "env")
+	}
+	if !reflect.DeepEqual(in, final) {
+		return errors.New("the re-emitted manifest does not mean what the input meant")
+	}
+	return nil
+}
+
+// sgxImage is an SDK member prepared and measured up to its section.
+type sgxImage struct {
+	img interface {
+		SetMageSection([]byte) error
+		Sigstruct(sgx.Measurement, uint32) *sgx.Sigstruct
+		SignedFile(*sgx.Sigstruct) ([]byte, error)
+	}
+	size  uint64
+	entry Entry
+}
+
+func prepareSDK(ctx context.Context, m *Member) (*sgxImage, error) {
+	img, err := sgxsdk.Prepare(m.ELF, m.Config, m.Options)
+	if err != nil {
+		return nil, err
+	}
+	rva, size, ok := img.MageSection()
+	if !ok {
+		return nil, ErrNoSection
+	}
+	st, err := img.MeasurePrefixContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &sgxImage{img: img, size: size, entry: Entry{State: st, Offset: rva}}, nil
+}

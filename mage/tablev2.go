@@ -1,0 +1,260 @@
+package mage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/magesgx/mage/gramine"
+	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgx/measure"
+)
+
+// Kind is the kind of a member in a versioned table.
+type Kind uint8
+
+// Member kinds.
+const (
+	KindSDK     Kind = 1 // an SGX SDK enclave: its .sgx_mage section is measured last
+	KindGramine Kind = 2 // a Gramine enclave: the table ends its manifest, a public suffix follows
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindSDK:
+		return "sdk"
+	case KindGramine:
+		return "gramine"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// The versioned table (docs/table-format.md). Its first eight bytes are
+// "MAGE", the version, two zero bytes and 0x80: read as the prototype's
+// u64 count they have bit 63 set, so a classic reader refuses the table
+// instead of misreading it.
+const (
+	v2Tag        = "MAGE\x02\x00\x00\x80"
+	v2HeaderSize = 64
+	v2EntrySize  = 8 + EntrySize
+	// GramineLayoutV15 is the Gramine enclave layout of v1.5 and later.
+	GramineLayoutV15 = 1
+)
+
+// VersionedTable is a table that describes members of several kinds: the
+// group-wide constants a verifier needs for each kind, and every member's
+// kind and entry, in member order.
+type VersionedTable struct {
+	Kinds   []Kind
+	Entries []Entry
+	// SDKSectionSize is the size of the SDK members' .sgx_mage section
+	// (0 without SDK members).
+	SDKSectionSize uint32
+	// The Gramine members' constants (zero without Gramine members).
+	LibpalSHA256 [32]byte
+	MaxThreads   uint32
+	EDMM         bool
+	Layout       uint8
+}
+
+// IsVersioned reports whether b starts a versioned table.
+func IsVersioned(b []byte) bool { return len(b) >= 8 && string(b[:8]) == v2Tag }
+
+// Marshal encodes the table: header and entries, without padding.
+func (t *VersionedTable) Marshal() []byte {
+	b := make([]byte, v2HeaderSize, v2HeaderSize+v2EntrySize*len(t.Entries))
+	le := binary.LittleEndian
+	copy(b, v2Tag)
+	le.PutUint32(b[8:], uint32(len(t.Entries)))
+	le.PutUint32(b[16:], t.SDKSectionSize)
+	le.PutUint32(b[20:], t.MaxThreads)
+	if t.EDMM {
+		b[24] = 1
+	}
+	b[25] = t.Layout
+	copy(b[32:], t.LibpalSHA256[:])
+	for i, e := range t.Entries {
+		rec := make([]byte, 8, v2EntrySize)
+		rec[0] = byte(t.Kinds[i])
+		b = append(b, e.append(rec)...)
+	}
+	return b
+}
+
+// ParseVersionedTable decodes a versioned table; bytes after it must be
+// zero (in an SDK section, the padding to whole pages).
+func ParseVersionedTable(b []byte) (*VersionedTable, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: versioned table: %s", ErrTable, fmt.Sprintf(format, a...))
+	}
+	if !IsVersioned(b) || len(b) < v2HeaderSize {
+		return nil, bad("no header")
+	}
+	le := binary.LittleEndian
+	n := uint64(le.Uint32(b[8:]))
+	if n == 0 || n > MaxGramineMembers {
+		return nil, bad("%d members, want 1 to %d", n, MaxGramineMembers)
+	}
+	if flags := le.Uint32(b[12:]); flags != 0 {
+		return nil, bad("flags %#x: this version knows none (Merkle roots and update keys are not supported yet)", flags)
+	}
+	t := &VersionedTable{SDKSectionSize: le.Uint32(b[16:]), MaxThreads: le.Uint32(b[20:]), EDMM: b[24] == 1, Layout: b[25]}
+	if b[24] > 1 || le.Uint16(b[26:]) != 0 || le.Uint32(b[28:]) != 0 {
+		return nil, bad("reserved header bytes are not zero")
+	}
+	copy(t.LibpalSHA256[:], b[32:])
+	end := v2HeaderSize + n*v2EntrySize
+	if end > uint64(len(b)) {
+		return nil, bad("%d entries do not fit in %d bytes", n, len(b))
+	}
+	gram, sdk := false, false
+	for i := range n {
+		rec := b[v2HeaderSize+i*v2EntrySize:][:v2EntrySize]
+		k := Kind(rec[0])
+		if (k != KindSDK && k != KindGramine) || !bytes.Equal(rec[1:8], make([]byte, 7)) {
+			return nil, bad("entry %d: kind %d is not one this version knows", i, rec[0])
+		}
+		e, err := ParseEntry(rec[8:])
+		if err != nil {
+			return nil, fmt.Errorf("versioned table entry %d: %w", i, err)
+		}
+		gram, sdk = gram || k == KindGramine, sdk || k == KindSDK
+		t.Kinds, t.Entries = append(t.Kinds, k), append(t.Entries, e)
+	}
+	if i := bytes.IndexFunc(b[end:], func(r rune) bool { return r != 0 }); i >= 0 {
+		return nil, bad("non-zero byte at offset %d after the last entry", end+uint64(i))
+	}
+	switch {
+	case sdk && (t.SDKSectionSize == 0 || checkSectionSize(int(t.SDKSectionSize)) != nil || uint64(t.SDKSectionSize) < end):
+		return nil, bad("SDK section size %d cannot hold the table", t.SDKSectionSize)
+	case gram && (t.MaxThreads < 1 || t.MaxThreads > gramine.MaxThreads || t.Layout != GramineLayoutV15):
+		return nil, bad("Gramine constants: %d threads, layout %d", t.MaxThreads, t.Layout)
+	}
+	return t, nil
+}
+
+// TableDeriver derives every member's MRENCLAVE from a table of any
+// format: a classic section, a Gramine group's payload, or a versioned
+// table (in an SDK member's section or a Gramine member's manifest).
+type TableDeriver struct {
+	kinds   []Kind
+	entries []Entry
+	section []byte // what SDK members measure last
+	text    []byte // what Gramine members measure after their own pages
+	lineLen uint64
+	c       GramineConstants
+	h       *measure.Hash
+}
+
+// NewSectionDeriver reads the .sgx_mage section of an SDK member: a
+// classic table, or a versioned one (libpal is then needed if the group
+// has Gramine members).
+func NewSectionDeriver(section []byte, libpal *gramine.Libpal) (*TableDeriver, error) {
+	if err := checkSectionSize(len(section)); err != nil {
+		return nil, err
+	}
+	if !IsVersioned(section) {
+		t, err := ParseTable(section)
+		if err != nil {
+			return nil, err
+		}
+		d := &TableDeriver{entries: t.Entries, section: section, h: measure.New().Batched()}
+		for range t.Entries {
+			d.kinds = append(d.kinds, KindSDK)
+		}
+		return d, nil
+	}
+	t, err := ParseVersionedTable(section)
+	if err != nil {
+		return nil, err
+	}
+	if int(t.SDKSectionSize) != len(section) {
+		return nil, fmt.Errorf("%w: versioned table says SDK sections have %d bytes, this one has %d", ErrTable, t.SDKSectionSize, len(section))
+	}
+	return newVersionedDeriver(t, t.Marshal(), libpal)
+}
+
+// NewPayloadDeriver reads the table of a Gramine member (the bytes of its
+// loader.env.MAGE_TABLE): a Gramine group's bare entries, with the group's
+// constants c (every Gramine member's own), or a versioned table, whose
+// header gives the constants (c.Libpal must be the build it names).
+func NewPayloadDeriver(payload []byte, c GramineConstants) (*TableDeriver, error) {
+	if c.Libpal == nil {
+		return nil, fmt.Errorf("%w: deriving Gramine members needs the libpal", ErrTable)
+	}
+	if IsVersioned(payload) {
+		t, err := ParseVersionedTable(payload)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(t.Marshal(), payload) {
+			return nil, fmt.Errorf("%w: versioned payload has trailing bytes", ErrTable)
+		}
+		return newVersionedDeriver(t, payload, c.Libpal)
+	}
+	g, err := NewGramineDeriver(payload, c)
+	if err != nil {
+		return nil, err
+	}
+	d := &TableDeriver{entries: g.entries, text: g.text, lineLen: g.lineLen, c: c, h: g.h}
+	for range g.entries {
+		d.kinds = append(d.kinds, KindGramine)
+	}
+	return d, nil
+}
+
+func newVersionedDeriver(t *VersionedTable, payload []byte, libpal *gramine.Libpal) (*TableDeriver, error) {
+	d := &TableDeriver{kinds: t.Kinds, entries: t.Entries, h: measure.New().Batched()}
+	if t.SDKSectionSize > 0 {
+		d.section = make([]byte, t.SDKSectionSize)
+		copy(d.section, payload)
+	}
+	for _, k := range t.Kinds {
+		if k != KindGramine {
+			continue
+		}
+		if libpal == nil {
+			return nil, fmt.Errorf("%w: the group has Gramine members: deriving them needs the libpal.so whose SHA-256 is %x", ErrTable, t.LibpalSHA256)
+		}
+		if libpal.SHA256 != t.LibpalSHA256 {
+			return nil, fmt.Errorf("%w: the group's Gramine members run the libpal with SHA-256 %x, not %x", ErrTable, t.LibpalSHA256, libpal.SHA256)
+		}
+		line := GramineTableText(payload)
+		d.text = make([]byte, (len(line)+1+PageSize-1)/PageSize*PageSize)
+		copy(d.text, line)
+		d.lineLen = uint64(len(line))
+		d.c = GramineConstants{Libpal: libpal, MaxThreads: int(t.MaxThreads), EDMM: t.EDMM}
+		break
+	}
+	return d, nil
+}
+
+// Len returns the number of members.
+func (d *TableDeriver) Len() int { return len(d.entries) }
+
+// Kind returns member i's kind.
+func (d *TableDeriver) Kind(i int) Kind { return d.kinds[i] }
+
+// Derive returns member i's MRENCLAVE.
+func (d *TableDeriver) Derive(i int) (sgx.Measurement, error) {
+	if i < 0 || i >= len(d.entries) {
+		return sgx.Measurement{}, fmt.Errorf("%w: member %d out of range [0, %d)", ErrTable, i, len(d.entries))
+	}
+	if d.kinds[i] == KindSDK {
+		return finish(d.h, d.entries[i], d.section)
+	}
+	g := GramineDeriver{entries: d.entries, text: d.text, lineLen: d.lineLen, c: d.c, h: d.h}
+	return g.Derive(i)
+}
+
+// DeriveAll returns every member's MRENCLAVE, in member order.
+func (d *TableDeriver) DeriveAll() ([]sgx.Measurement, error) {
+	out := make([]sgx.Measurement, d.Len())
+	for i := range out {
+		var err error
+		if out[i], err = d.Derive(i); err != nil {
+			return nil, fmt.Errorf("member %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
