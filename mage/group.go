@@ -298,8 +298,11 @@ func newProgress(f func(string, int, int), total int) func(string) {
 // Manifest describes a signed group; "magectl group sign" writes it as
 // group.json next to the signed members.
 type Manifest struct {
-	Name        string           `json:"name,omitempty"`
-	SectionSize int              `json:"section_size"`
+	Name string `json:"name,omitempty"`
+	// Format is the table's: "" (classic, SDK members only), "gramine"
+	// (Gramine members only: bare entries) or "versioned" (mixed).
+	Format      string           `json:"format,omitempty"`
+	SectionSize int              `json:"section_size"` // the SDK members' section (0 without)
 	TableSHA256 string           `json:"table_sha256"`
 	Members     []ManifestMember `json:"members"`
 }
@@ -310,6 +313,7 @@ type Manifest struct {
 type ManifestMember struct {
 	Index         int          `json:"index"`
 	Name          string       `json:"name"`
+	Kind          string       `json:"kind,omitempty"` // "sdk" or "gramine" in a non-classic group
 	File          string       `json:"file,omitempty"`
 	Identity      sgx.Identity `json:"identity"`
 	SectionOffset string       `json:"section_offset"`
@@ -327,6 +331,26 @@ func (g *SignedGroup) Manifest(name string, files []string) *Manifest {
 			Identity:      sm.Sigstruct.SignedIdentity(),
 			SectionOffset: fmt.Sprintf("%#x", sm.Entry.Offset),
 		}
+		if files != nil {
+			mm.File = files[i]
+		}
+		m.Members = append(m.Members, mm)
+	}
+	return m
+}
+
+// Manifest summarises a signed group of Gramine or mixed members; its
+// table_sha256 is the payload's. files, if not nil, gives each member's
+// output path.
+func (g *SignedAnyGroup) Manifest(name string, files []string) *Manifest {
+	sum := sha256.Sum256(g.Payload)
+	m := &Manifest{Name: name, Format: "gramine", SectionSize: len(g.Section), TableSHA256: hex.EncodeToString(sum[:])}
+	if g.Section != nil {
+		m.Format = "versioned"
+	}
+	for i, sm := range g.Members {
+		mm := ManifestMember{Index: sm.Index, Name: sm.Name, Kind: sm.Kind.String(), Identity: sm.Sigstruct.SignedIdentity(),
+			SectionOffset: fmt.Sprintf("%#x", sm.Entry.Offset)}
 		if files != nil {
 			mm.File = files[i]
 		}

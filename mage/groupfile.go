@@ -34,18 +34,26 @@ import (
 // SOURCE_DATE_EPOCH or today. Member order is table order: member i has
 // entry i.
 type GroupFile struct {
-	Name    string       `json:"name"`
-	Date    string       `json:"date,omitempty"`
+	Name string `json:"name"`
+	Date string `json:"date,omitempty"`
+	// Libpal is the libpal.so every Gramine member runs (required with
+	// Gramine members).
+	Libpal  string       `json:"libpal,omitempty"`
 	Members []MemberFile `json:"members"`
 }
 
-// MemberFile names one member's inputs and output.
+// MemberFile names one member's inputs and output: an SGX SDK enclave
+// ("enclave", optional "config"), or a Gramine enclave ("manifest": its
+// stock .manifest.sgx; "output" is then the final manifest, and "sig" its
+// SIGSTRUCT, by default the output's name with .sig for .manifest.sgx).
 type MemberFile struct {
-	Name    string `json:"name"`
-	Enclave string `json:"enclave"`
-	Config  string `json:"config,omitempty"`
-	Key     string `json:"key"`
-	Output  string `json:"output"`
+	Name     string `json:"name"`
+	Enclave  string `json:"enclave,omitempty"`
+	Manifest string `json:"manifest,omitempty"`
+	Config   string `json:"config,omitempty"`
+	Key      string `json:"key"`
+	Output   string `json:"output"`
+	Sig      string `json:"sig,omitempty"`
 	// Date is refused: the date is the group's (GroupFile.Date). It is
 	// decoded only to say so clearly.
 	Date string `json:"date,omitempty"`
@@ -66,6 +74,9 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 	if len(g.Members) == 0 {
 		return nil, errors.New("group file: no members")
 	}
+	if g.Libpal != "" && !filepath.IsAbs(g.Libpal) {
+		g.Libpal = filepath.Join(dir, g.Libpal)
+	}
 	if g.Date != "" {
 		if _, err := time.Parse("20060102", g.Date); err != nil || len(g.Date) != 8 {
 			return nil, fmt.Errorf("group file: date %q: want YYYYMMDD", g.Date)
@@ -84,12 +95,25 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 		if m.Date != "" {
 			return nil, fmt.Errorf("%s: \"date\" is set per group, not per member (move it next to \"name\" at the top)", where)
 		}
-		for field, p := range map[string]*string{"enclave": &m.Enclave, "key": &m.Key, "output": &m.Output} {
+		switch {
+		case (m.Enclave == "") == (m.Manifest == ""):
+			return nil, fmt.Errorf("%s: give one of \"enclave\" (an SDK enclave) and \"manifest\" (a Gramine manifest)", where)
+		case m.Manifest != "" && m.Config != "":
+			return nil, fmt.Errorf("%s: \"config\" applies to SDK enclaves only", where)
+		case m.Enclave != "" && m.Sig != "":
+			return nil, fmt.Errorf("%s: \"sig\" applies to Gramine members only (an SDK enclave carries its SIGSTRUCT)", where)
+		case m.Manifest != "" && g.Libpal == "":
+			return nil, fmt.Errorf("%s: a Gramine member needs the group's \"libpal\"", where)
+		}
+		for field, p := range map[string]*string{"key": &m.Key, "output": &m.Output} {
 			if strings.TrimSpace(*p) == "" {
 				return nil, fmt.Errorf("%s: %q is required", where, field)
 			}
 		}
-		for _, p := range []*string{&m.Enclave, &m.Config, &m.Key, &m.Output} {
+		if m.Manifest != "" && m.Sig == "" {
+			m.Sig = strings.TrimSuffix(strings.TrimSuffix(m.Output, ".sgx"), ".manifest") + ".sig"
+		}
+		for _, p := range []*string{&m.Enclave, &m.Manifest, &m.Config, &m.Key, &m.Output, &m.Sig} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(dir, *p)
 			}
@@ -103,12 +127,12 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 			return nil, fmt.Errorf("%s: output %s is also member %d's output", where, m.Output, j)
 		}
 		outputs[out] = i
-		if filepath.Clean(m.Enclave) == out {
+		if filepath.Clean(m.Enclave+m.Manifest) == out {
 			return nil, fmt.Errorf("%s: output %s would overwrite its input", where, m.Output)
 		}
 	}
 	for i, m := range g.Members {
-		if j, ok := outputs[filepath.Clean(m.Enclave)]; ok {
+		if j, ok := outputs[filepath.Clean(m.Enclave+m.Manifest)]; ok {
 			return nil, fmt.Errorf("group file: member %d's input %s is member %d's output", i, m.Enclave, j)
 		}
 	}
@@ -131,11 +155,26 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if len(m.Members) == 0 {
 		return nil, errors.New("group manifest: no members")
 	}
-	if err := checkSectionSize(m.SectionSize); err != nil {
-		return nil, fmt.Errorf("group manifest: section_size: %w", err)
-	}
-	if c := Capacity(m.SectionSize); len(m.Members) > c {
-		return nil, fmt.Errorf("group manifest: %d members, a %d-byte section holds at most %d", len(m.Members), m.SectionSize, c)
+	switch m.Format {
+	case "":
+		if err := checkSectionSize(m.SectionSize); err != nil {
+			return nil, fmt.Errorf("group manifest: section_size: %w", err)
+		}
+		if c := Capacity(m.SectionSize); len(m.Members) > c {
+			return nil, fmt.Errorf("group manifest: %d members, a %d-byte section holds at most %d", len(m.Members), m.SectionSize, c)
+		}
+	case "gramine", "versioned":
+		if m.Format == "gramine" && m.SectionSize != 0 {
+			return nil, errors.New("group manifest: a Gramine group has no SDK section")
+		}
+		if m.SectionSize != 0 && checkSectionSize(m.SectionSize) != nil {
+			return nil, fmt.Errorf("group manifest: section_size %d", m.SectionSize)
+		}
+		if len(m.Members) > MaxGramineMembers {
+			return nil, fmt.Errorf("group manifest: %d members, more than %d", len(m.Members), MaxGramineMembers)
+		}
+	default:
+		return nil, fmt.Errorf("group manifest: format %q is not classic, gramine or versioned", truncateString(m.Format, 20))
 	}
 	if h, err := hex.DecodeString(m.TableSHA256); err != nil || len(h) != 32 {
 		return nil, fmt.Errorf("group manifest: table_sha256 %q: want 64 hex digits", m.TableSHA256)
@@ -163,4 +202,11 @@ func (m *Manifest) Measurements() []sgx.Measurement {
 		out[i] = mm.Identity.MRENCLAVE
 	}
 	return out
+}
+
+func truncateString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

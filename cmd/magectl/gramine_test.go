@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,5 +42,87 @@ func TestCLIGramine(t *testing.T) {
 		if code, _, errs := magectl(t, nil, c.args...); code != c.code {
 			t.Errorf("%v: exit %d, want %d: %s", c.args[1:], code, c.code, errs)
 		}
+	}
+}
+
+// TestCLIGramineGroups: a group of three Gramine members and a mixed group
+// of two SDK members and one Gramine member sign, derive and verify; each
+// member's derived value equals gramine measure of its final manifest
+// (issue 10 done-when).
+func TestCLIGramineGroups(t *testing.T) {
+	g := func(p string) string { return filepath.Join(gvec, p) }
+	d := t.TempDir()
+	variant := strings.Replace(readString(t, g("single/d6_defaults/d6_defaults.manifest.sgx")), `ONLY = "defaults"`, `ONLY = "variant"`, 1)
+	writeFile(t, filepath.Join(d, "variant.manifest.sgx"), variant)
+	gram := func(name, manifest string) string {
+		return fmt.Sprintf(`{"name": %q, "manifest": %q, "key": %q, "output": "out/%s.manifest.sgx"}`, name, manifest, g("key.pem"), name)
+	}
+	sdk := func(name, enclave, config, key string) string {
+		return fmt.Sprintf(`{"name": %q, "enclave": %q, "config": %q, "key": %q, "output": "out/%s.so"}`, name, v(enclave), v(config), v(key), name)
+	}
+	for _, c := range []struct {
+		name    string
+		members []string
+		files   []string
+		format  string
+	}{
+		{"gramine", []string{
+			gram("d2", g("single/d2_t4_256M_nodebug_isv/d2_t4_256M_nodebug_isv.manifest.sgx")),
+			gram("d6", g("single/d6_defaults/d6_defaults.manifest.sgx")),
+			gram("variant", filepath.Join(d, "variant.manifest.sgx")),
+		}, []string{"d2.manifest.sgx", "d6.manifest.sgx", "variant.manifest.sgx"}, "gramine"},
+		{"mixed", []string{
+			sdk("a", "enclaves/g1_m0.so", "configs/cG1_group_a.config.xml", "keys/g1_k0.pem"),
+			gram("d2", g("single/d2_t4_256M_nodebug_isv/d2_t4_256M_nodebug_isv.manifest.sgx")),
+			sdk("b", "enclaves/g1_m1.so", "configs/cG1_group_b.config.xml", "keys/g1_k1.pem"),
+		}, []string{"a.so", "d2.manifest.sgx", "b.so"}, "versioned"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(d, c.name)
+			os.MkdirAll(dir, 0o755)
+			gf := filepath.Join(dir, "g.group.json")
+			writeFile(t, gf, fmt.Sprintf(`{"name": %q, "date": "20261125", "libpal": %q, "members": [%s]}`, c.name, g("fakepal.so"), strings.Join(c.members, ",")))
+			mustRun(t, "group", "sign", "-q", gf)
+			man := mustReadString(t, filepath.Join(dir, "group.json"))
+			if !strings.Contains(man, `"format": "`+c.format+`"`) {
+				t.Errorf("group.json format:\n%s", man)
+			}
+			var paths []string
+			for _, f := range c.files {
+				paths = append(paths, filepath.Join(dir, "out", f))
+			}
+			out := mustRun(t, append([]string{"group", "verify", "--libpal", g("fakepal.so"), "--manifest", filepath.Join(dir, "group.json")}, paths...)...)
+			if strings.Contains(out, "MISMATCH") || strings.Contains(out, "problem") {
+				t.Errorf("group verify:\n%s", out)
+			}
+			for i, p := range paths {
+				var dr deriveResult
+				if err := json.Unmarshal([]byte(mustRun(t, "derive", "--json", "--libpal", g("fakepal.so"), p)), &dr); err != nil {
+					t.Fatal(err)
+				}
+				if dr.Self != i || len(dr.Members) != 3 {
+					t.Errorf("derive %s: self %d of %d", p, dr.Self, len(dr.Members))
+				}
+				if strings.HasSuffix(p, ".manifest.sgx") {
+					mr := strings.TrimSpace(mustRun(t, "gramine", "measure", p, "--libpal", g("fakepal.so")))
+					if mr != dr.Members[i].String() {
+						t.Errorf("%s: gramine measure %s, derived %s", p, mr, dr.Members[i])
+					}
+				}
+			}
+			// Without the libpal, a Gramine member cannot be checked.
+			if code, _, errs := magectl(t, nil, "derive", paths[1]); code != 2 || !strings.Contains(errs, "--libpal") {
+				t.Errorf("derive without --libpal: exit %d %s", code, errs)
+			}
+		})
+	}
+}
+
+func readString(t *testing.T, p string) string { return mustReadString(t, p) }
+
+func writeFile(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

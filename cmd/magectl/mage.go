@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/magesgx/mage/gramine"
 	"github.com/magesgx/mage/internal/atomicfile"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
@@ -86,6 +85,11 @@ func runGroupSign(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, m := range gf.Members {
+		if m.Manifest != "" {
+			return gs.runAny(e, *quiet, *jsonOut)
+		}
+	}
 	return gs.run(e, *workers, *quiet, *jsonOut, nil)
 }
 
@@ -129,11 +133,14 @@ func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, fo
 	if mpath == "" {
 		mpath = filepath.Join(filepath.Dir(arg), "group.json")
 	}
-	inputs := []string{arg}
+	inputs := []string{arg, gf.Libpal}
 	for _, m := range gf.Members {
-		inputs = append(inputs, m.Enclave, m.Config, m.Key)
+		inputs = append(inputs, m.Enclave, m.Manifest, m.Config, m.Key)
 	}
 	outs := append(outputsOf(gf), mpath)
+	for _, m := range gf.Members {
+		outs = append(outs, m.Sig)
+	}
 	if extraOutputs != nil {
 		outs = extraOutputs
 	}
@@ -453,8 +460,9 @@ type deriveResult struct {
 }
 
 func runDerive(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "derive", "derive [--json] [--trust MRENCLAVE] SIGNED_MEMBER")
+	fs := newFlagSet(e.stderr, "derive", "derive [--json] [--trust MRENCLAVE] [--libpal PAL] SIGNED_MEMBER (an SDK enclave, or a Gramine member's .manifest.sgx with its .sig beside it)")
 	jsonOut := fs.Bool("json", false, "print JSON")
+	libpal := fs.String("libpal", "", "the `libpal.so` Gramine members run (needed for Gramine members)")
 	trust := fs.String("trust", "", "a trusted `MRENCLAVE` (hex) of this member: check the table belongs to it before trusting the group")
 	arg, err := parseOneArg(fs, args, "signed member")
 	if err != nil {
@@ -468,7 +476,11 @@ func runDerive(e *env, args []string) error {
 		}
 		trusted = &m
 	}
-	res, err := deriveFile(e.ctx, arg, trusted)
+	pal, err := optionalLibpal(*libpal)
+	if err != nil {
+		return err
+	}
+	res, err := deriveFile(e.ctx, arg, trusted, pal)
 	if err != nil {
 		return err
 	}
@@ -493,31 +505,26 @@ func runDerive(e *env, args []string) error {
 // unverified SIGSTRUCT field), and its SIGSTRUCT must be validly signed
 // over it. With a trusted value, the file must measure exactly that value
 // and the table must derive it.
-func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement) (*deriveResult, error) {
-	raw, err := os.ReadFile(path)
+func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal *gramine.Libpal) (*deriveResult, error) {
+	mf, err := loadMemberFile(ctx, path, pal)
 	if err != nil {
 		return nil, err
 	}
-	signed, section, err := signedMageSection(raw)
+	if mf.sigErr != nil {
+		return nil, mf.sigErr
+	}
+	res := &deriveResult{File: path, Self: -1, Identity: mf.id}
+	if trusted != nil && mf.mr != *trusted {
+		return nil, failed(fmt.Errorf("%s measures %s, not the trusted MRENCLAVE %s", path, mf.mr, *trusted))
+	}
+	all, err := mf.table.DeriveAll()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	self, err := checkSigned(ctx, signed)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if res.Self = slices.Index(all, mf.mr); res.Self < 0 {
+		return nil, failed(fmt.Errorf("%s: its own MRENCLAVE %s is not in its table: the file is not a member of the group it carries", path, mf.mr))
 	}
-	res := &deriveResult{File: path, Self: -1, Identity: signed.Sigstruct().SignedIdentity()}
-	if trusted != nil && self != *trusted {
-		return nil, failed(fmt.Errorf("%s measures %s, not the trusted MRENCLAVE %s", path, self, *trusted))
-	}
-	g, err := mage.Trust(ctx, self, section)
-	if errors.Is(err, mage.ErrUntrustedTable) {
-		return nil, failed(fmt.Errorf("%s: its own MRENCLAVE %s is not in its table: the file is not a member of the group it carries", path, self))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	res.Self, res.Members, res.Trusted = g.Self, g.Measurements, trusted != nil
+	res.Members, res.Trusted = all, trusted != nil
 	return res, nil
 }
 
@@ -568,9 +575,10 @@ type verifyMember struct {
 }
 
 func runGroupVerify(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "group verify", "group verify [--json] [--manifest group.json] SIGNED_MEMBER...")
+	fs := newFlagSet(e.stderr, "group verify", "group verify [--json] [--manifest group.json] [--libpal PAL] SIGNED_MEMBER...")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	manifest := fs.String("manifest", "", "also check the members against this group manifest (`group.json` from group sign)")
+	libpal := fs.String("libpal", "", "the `libpal.so` Gramine members run (needed for Gramine members)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return mapFlagErr(err)
@@ -588,7 +596,11 @@ func runGroupVerify(e *env, args []string) error {
 			return fmt.Errorf("%s: %w", *manifest, err)
 		}
 	}
-	rep := verifyGroup(e.ctx, pos, man)
+	pal, err := optionalLibpal(*libpal)
+	if err != nil {
+		return err
+	}
+	rep := verifyGroup(e.ctx, pos, man, pal)
 	if *jsonOut {
 		if err := writeJSON(e.stdout, rep); err != nil {
 			return err
@@ -619,50 +631,36 @@ func runGroupVerify(e *env, args []string) error {
 
 // verifyGroup checks that every member's table derives every member's real
 // MRENCLAVE (the one its SIGSTRUCT carries, recomputed by the loader replay).
-func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest) *verifyReport {
+func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *gramine.Libpal) *verifyReport {
 	rep := &verifyReport{OK: true}
 	problem := func(format string, a ...any) {
 		rep.OK = false
 		rep.Problems = append(rep.Problems, fmt.Sprintf(format, a...))
 	}
-	type loaded struct {
-		section []byte
-		mr      sgx.Measurement
-		id      sgx.Identity
-	}
-	var ms []loaded
+	var ms []*memberFile
 	for _, p := range paths {
-		raw, err := os.ReadFile(p)
+		mf, err := loadMemberFile(ctx, p, pal)
 		if err != nil {
 			problem("%v", err)
 			rep.badInput = true
 			continue
 		}
-		signed, section, err := signedMageSection(raw)
-		if err != nil {
-			problem("%s: %v", p, err)
-			rep.badInput = true
-			continue
+		if mf.sigErr != nil {
+			problem("%v", mf.sigErr)
 		}
-		mr, err := checkSigned(ctx, signed)
-		if err != nil && mr == (sgx.Measurement{}) {
-			problem("%s: %v", p, err)
-			rep.badInput = true
-			continue
-		}
-		ok := err == nil
-		if !ok {
-			problem("%s: %v", p, err)
-		}
-		ms = append(ms, loaded{section, mr, signed.Sigstruct().SignedIdentity()})
-		rep.Members = append(rep.Members, verifyMember{File: p, MRENCLAVE: mr, Index: -1, OK: ok})
+		ms = append(ms, mf)
+		rep.Members = append(rep.Members, verifyMember{File: p, MRENCLAVE: mf.mr, Index: -1, OK: mf.sigErr == nil})
 	}
 	if len(ms) == 0 {
 		return rep
 	}
 	// Every member's table must be the same table and derive everyone.
 	for i := range ms {
-		all, err := mage.DeriveAllContext(ctx, ms[i].section, 0)
+		if err := ctx.Err(); err != nil {
+			problem("%v", err)
+			break
+		}
+		all, err := ms[i].table.DeriveAll()
 		if err != nil {
 			problem("%s: %v", rep.Members[i].File, err)
 			rep.Members[i].OK = false
@@ -704,8 +702,7 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest) *verif
 			problem("the manifest's members are not the group the tables derive")
 		}
 		for i, m := range ms {
-			sum := sha256.Sum256(m.section)
-			if hex.EncodeToString(sum[:]) != man.TableSHA256 {
+			if m.tableSHA != man.TableSHA256 {
 				problem("%s: its table's SHA-256 is not the manifest's table_sha256", rep.Members[i].File)
 				rep.Members[i].OK = false
 			}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -86,4 +88,9 @@ func canonical(p string) string {
 // describeExists is the error for an existing output without -force.
 func describeExists(p string) error {
 	return fmt.Errorf("%s: %w (use -force to overwrite)", p, atomicfile.ErrExists)
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/magesgx/mage/gramine"
+	"github.com/magesgx/mage/internal/atomicfile"
+	"github.com/magesgx/mage/mage"
+	"github.com/magesgx/mage/sgx"
+)
+
+// readLibpal reads and parses a libpal.so.
+func readLibpal(path string) (*gramine.Libpal, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := gramine.ParseLibpal(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// runAny signs a group with Gramine members (alone or with SDK members)
+// and commits every output together.
+func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
+	pal, err := readLibpal(g.gf.Libpal)
+	if err != nil {
+		return err
+	}
+	members := make([]mage.AnyMember, len(g.gf.Members))
+	load := g.loader()
+	for i, mf := range g.gf.Members {
+		if mf.Manifest == "" {
+			m, err := load(i)
+			if err != nil {
+				return fmt.Errorf("member %d (%s): %w", i, mf.Name, err)
+			}
+			members[i].SDK = &m
+			continue
+		}
+		raw, err := os.ReadFile(mf.Manifest)
+		if err != nil {
+			return err
+		}
+		key, err := readKey(mf.Key)
+		if err != nil {
+			return err
+		}
+		members[i].Gramine = &mage.GramineMember{Name: mf.Name, Manifest: raw, Key: key}
+	}
+	start := time.Now()
+	sg, err := mage.SignAnyGroup(e.ctx, members, pal, mage.SignOptions{Date: g.date})
+	if err != nil {
+		return err
+	}
+	var batch atomicfile.Batch
+	defer batch.Abort()
+	files := outputsOf(g.gf)
+	for i, sm := range sg.Members {
+		mode := os.FileMode(0o755)
+		if sm.Kind == mage.KindGramine {
+			mode = 0o644
+			if err := stageOutput(e, &batch, g.gf.Members[i].Sig, sm.Sig, 0o644, g.force); err != nil {
+				return err
+			}
+		}
+		if err := stageOutput(e, &batch, files[i], sm.File, mode, g.force); err != nil {
+			return err
+		}
+	}
+	man := sg.Manifest(g.gf.Name, files)
+	mj, _ := json.MarshalIndent(man, "", "  ")
+	mj = append(mj, '\n')
+	if err := stageOutput(e, &batch, g.mpath, mj, 0o644, g.force); err != nil {
+		return err
+	}
+	if err := batch.Commit(); err != nil {
+		return err
+	}
+	if jsonOut {
+		_, err := e.stdout.Write(mj)
+		return err
+	}
+	if !quiet {
+		fmt.Fprintf(e.stderr, "signed %d members (%s table) in %v; manifest %s\n", len(sg.Members), man.Format, time.Since(start).Round(time.Millisecond), g.mpath)
+	}
+	printMembers(e.stdout, man)
+	return nil
+}
+
+// memberFile is a signed member as a verifier sees it: its replayed
+// MRENCLAVE, signed identity, and the table it carries.
+type memberFile struct {
+	path     string
+	kind     mage.Kind
+	mr       sgx.Measurement
+	id       sgx.Identity
+	table    *mage.TableDeriver
+	tableSHA string // SHA-256 of the table as carried (section, or payload)
+	sigErr   error  // the signature does not verify or sign mr (a failed check)
+}
+
+// isELF reports whether a file starts with the ELF magic.
+func isELF(b []byte) bool { return len(b) >= 4 && string(b[:4]) == "\x7fELF" }
+
+// sigPathOf is where a Gramine manifest's SIGSTRUCT is by default.
+func sigPathOf(manifest string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(manifest, ".sgx"), ".manifest") + ".sig"
+}
+
+// loadMemberFile reads a signed SDK enclave, or a Gramine member's final
+// .manifest.sgx with its .sig beside it; libpal (a path, optional for SDK
+// members of SDK-only groups) is what Gramine members run.
+func loadMemberFile(ctx context.Context, path string, pal *gramine.Libpal) (*memberFile, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if isELF(raw) {
+		signed, section, err := signedMageSection(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		mr, sigErr := checkSigned(ctx, signed)
+		if sigErr != nil && mr == (sgx.Measurement{}) {
+			return nil, fmt.Errorf("%s: %w", path, sigErr)
+		}
+		if sigErr != nil {
+			sigErr = fmt.Errorf("%s: %w", path, sigErr)
+		}
+		d, err := mage.NewSectionDeriver(section, pal)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		sum := sha256Hex(section)
+		if mage.IsVersioned(section) {
+			sum = sha256Hex(section[:64+56*d.Len()])
+		}
+		return &memberFile{path: path, kind: mage.KindSDK, mr: mr, id: signed.Sigstruct().SignedIdentity(), table: d, tableSHA: sum, sigErr: sigErr}, nil
+	}
+	m, err := gramine.ParseManifest(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: neither a signed SDK enclave nor a Gramine manifest: %w", path, err)
+	}
+	if pal == nil {
+		return nil, usagef("%s is a Gramine member: --libpal is required (the libpal.so the group runs)", path)
+	}
+	en, err := gramine.NewEnclave(m, pal)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	mr := en.Measure()
+	sigPath := sigPathOf(path)
+	sb, err := os.ReadFile(sigPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: its SIGSTRUCT: %w", path, err)
+	}
+	css, err := sgx.ParseSigstruct(sb)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sigPath, err)
+	}
+	var sigErr error
+	if err := css.Verify(); err != nil {
+		sigErr = failed(fmt.Errorf("%s: %w", sigPath, err))
+	} else if sgx.Measurement(css.EnclaveHash) != mr {
+		sigErr = failed(fmt.Errorf("%s measures %s but %s signs %s", path, mr, sigPath, sgx.Measurement(css.EnclaveHash)))
+	}
+	loader, _ := m.Tree["loader"].(map[string]any)
+	envT, _ := loader["env"].(map[string]any)
+	text, ok := envT["MAGE_TABLE"].(string)
+	if !ok {
+		return nil, fmt.Errorf("%s: no loader.env.MAGE_TABLE: not a member of a MAGE group", path)
+	}
+	payload, err := hex.DecodeString(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: loader.env.MAGE_TABLE is not hex", path)
+	}
+	d, err := mage.NewPayloadDeriver(payload, mage.GramineConstants{Libpal: pal, MaxThreads: m.MaxThreads, EDMM: m.EDMM})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &memberFile{path: path, kind: mage.KindGramine, mr: mr, id: css.SignedIdentity(), table: d, tableSHA: sha256Hex(payload), sigErr: sigErr}, nil
+}
+
+func optionalLibpal(path string) (*gramine.Libpal, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return readLibpal(filepath.Clean(path))
+}
