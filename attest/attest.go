@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/magesgx/mage/dcap"
+	"github.com/magesgx/mage/gramine"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 )
@@ -121,11 +122,25 @@ type Config struct {
 	AllowUnattestedVerifiers bool
 	// Policy restricts the peers accepted.
 	Policy Policy
+	// Libpal is the libpal.so the group's Gramine members run, needed to
+	// derive their measurements when the group has any. It need not be
+	// trusted: the table records its SHA-256 (for a Gramine member, its
+	// own libpal is measured into it).
+	Libpal *gramine.Libpal
 	// HandshakeTimeout bounds the TLS handshake and the attestation
 	// exchange (default 10s).
 	HandshakeTimeout time.Duration
 	// Now gives the time certificates are checked at (default time.Now).
 	Now func() time.Time
+}
+
+// GramineBackend is implemented by the Backend of a Gramine enclave, whose
+// table is the payload of its manifest's loader.env.MAGE_TABLE rather
+// than an .sgx_mage section: it returns the payload and the constants of
+// its own manifest (sgx.max_threads, sgx.edmm_enable).
+type GramineBackend interface {
+	Backend
+	MagePayload() (payload []byte, maxThreads int, edmm bool)
 }
 
 // Member is a group member ready to attest: its backend, the group's
@@ -188,7 +203,7 @@ func NewMember(cfg Config) (*Member, error) {
 	}
 	self := cfg.Backend.Identity()
 	// A member's own table: derive every member and find itself.
-	g, err := mage.Trust(context.Background(), self.MRENCLAVE, cfg.Backend.MageSection())
+	g, err := ownGroup(cfg, self.MRENCLAVE)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
@@ -255,4 +270,29 @@ type Peer struct {
 	Index    int            // the peer's index in the group table
 	Identity sgx.ReportBody // the peer's attested report body
 	Evidence Kind           // the kind of evidence it presented
+}
+
+// ownGroup derives every member from the backend's own measured table:
+// an SDK member's section, or a Gramine member's MAGE_TABLE payload.
+func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, error) {
+	var d *mage.TableDeriver
+	var err error
+	if gb, ok := cfg.Backend.(GramineBackend); ok {
+		payload, threads, edmm := gb.MagePayload()
+		d, err = mage.NewPayloadDeriver(payload, mage.GramineConstants{Libpal: cfg.Libpal, MaxThreads: threads, EDMM: edmm})
+	} else {
+		d, err = mage.NewSectionDeriver(cfg.Backend.MageSection(), cfg.Libpal)
+	}
+	if err != nil {
+		return nil, err
+	}
+	all, err := d.DeriveAll()
+	if err != nil {
+		return nil, err
+	}
+	g := &mage.Group{Self: slices.Index(all, self), Measurements: all}
+	if g.Self < 0 {
+		return nil, fmt.Errorf("%w %s (none of its %d members matches)", mage.ErrUntrustedTable, self, len(all))
+	}
+	return g, nil
 }

@@ -14,8 +14,22 @@ type SimBackend struct {
 	Enclave *sim.Enclave
 }
 
-// NewSimBackend returns the backend of a simulated enclave.
-func NewSimBackend(e *sim.Enclave) *SimBackend { return &SimBackend{Enclave: e} }
+// NewSimBackend returns the backend of a simulated enclave: for a Gramine
+// enclave, one that is a GramineBackend.
+func NewSimBackend(e *sim.Enclave) Backend {
+	if e.Gramine() != nil {
+		return &simGramineBackend{SimBackend{Enclave: e}}
+	}
+	return &SimBackend{Enclave: e}
+}
+
+// simGramineBackend is the backend of a simulated Gramine enclave.
+type simGramineBackend struct{ SimBackend }
+
+func (b *simGramineBackend) MagePayload() ([]byte, int, bool) {
+	g := b.Enclave.Gramine()
+	return g.Payload, g.MaxThreads, g.EDMM
+}
 
 // Identity implements Backend.
 func (b *SimBackend) Identity() sgx.ReportBody {

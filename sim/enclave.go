@@ -2,10 +2,12 @@ package sim
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/magesgx/mage/gramine"
 	"github.com/magesgx/mage/internal/cmac"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
@@ -26,6 +28,84 @@ type Enclave struct {
 	platform *Platform
 	mage     []byte // the loaded .sgx_mage section, nil without one
 	name     string
+	gramine  *GramineInfo
+}
+
+// GramineInfo is what a Gramine enclave's manifest tells its program about
+// its MAGE group: the table (loader.env.MAGE_TABLE) and the constants its
+// suffix depends on.
+type GramineInfo struct {
+	Payload    []byte // the decoded MAGE_TABLE; nil if the manifest has none
+	MaxThreads int
+	EDMM       bool
+	Env        map[string]string // loader.env values given as strings
+}
+
+// Gramine returns the Gramine enclave's manifest information, or nil for an
+// SDK enclave.
+func (e *Enclave) Gramine() *GramineInfo { return e.gramine }
+
+// LoadGramine loads a Gramine enclave as Gramine's loader does: the
+// manifest measured first (as is), then the SSA, TCS, TLS, stacks, libpal
+// and free heap; then EINIT's checks against the .sig (its SIGSTRUCT).
+func (p *Platform) LoadGramine(ctx context.Context, manifest, libpal, sig []byte, opts *LoadOptions) (*Enclave, error) {
+	if opts == nil {
+		opts = &LoadOptions{}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m, err := gramine.ParseManifest(manifest)
+	if err != nil {
+		return nil, fmt.Errorf("sim: loading: %w", err)
+	}
+	pal, err := gramine.ParseLibpal(libpal)
+	if err != nil {
+		return nil, fmt.Errorf("sim: loading: %w", err)
+	}
+	en, err := gramine.NewEnclave(m, pal)
+	if err != nil {
+		return nil, fmt.Errorf("sim: loading: %w", err)
+	}
+	css, err := sgx.ParseSigstruct(sig)
+	if err != nil {
+		return nil, fmt.Errorf("sim: loading: %w", err)
+	}
+	mr := en.Measure()
+	// SECS as Gramine's loader builds it: the SIGSTRUCT's attributes (DEBUG
+	// from the manifest), the platform's XSAVE features under the mask.
+	secs := sgx.Attributes{Flags: css.Attributes.Flags, Xfrm: css.Attributes.Xfrm & PlatformXFRM}
+	if opts.Debug {
+		secs.Flags |= sgx.AttrDebug
+	}
+	if err := einit(css, mr, secs, css.MiscSelect); err != nil {
+		return nil, err
+	}
+	info := &GramineInfo{MaxThreads: m.MaxThreads, EDMM: m.EDMM, Env: map[string]string{}}
+	loader, _ := m.Tree["loader"].(map[string]any)
+	envT, _ := loader["env"].(map[string]any)
+	for k, v := range envT {
+		if s, ok := v.(string); ok {
+			info.Env[k] = s
+		}
+	}
+	if t, ok := info.Env["MAGE_TABLE"]; ok {
+		if info.Payload, err = hex.DecodeString(t); err != nil {
+			return nil, fmt.Errorf("sim: loading: loader.env.MAGE_TABLE is not hex")
+		}
+	}
+	return &Enclave{
+		platform: p,
+		gramine:  info,
+		Identity: Identity{
+			MRENCLAVE:  mr,
+			MRSIGNER:   css.MRSigner(),
+			Attributes: sgx.Attributes{Flags: secs.Flags | sgx.AttrInit, Xfrm: secs.Xfrm},
+			MiscSelect: css.MiscSelect,
+			ISVProdID:  css.ISVProdID,
+			ISVSVN:     css.ISVSVN,
+		},
+	}, nil
 }
 
 // LoadOptions tune loading.

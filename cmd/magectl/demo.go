@@ -1,8 +1,9 @@
 package main
 
-// magectl demo: sign a three-member MAGE group from the sample enclaves,
-// load each member on a simulated SGX platform as its own process, have
-// every pair attest each other over TLS (both directions, remote and local
+// magectl demo: sign a mixed MAGE group (three SGX SDK enclaves from the
+// sample enclaves and one Gramine enclave, as a Go service would run), load
+// each member on a simulated SGX platform as its own process, have every
+// pair attest each other over TLS (both directions, remote and local
 // evidence), and show three impostors being refused.
 
 import (
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/magesgx/mage/attest"
+	"github.com/magesgx/mage/gramine"
 	"github.com/magesgx/mage/internal/atomicfile"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
@@ -38,6 +40,24 @@ var demoGroup = []demoInput{
 	{"alice", "g1_m0.so", "cG1_group_a.config.xml", "g1_k0.pem"},
 	{"bob", "g1_m1.so", "cG1_group_b.config.xml", "g1_k1.pem"},
 	{"carol", "g1_m2.so", "cA_sample_default.config.xml", "g1_k2.pem"},
+}
+
+// demoGramine is the demo's Gramine member: the manifest of a Go service
+// as gramine-sgx-sign expands it, run with a stand-in libpal.
+func demoGramine() (*mage.GramineMember, error) {
+	manifest, err := demoData.ReadFile("demodata/dave.manifest.sgx")
+	if err != nil {
+		return nil, err
+	}
+	kp, err := demoData.ReadFile("demodata/gramine_key.pem")
+	if err != nil {
+		return nil, err
+	}
+	key, err := sgx.LoadSigningKey(kp)
+	if err != nil {
+		return nil, err
+	}
+	return &mage.GramineMember{Name: "dave", Manifest: manifest, Key: key}, nil
 }
 
 func (d demoInput) member() (mage.Member, error) {
@@ -173,7 +193,24 @@ func runDemo(e *env, args []string) error {
 		inputs = append(inputs, m)
 	}
 	date := time.Now().UTC()
-	group, err := mage.SignGroup(ctx, inputs, mage.SignOptions{Date: date})
+	palRaw, err := demoData.ReadFile("demodata/libpal.so")
+	if err != nil {
+		return err
+	}
+	pal, err := gramine.ParseLibpal(palRaw)
+	if err != nil {
+		return err
+	}
+	palPath := filepath.Join(work, "libpal.so")
+	if err := atomicfile.WriteFile(palPath, palRaw, 0o644); err != nil {
+		return err
+	}
+	dave, err := demoGramine()
+	if err != nil {
+		return fmt.Errorf("demo data: %w", err)
+	}
+	all := []mage.AnyMember{{SDK: &inputs[0]}, {SDK: &inputs[1]}, {SDK: &inputs[2]}, {Gramine: dave}}
+	group, err := mage.SignAnyGroup(ctx, all, pal, mage.SignOptions{Date: date})
 	if err != nil {
 		return err
 	}
@@ -184,6 +221,17 @@ func runDemo(e *env, args []string) error {
 		return atomicfile.WriteFile(p, b, 0o644)
 	}
 	for _, sm := range group.Members {
+		if sm.Kind == mage.KindGramine {
+			p := filepath.Join(work, sm.Name+".manifest.sgx")
+			files[sm.Name] = p
+			if err := atomicfile.WriteFile(p, sm.File, 0o644); err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile(sigPathOf(p), sm.Sig, 0o644); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := write(sm.Name, sm.File); err != nil {
 			return err
 		}
@@ -202,7 +250,7 @@ func runDemo(e *env, args []string) error {
 	if err := write("stranger", other.Members[0].File); err != nil {
 		return err
 	}
-	say("MAGE demo: signed a group of %d members (table sha256 %s)\n", len(group.Members), group.Manifest("", nil).TableSHA256[:16])
+	say("MAGE demo: signed a mixed group of %d members, %d SGX SDK enclaves and a Gramine enclave (versioned table, sha256 %s)\n", len(group.Members), len(inputs), group.Manifest("", nil).TableSHA256[:16])
 
 	// 2. Start every member, and the impostors, as processes on one
 	// simulated platform.
@@ -236,7 +284,7 @@ func runDemo(e *env, args []string) error {
 		}
 	}()
 	startChild := func(name, file string, debug bool) (*demoChild, error) {
-		args := []string{"_demo-member", "-platform", *platformDir, "-file", file, "-name", name}
+		args := []string{"_demo-member", "-platform", *platformDir, "-file", file, "-name", name, "-libpal", palPath}
 		if debug {
 			args = append(args, "-debug")
 		}
@@ -302,7 +350,11 @@ func runDemo(e *env, args []string) error {
 	}
 	say("\nmembers (each a separate process on simulated platform %s):\n", *platformDir)
 	for _, m := range res.Members {
-		say("  %d %-6s MRENCLAVE %s  pid %-6d %s\n", m.Index, m.Name, m.MRENCLAVE, m.PID, m.Addr)
+		kind := "SDK"
+		if strings.HasSuffix(files[m.Name], ".manifest.sgx") {
+			kind = "Gramine"
+		}
+		say("  %d %-6s %-7s MRENCLAVE %s  pid %-6d %s\n", m.Index, m.Name, kind, m.MRENCLAVE, m.PID, m.Addr)
 	}
 
 	// 3. Every ordered pair, with each kind of evidence.
@@ -422,6 +474,7 @@ func runDemoMember(e *env, args []string) error {
 	file := fs.String("file", "", "signed member")
 	name := fs.String("name", "", "member name")
 	debug := fs.Bool("debug", false, "launch with DEBUG")
+	libpal := fs.String("libpal", "", "the libpal.so of the group's Gramine members")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -444,13 +497,32 @@ func runDemoMember(e *env, args []string) error {
 	if err != nil {
 		return fail(err)
 	}
-	enc, err := p.Load(e.ctx, raw, &sim.LoadOptions{Debug: *debug})
+	var pal *gramine.Libpal
+	var palRaw []byte
+	if *libpal != "" {
+		if palRaw, err = os.ReadFile(*libpal); err != nil {
+			return fail(err)
+		}
+		if pal, err = gramine.ParseLibpal(palRaw); err != nil {
+			return fail(err)
+		}
+	}
+	var enc *sim.Enclave
+	if isELF(raw) {
+		enc, err = p.Load(e.ctx, raw, &sim.LoadOptions{Debug: *debug})
+	} else {
+		sig, serr := os.ReadFile(sigPathOf(*file))
+		if serr != nil {
+			return fail(serr)
+		}
+		enc, err = p.LoadGramine(e.ctx, raw, palRaw, sig, &sim.LoadOptions{Debug: *debug})
+	}
 	if err != nil {
 		return fail(err)
 	}
 	backend := attest.NewSimBackend(enc)
 	mk := func(kind attest.Kind) (*attest.Member, error) {
-		return attest.NewMember(attest.Config{Backend: backend, Evidence: kind, InsecureSimulationRoot: p.RootCertificate(), HandshakeTimeout: 10 * time.Second})
+		return attest.NewMember(attest.Config{Backend: backend, Evidence: kind, InsecureSimulationRoot: p.RootCertificate(), Libpal: pal, HandshakeTimeout: 10 * time.Second})
 	}
 	server, err := mk(0)
 	if err != nil {

@@ -26,7 +26,9 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	if !res.OK || len(res.Members) != 3 || len(res.Handshakes) != 12 || len(res.Impostors) != 3 {
+	// Three SDK members and a Gramine member: 4 x 3 ordered pairs, remote
+	// and local evidence.
+	if !res.OK || len(res.Members) != 4 || len(res.Handshakes) != 24 || len(res.Impostors) != 3 {
 		t.Fatalf("demo result: %s", out)
 	}
 	for _, h := range res.Handshakes {

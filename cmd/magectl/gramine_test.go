@@ -126,3 +126,26 @@ func writeFile(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCLISimLoadGramine: the simulator loads a Gramine member of a group
+// (EINIT's checks against its .sig) and finds it in its own table.
+func TestCLISimLoadGramine(t *testing.T) {
+	g := func(p string) string { return filepath.Join(gvec, p) }
+	d := t.TempDir()
+	gf := filepath.Join(d, "g.json")
+	writeFile(t, gf, fmt.Sprintf(`{"name": "x", "date": "20261125", "libpal": %q, "members": [{"name": "d2", "manifest": %q, "key": %q, "output": "d2.manifest.sgx"}, {"name": "a", "enclave": %q, "config": %q, "key": %q, "output": "a.so"}]}`,
+		g("fakepal.so"), g("single/d2_t4_256M_nodebug_isv/d2_t4_256M_nodebug_isv.manifest.sgx"), g("key.pem"), v("enclaves/g1_m0.so"), v("configs/cG1_group_a.config.xml"), v("keys/g1_k0.pem")))
+	mustRun(t, "group", "sign", "-q", gf)
+	out := mustRun(t, "sim", "load", "-platform", filepath.Join(d, "p"), "--libpal", g("fakepal.so"), filepath.Join(d, "d2.manifest.sgx"))
+	if !strings.Contains(out, "MAGE member 0 of 2") {
+		t.Errorf("sim load of a Gramine member:\n%s", out)
+	}
+	out = mustRun(t, "sim", "load", "-platform", filepath.Join(d, "p"), "--libpal", g("fakepal.so"), filepath.Join(d, "a.so"))
+	if !strings.Contains(out, "MAGE member 1 of 2") {
+		t.Errorf("sim load of the SDK member:\n%s", out)
+	}
+	// A .sig of another enclave is refused by EINIT (exit 1).
+	if code, _, _ := magectl(t, nil, "sim", "load", "-platform", filepath.Join(d, "p"), "--libpal", g("fakepal.so"), "--sig", g("group/alice.sig"), filepath.Join(d, "d2.manifest.sgx")); code != 1 {
+		t.Errorf("a foreign .sig: exit %d, want 1", code)
+	}
+}

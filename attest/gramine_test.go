@@ -1,0 +1,95 @@
+package attest
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/magesgx/mage/gramine"
+	"github.com/magesgx/mage/mage"
+	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgxsdk"
+)
+
+// mixedGroup signs two SDK members and two Gramine members into one group
+// and loads them all on one simulated platform.
+func mixedGroup(t testing.TB, f *fixture) ([]*Member, *gramine.Libpal) {
+	palRaw, err := os.ReadFile("../testdata/gramine/fakepal.so")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pal, err := gramine.ParseLibpal(palRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := os.ReadFile("../testdata/gramine/key.pem")
+	gkey, _ := sgx.LoadSigningKey(kb)
+	d6, _ := os.ReadFile("../testdata/gramine/single/d6_defaults/d6_defaults.manifest.sgx")
+	variant := strings.Replace(string(d6), `ONLY = "defaults"`, `ONLY = "variant"`, 1)
+	var sdk []mage.Member
+	for i, c := range []struct{ enc, cfg, key string }{{"g1_m0", "cG1_group_a", "g1_k0"}, {"g1_m1", "cG1_group_b", "g1_k1"}} {
+		key, _ := sgx.LoadSigningKey(read(t, "keys/"+c.key+".pem"))
+		cfg, _ := sgxsdk.ParseConfig(read(t, "configs/"+c.cfg+".config.xml"))
+		sdk = append(sdk, mage.Member{Name: []string{"a", "b"}[i], ELF: read(t, "enclaves/"+c.enc+".so"), Config: cfg, Key: key})
+	}
+	g, err := mage.SignAnyGroup(context.Background(), []mage.AnyMember{
+		{SDK: &sdk[0]},
+		{Gramine: &mage.GramineMember{Name: "go-api", Manifest: d6, Key: gkey}},
+		{SDK: &sdk[1]},
+		{Gramine: &mage.GramineMember{Name: "go-worker", Manifest: []byte(variant), Key: gkey}},
+	}, pal, mage.SignOptions{Date: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []*Member
+	for _, sm := range g.Members {
+		var backend Backend
+		if sm.Kind == mage.KindSDK {
+			e, err := f.p.Load(context.Background(), sm.File, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			backend = NewSimBackend(e)
+		} else {
+			e, err := f.p.LoadGramine(context.Background(), sm.File, palRaw, sm.Sig, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			backend = NewSimBackend(e)
+		}
+		m, err := NewMember(Config{Backend: backend, InsecureSimulationRoot: f.p.RootCertificate(), Libpal: pal,
+			HandshakeTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatalf("%s: %v", sm.Name, err)
+		}
+		ms = append(ms, m)
+	}
+	return ms, pal
+}
+
+// TestMixedGroupAttestation: SDK and Gramine members of one group attest
+// each other both ways, with remote and local evidence; each derives the
+// other from its own table.
+func TestMixedGroupAttestation(t *testing.T) {
+	f := newFixture(t)
+	ms, _ := mixedGroup(t, f)
+	for i, a := range ms {
+		if a.Index() != i || len(a.Group()) != 4 {
+			t.Fatalf("member %d: index %d, group of %d", i, a.Index(), len(a.Group()))
+		}
+		for j, b := range ms {
+			if i == j {
+				continue
+			}
+			cc, sc, cerr, serr := pair(t, a, b)
+			if cerr != nil || serr != nil {
+				t.Fatalf("%d -> %d: %v / %v", i, j, cerr, serr)
+			}
+			if cc.Peer().Index != j || sc.Peer().Index != i {
+				t.Errorf("%d -> %d: peers %d, %d", i, j, cc.Peer().Index, sc.Peer().Index)
+			}
+		}
+	}
+}
