@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -11,11 +12,12 @@ import (
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
+	"github.com/magesgx/mage/sim"
 )
 
 // mixedGroup signs two SDK members and two Gramine members into one group
 // and loads them all on one simulated platform.
-func mixedGroup(t testing.TB, f *fixture) ([]*Member, *gramine.Libpal) {
+func mixedGroup(t testing.TB, f *fixture, device bool) ([]*Member, *gramine.Libpal) {
 	palRaw, err := os.ReadFile("../testdata/gramine/fakepal.so")
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +60,16 @@ func mixedGroup(t testing.TB, f *fixture) ([]*Member, *gramine.Libpal) {
 				t.Fatal(err)
 			}
 			backend = NewSimBackend(e)
+			if device {
+				// The program's view: /dev/attestation and MAGE_TABLE, with
+				// EGETKEY from the simulated CPU instead of ENCLU.
+				g := e.Gramine()
+				backend, err = NewGramineAttestation(GramineConfig{FS: sim.NewAttestationDevice(e), Table: g.Env["MAGE_TABLE"],
+					MaxThreads: g.MaxThreads, EDMM: g.EDMM, Libpal: pal, EGetKey: e.GetKey})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		m, err := NewMember(Config{Backend: backend, InsecureSimulationRoot: f.p.RootCertificate(), Libpal: pal,
 			HandshakeTimeout: 5 * time.Second})
@@ -73,8 +85,14 @@ func mixedGroup(t testing.TB, f *fixture) ([]*Member, *gramine.Libpal) {
 // each other both ways, with remote and local evidence; each derives the
 // other from its own table.
 func TestMixedGroupAttestation(t *testing.T) {
+	for _, device := range []bool{false, true} {
+		testMixed(t, device)
+	}
+}
+
+func testMixed(t *testing.T, device bool) {
 	f := newFixture(t)
-	ms, _ := mixedGroup(t, f)
+	ms, _ := mixedGroup(t, f, device)
 	for i, a := range ms {
 		if a.Index() != i || len(a.Group()) != 4 {
 			t.Fatalf("member %d: index %d, group of %d", i, a.Index(), len(a.Group()))
@@ -83,13 +101,36 @@ func TestMixedGroupAttestation(t *testing.T) {
 			if i == j {
 				continue
 			}
-			cc, sc, cerr, serr := pair(t, a, b)
-			if cerr != nil || serr != nil {
-				t.Fatalf("%d -> %d: %v / %v", i, j, cerr, serr)
+			for _, kind := range []Kind{Remote, Local} {
+				a.cfg.Evidence = kind
+				cc, sc, cerr, serr := pair(t, a, b)
+				if cerr != nil || serr != nil {
+					t.Fatalf("device %v, %s, %d -> %d: %v / %v", device, kind, i, j, cerr, serr)
+				}
+				if cc.Peer().Index != j || sc.Peer().Index != i || sc.Peer().Evidence != kind {
+					t.Errorf("%d -> %d: peers %d, %d", i, j, cc.Peer().Index, sc.Peer().Index)
+				}
 			}
-			if cc.Peer().Index != j || sc.Peer().Index != i {
-				t.Errorf("%d -> %d: peers %d, %d", i, j, cc.Peer().Index, sc.Peer().Index)
-			}
+			a.cfg.Evidence = 0
 		}
+	}
+}
+
+// TestGramineAttestationDevice: the backend refuses a table that does not
+// derive the enclave, and its reports verify only for their target.
+func TestGramineAttestationDevice(t *testing.T) {
+	f := newFixture(t)
+	_, pal := mixedGroup(t, f, true)
+	e, err := f.p.Load(context.Background(), read(t, "signed/g1_v0.signed.so"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An SDK enclave's device with some table: the table does not derive it.
+	_, err = NewGramineAttestation(GramineConfig{FS: sim.NewAttestationDevice(e), Table: strings.Repeat("00", 48), MaxThreads: 4, Libpal: pal, EGetKey: e.GetKey})
+	if !errors.Is(err, ErrGramineTable) {
+		t.Errorf("foreign table: %v", err)
+	}
+	if _, err := NewGramineAttestation(GramineConfig{FS: sim.NewAttestationDevice(e), Table: "zz", Libpal: pal}); !errors.Is(err, ErrGramineTable) {
+		t.Errorf("non-hex table: %v", err)
 	}
 }
