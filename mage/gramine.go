@@ -102,6 +102,13 @@ func (d *GramineDeriver) Derive(i int) (sgx.Measurement, error) {
 	}
 	k := (pages - 1) / pageRecords
 	size := e.Offset + uint64(len(d.text))
+	limit := uint64(gramine.MaxEnclaveSize)
+	if !d.c.EDMM {
+		limit = gramine.MaxEnclaveSizeNoEM // every free page is hashed
+	}
+	if size < e.Offset || size > limit {
+		return sgx.Measurement{}, fmt.Errorf("%w: entry %d: enclave of %#x bytes is over the %#x a Gramine member may have", ErrTable, i, size, limit)
+	}
 	manifestLen := k*PageSize + d.lineLen
 	l, err := gramine.NewLayout(size, d.c.MaxThreads, d.c.EDMM, manifestLen, d.c.Libpal.Span)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/magesgx/mage/gramine"
 	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgx/measure"
 	"github.com/magesgx/mage/sgxsdk"
 )
 
@@ -153,4 +154,37 @@ func TestSignAnyGroup(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, c2.want)
 		}
 	}
+}
+
+// FuzzTables feeds hostile bytes to every table reader: as an SDK section
+// (classic or versioned) and as a Gramine payload (bare or versioned).
+func FuzzTables(f *testing.F) {
+	_, payload, c := gramineVectors(f)
+	f.Add(payload)
+	t := &VersionedTable{Kinds: []Kind{KindSDK, KindGramine}, Entries: []Entry{{State: measureState(64), Offset: 0x3000}, {State: measureState(5248), Offset: 0xffff000}},
+		SDKSectionSize: 4096, LibpalSHA256: c.Libpal.SHA256, MaxThreads: 4, Layout: GramineLayoutV15}
+	f.Add(t.Marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if d, err := NewPayloadDeriver(b, c); err == nil {
+			for i := range min(d.Len(), 3) {
+				d.Derive(i)
+			}
+		}
+		sec := make([]byte, 4096)
+		copy(sec, b)
+		if d, err := NewSectionDeriver(sec, c.Libpal); err == nil {
+			for i := range min(d.Len(), 3) {
+				d.Derive(i)
+			}
+		}
+		if vt, err := ParseVersionedTable(b); err == nil && len(vt.Kinds) != len(vt.Entries) {
+			t.Fatal("kinds and entries differ in number")
+		}
+	})
+}
+
+func measureState(size uint64) (s measure.State) {
+	s.Size = size
+	s.H = [8]uint32{1, 2, 3, 4, 5, 6, 7, 8}
+	return s
 }
