@@ -99,7 +99,7 @@ func BenchmarkDeriveAll(b *testing.B) {
 
 // groupOf returns n members built from the g2 enclaves, each with its own
 // heap size so every member's MRENCLAVE differs, all signed with g2's key.
-func groupOf(b *testing.B, n int) []Member {
+func groupOf(b testing.TB, n int) []Member {
 	base, _ := groupMembers(b, "g2")
 	members := make([]Member, n)
 	for i := range members {

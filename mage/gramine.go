@@ -94,7 +94,12 @@ func (d *GramineDeriver) Derive(i int) (sgx.Measurement, error) {
 	if i < 0 || i >= len(d.entries) {
 		return sgx.Measurement{}, fmt.Errorf("%w: member %d out of range [0, %d)", ErrTable, i, len(d.entries))
 	}
-	e := d.entries[i]
+	return d.finish(i, d.entries[i])
+}
+
+// finish derives a Gramine member's MRENCLAVE from its entry (entry i, for
+// errors).
+func (d *GramineDeriver) finish(i int, e Entry) (sgx.Measurement, error) {
 	pages := e.State.Size / measure.RecordSize
 	const pageRecords = 5184 / measure.RecordSize
 	if pages == 0 || (pages-1)%pageRecords != 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sgx/measure"
 	"github.com/magesgx/mage/sgxsdk"
 )
 
@@ -37,6 +38,11 @@ type SignOptions struct {
 	// Key, for keys kept outside the process (an HSM): it sets the
 	// signature with css.SetSignature. The SIGSTRUCT is verified after.
 	Sign func(i int, css *sgx.Sigstruct) error
+	// Merkle signs a Merkle group: every member's section holds the
+	// versioned header and the root of the members' Merkle tree (one page
+	// whatever the group's size), and SignedGroup.Proofs has each
+	// member's membership proof.
+	Merkle bool
 }
 
 // SignedMember is one signed member of a group.
@@ -53,6 +59,9 @@ type SignedMember struct {
 type SignedGroup struct {
 	Section []byte // the .sgx_mage section written into every member
 	Members []SignedMember
+	// Proofs holds every member's membership proof in a Merkle group
+	// (SignOptions.Merkle), nil otherwise.
+	Proofs []*MembershipProof
 }
 
 // Errors of group signing.
@@ -163,23 +172,54 @@ func signStream(ctx context.Context, n int, load func(i int) (Member, error), op
 			return nil, fmt.Errorf("%w: %s has %d bytes, %s has %d", ErrSectionSize, name(0), sizes[0], name(i), sizes[i])
 		}
 	}
-	tab := &Table{Entries: make([]Entry, n)}
-	for i := range out.Members {
-		tab.Entries[i] = out.Members[i].Entry
-	}
-	section, err := tab.Marshal(int(sizes[0]))
-	if err != nil {
-		return nil, err
+	var section []byte
+	var mrs []sgx.Measurement
+	if opts.Merkle {
+		// Every member's MRENCLAVE is finished over the same one-page
+		// section, whatever the group's size: O(N) for the tree and N
+		// page-hashes.
+		kinds := make([]Kind, n)
+		entries := make([]Entry, n)
+		for i := range out.Members {
+			kinds[i], entries[i] = KindSDK, out.Members[i].Entry
+		}
+		t, proofs, err := NewMerkleTable(kinds, entries)
+		if err != nil {
+			return nil, err
+		}
+		t.SDKSectionSize = uint32(sizes[0])
+		if err := checkSectionSize(int(sizes[0])); err != nil {
+			return nil, err
+		}
+		section = make([]byte, sizes[0])
+		copy(section, t.Marshal())
+		out.Proofs = proofs
+		h := measure.New().Batched()
+		for _, e := range entries {
+			mr, err := finish(h, e, section)
+			if err != nil {
+				return nil, err
+			}
+			mrs = append(mrs, mr)
+		}
+	} else {
+		tab := &Table{Entries: make([]Entry, n)}
+		for i := range out.Members {
+			tab.Entries[i] = out.Members[i].Entry
+		}
+		var err error
+		if section, err = tab.Marshal(int(sizes[0])); err != nil {
+			return nil, err
+		}
+		// Every member's MRENCLAVE, finished from its entry over the table
+		// as any member will derive it.
+		if mrs, err = DeriveAllContext(ctx, section, opts.Workers); err != nil {
+			return nil, err
+		}
 	}
 	out.Section = section
-
-	// Every member's MRENCLAVE, finished from its entry over the table as
-	// any member will derive it; identical members would be
-	// indistinguishable to their peers, so refuse them before signing.
-	mrs, err := DeriveAllContext(ctx, section, opts.Workers)
-	if err != nil {
-		return nil, err
-	}
+	// Identical members would be indistinguishable to their peers: refuse
+	// them before signing.
 	seen := map[sgx.Measurement]int{}
 	for i, mr := range mrs {
 		if j, dup := seen[mr]; dup {

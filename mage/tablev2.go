@@ -55,6 +55,33 @@ type VersionedTable struct {
 	MaxThreads   uint32
 	EDMM         bool
 	Layout       uint8
+	// With Merkle set, the table holds the root of the members' Merkle
+	// tree and their number instead of Kinds and Entries (see merkle.go).
+	Merkle bool
+	Root   [32]byte
+	Count  uint32
+}
+
+// NewMerkleTable returns the Merkle table of members (their kinds and
+// entries, in member order) and every member's membership proof.
+func NewMerkleTable(kinds []Kind, entries []Entry) (*VersionedTable, []*MembershipProof, error) {
+	n := len(entries)
+	if n == 0 || n != len(kinds) || n > MaxMerkleMembers {
+		return nil, nil, fmt.Errorf("%w: %d members (%d kinds) for a Merkle table of at most %d", ErrTable, n, len(kinds), MaxMerkleMembers)
+	}
+	leaves := make([][32]byte, n)
+	for i := range entries {
+		if err := entries[i].check(); err != nil {
+			return nil, nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+		leaves[i] = leafHash(kinds[i], entries[i])
+	}
+	paths, root := merklePaths(leaves)
+	proofs := make([]*MembershipProof, n)
+	for i := range proofs {
+		proofs[i] = &MembershipProof{Index: uint64(i), Kind: kinds[i], Entry: entries[i], Path: paths[i]}
+	}
+	return &VersionedTable{Merkle: true, Root: root, Count: uint32(n)}, proofs, nil
 }
 
 // IsVersioned reports whether b starts a versioned table.
@@ -66,6 +93,10 @@ func (t *VersionedTable) Marshal() []byte {
 	le := binary.LittleEndian
 	copy(b, v2Tag)
 	le.PutUint32(b[8:], uint32(len(t.Entries)))
+	if t.Merkle {
+		le.PutUint32(b[8:], t.Count)
+		le.PutUint32(b[12:], FlagMerkle)
+	}
 	le.PutUint32(b[16:], t.SDKSectionSize)
 	le.PutUint32(b[20:], t.MaxThreads)
 	if t.EDMM {
@@ -73,6 +104,9 @@ func (t *VersionedTable) Marshal() []byte {
 	}
 	b[25] = t.Layout
 	copy(b[32:], t.LibpalSHA256[:])
+	if t.Merkle {
+		return append(b, t.Root[:]...)
+	}
 	for i, e := range t.Entries {
 		rec := make([]byte, 8, v2EntrySize)
 		rec[0] = byte(t.Kinds[i])
@@ -92,17 +126,37 @@ func ParseVersionedTable(b []byte) (*VersionedTable, error) {
 	}
 	le := binary.LittleEndian
 	n := uint64(le.Uint32(b[8:]))
-	if n == 0 || n > MaxGramineMembers {
-		return nil, bad("%d members, want 1 to %d", n, MaxGramineMembers)
+	flags := le.Uint32(b[12:])
+	if flags&^FlagMerkle != 0 {
+		return nil, bad("flags %#x: this version knows only the Merkle flag (update keys are not supported yet)", flags)
 	}
-	if flags := le.Uint32(b[12:]); flags != 0 {
-		return nil, bad("flags %#x: this version knows none (Merkle roots and update keys are not supported yet)", flags)
-	}
-	t := &VersionedTable{SDKSectionSize: le.Uint32(b[16:]), MaxThreads: le.Uint32(b[20:]), EDMM: b[24] == 1, Layout: b[25]}
+	t := &VersionedTable{SDKSectionSize: le.Uint32(b[16:]), MaxThreads: le.Uint32(b[20:]), EDMM: b[24] == 1, Layout: b[25], Merkle: flags&FlagMerkle != 0}
 	if b[24] > 1 || le.Uint16(b[26:]) != 0 || le.Uint32(b[28:]) != 0 {
 		return nil, bad("reserved header bytes are not zero")
 	}
 	copy(t.LibpalSHA256[:], b[32:])
+	if t.Merkle {
+		if n == 0 || n > MaxMerkleMembers {
+			return nil, bad("%d members, want 1 to %d", n, MaxMerkleMembers)
+		}
+		if len(b) < v2HeaderSize+32 {
+			return nil, bad("no Merkle root")
+		}
+		t.Count, t.Root = uint32(n), [32]byte(b[v2HeaderSize:])
+		if i := bytes.IndexFunc(b[v2HeaderSize+32:], func(r rune) bool { return r != 0 }); i >= 0 {
+			return nil, bad("non-zero byte after the Merkle root")
+		}
+		if t.SDKSectionSize != 0 && checkSectionSize(int(t.SDKSectionSize)) != nil {
+			return nil, bad("SDK section size %d", t.SDKSectionSize)
+		}
+		if t.MaxThreads > gramine.MaxThreads || (t.MaxThreads > 0 && t.Layout != GramineLayoutV15) {
+			return nil, bad("Gramine constants: %d threads, layout %d", t.MaxThreads, t.Layout)
+		}
+		return t, nil
+	}
+	if n == 0 || n > MaxGramineMembers {
+		return nil, bad("%d members, want 1 to %d", n, MaxGramineMembers)
+	}
 	end := v2HeaderSize + n*v2EntrySize
 	if end > uint64(len(b)) {
 		return nil, bad("%d entries do not fit in %d bytes", n, len(b))
@@ -139,8 +193,9 @@ func ParseVersionedTable(b []byte) (*VersionedTable, error) {
 type TableDeriver struct {
 	kinds   []Kind
 	entries []Entry
-	section []byte // what SDK members measure last
-	text    []byte // what Gramine members measure after their own pages
+	merkle  *VersionedTable // a Merkle table: members are derived from proofs
+	section []byte          // what SDK members measure last
+	text    []byte          // what Gramine members measure after their own pages
 	lineLen uint64
 	c       GramineConstants
 	h       *measure.Hash
@@ -205,6 +260,12 @@ func NewPayloadDeriver(payload []byte, c GramineConstants) (*TableDeriver, error
 
 func newVersionedDeriver(t *VersionedTable, payload []byte, libpal *gramine.Libpal) (*TableDeriver, error) {
 	d := &TableDeriver{kinds: t.Kinds, entries: t.Entries, h: measure.New().Batched()}
+	if t.Merkle {
+		d.merkle = t
+		if t.MaxThreads > 0 {
+			d.kinds = []Kind{KindGramine} // to set up the Gramine constants below
+		}
+	}
 	if t.SDKSectionSize > 0 {
 		d.section = make([]byte, t.SDKSectionSize)
 		copy(d.section, payload)
@@ -226,17 +287,64 @@ func newVersionedDeriver(t *VersionedTable, payload []byte, libpal *gramine.Libp
 		d.c = GramineConstants{Libpal: libpal, MaxThreads: int(t.MaxThreads), EDMM: t.EDMM}
 		break
 	}
+	if t.Merkle {
+		d.kinds = nil
+	}
 	return d, nil
 }
 
+// IsMerkle reports whether the table is a Merkle table: its members are
+// derived from their membership proofs (DeriveProof), not by index.
+func (d *TableDeriver) IsMerkle() bool { return d.merkle != nil }
+
+// DeriveProof checks a member's proof against the root in this table and
+// returns the member's MRENCLAVE, finished over this table as the member
+// measured it: O(log N) hashes and the table's pages (and, for a Gramine
+// member, the replayed suffix).
+func (d *TableDeriver) DeriveProof(p *MembershipProof) (sgx.Measurement, error) {
+	t := d.merkle
+	switch {
+	case t == nil:
+		return sgx.Measurement{}, fmt.Errorf("%w: this table is not a Merkle table", ErrProof)
+	case p.Index >= uint64(t.Count):
+		return sgx.Measurement{}, fmt.Errorf("%w: index %d in a group of %d", ErrProof, p.Index, t.Count)
+	case len(p.Path) > maxDepth(uint64(t.Count)):
+		return sgx.Measurement{}, fmt.Errorf("%w: a path of %d hashes in a tree of depth %d", ErrProof, len(p.Path), maxDepth(uint64(t.Count)))
+	case !verifyPath(p.Index, uint64(t.Count), leafHash(p.Kind, p.Entry), p.Path, t.Root):
+		return sgx.Measurement{}, fmt.Errorf("%w: member %d's path does not lead to this group's root", ErrProof, p.Index)
+	}
+	switch p.Kind {
+	case KindSDK:
+		if d.section == nil {
+			return sgx.Measurement{}, fmt.Errorf("%w: the group has no SDK members", ErrProof)
+		}
+		return finish(d.h, p.Entry, d.section)
+	case KindGramine:
+		if d.text == nil {
+			return sgx.Measurement{}, fmt.Errorf("%w: the group has no Gramine members", ErrProof)
+		}
+		g := GramineDeriver{text: d.text, lineLen: d.lineLen, c: d.c, h: d.h}
+		return g.finish(int(p.Index), p.Entry)
+	}
+	return sgx.Measurement{}, fmt.Errorf("%w: kind %d", ErrProof, p.Kind)
+}
+
 // Len returns the number of members.
-func (d *TableDeriver) Len() int { return len(d.entries) }
+func (d *TableDeriver) Len() int {
+	if d.merkle != nil {
+		return int(d.merkle.Count)
+	}
+	return len(d.entries)
+}
 
 // Kind returns member i's kind.
 func (d *TableDeriver) Kind(i int) Kind { return d.kinds[i] }
 
 // Derive returns member i's MRENCLAVE.
 func (d *TableDeriver) Derive(i int) (sgx.Measurement, error) {
+	if d.merkle != nil {
+		return sgx.Measurement{}, fmt.Errorf("%w: a Merkle table holds no entries: derive members from their proofs", ErrTable)
+	}
 	if i < 0 || i >= len(d.entries) {
 		return sgx.Measurement{}, fmt.Errorf("%w: member %d out of range [0, %d)", ErrTable, i, len(d.entries))
 	}
