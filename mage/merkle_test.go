@@ -170,4 +170,3 @@ func BenchmarkMembership(b *testing.B) {
 		})
 	}
 }
-
