@@ -127,6 +127,11 @@ type Config struct {
 	// trusted: the table records its SHA-256 (for a Gramine member, its
 	// own libpal is measured into it).
 	Libpal *gramine.Libpal
+	// Proof is this member's membership proof when its table is a Merkle
+	// table (the proof file group signing wrote beside it). It need not be
+	// trusted: NewMember checks that it derives this enclave from the root
+	// in its own measured table. Members send it with their evidence.
+	Proof *mage.MembershipProof
 	// HandshakeTimeout bounds the TLS handshake and the attestation
 	// exchange (default 10s).
 	HandshakeTimeout time.Duration
@@ -147,7 +152,8 @@ type GramineBackend interface {
 // measurements derived from its own table, and its TLS key.
 type Member struct {
 	cfg   Config
-	group *mage.Group
+	group *mage.Group        // classic tables: every member
+	table *mage.TableDeriver // Merkle tables: members are checked by their proofs
 	self  sgx.ReportBody
 	id    identity
 	check *checker
@@ -203,11 +209,11 @@ func NewMember(cfg Config) (*Member, error) {
 	}
 	self := cfg.Backend.Identity()
 	// A member's own table: derive every member and find itself.
-	g, err := ownGroup(cfg, self.MRENCLAVE)
+	g, d, err := ownGroup(cfg, self.MRENCLAVE)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
-	m := &Member{cfg: cfg, group: g, self: self, check: ck}
+	m := &Member{cfg: cfg, group: g, table: d, self: self, check: ck}
 	m.id, err = newIdentity(fmt.Sprintf("mage member %d %s", g.Self, self.MRENCLAVE.String()[:16]))
 	if err != nil {
 		return nil, err
@@ -218,7 +224,9 @@ func NewMember(cfg Config) (*Member, error) {
 // Index returns this member's index in the group table.
 func (m *Member) Index() int { return m.group.Self }
 
-// Group returns the measurements of every member, derived from the table.
+// Group returns the measurements of every member, derived from the table;
+// nil in a Merkle group, whose members are checked one by one from their
+// proofs.
 func (m *Member) Group() []sgx.Measurement { return slices.Clone(m.group.Measurements) }
 
 // Identity returns this member's own identity.
@@ -274,7 +282,7 @@ type Peer struct {
 
 // ownGroup derives every member from the backend's own measured table:
 // an SDK member's section, or a Gramine member's MAGE_TABLE payload.
-func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, error) {
+func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver, error) {
 	var d *mage.TableDeriver
 	var err error
 	if gb, ok := cfg.Backend.(GramineBackend); ok {
@@ -284,15 +292,31 @@ func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, error) {
 		d, err = mage.NewSectionDeriver(cfg.Backend.MageSection(), cfg.Libpal)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if d.IsMerkle() {
+		if cfg.Proof == nil {
+			return nil, nil, fmt.Errorf("a Merkle group's member needs its membership proof (Config.Proof)")
+		}
+		mr, err := d.DeriveProof(cfg.Proof)
+		if err != nil {
+			return nil, nil, err
+		}
+		if mr != self {
+			return nil, nil, fmt.Errorf("%w: the membership proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, cfg.Proof.Index, mr, self)
+		}
+		return &mage.Group{Self: int(cfg.Proof.Index)}, d, nil
+	}
+	if cfg.Proof != nil {
+		return nil, nil, fmt.Errorf("a membership proof is given, but the table is not a Merkle table")
 	}
 	all, err := d.DeriveAll()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	g := &mage.Group{Self: slices.Index(all, self), Measurements: all}
 	if g.Self < 0 {
-		return nil, fmt.Errorf("%w %s (none of its %d members matches)", mage.ErrUntrustedTable, self, len(all))
+		return nil, nil, fmt.Errorf("%w %s (none of its %d members matches)", mage.ErrUntrustedTable, self, len(all))
 	}
-	return g, nil
+	return g, nil, nil
 }

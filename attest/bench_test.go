@@ -69,7 +69,11 @@ func BenchmarkHandshake(b *testing.B) {
 
 // meshGroup signs a group of n members (g1's enclaves with distinct heap
 // sizes) and loads them on one simulated platform.
-func meshGroup(b *testing.B, n int) []*Member {
+func meshGroup(b testing.TB, n int) []*Member { return signedMesh(b, n, false) }
+
+// signedMesh signs a group of n members, classic or Merkle, and loads them
+// on one simulated platform.
+func signedMesh(b testing.TB, n int, merkle bool) []*Member {
 	p, err := sim.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -84,17 +88,21 @@ func meshGroup(b *testing.B, n int) []*Member {
 		}
 		ms = append(ms, mage.Member{ELF: elfs[i%3], Config: cfg, Key: key})
 	}
-	g, err := mage.SignGroup(context.Background(), ms, mage.SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)})
+	g, err := mage.SignGroup(context.Background(), ms, mage.SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), Merkle: merkle})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var out []*Member
-	for _, sm := range g.Members {
+	for i, sm := range g.Members {
 		e, err := p.Load(context.Background(), sm.File, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		m, err := NewMember(Config{Backend: NewSimBackend(e), InsecureSimulationRoot: p.RootCertificate()})
+		cfg := Config{Backend: NewSimBackend(e), InsecureSimulationRoot: p.RootCertificate()}
+		if merkle {
+			cfg.Proof = g.Proofs[i]
+		}
+		m, err := NewMember(cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -480,7 +480,7 @@ func FuzzVerifierPeer(f *testing.F) {
 	g1 := fx.g1(f, 0, Remote).Group()
 	v := newVerifier(f, fx, func(c *VerifierConfig) { c.TrustMember = g1[0] })
 	f.Fuzz(func(t *testing.T, ev, section []byte) {
-		if _, err := v.verifyPeer(context.Background(), Remote, ev, [64]byte{}, section); err == nil {
+		if _, err := v.verifyPeer(context.Background(), Remote, ev, [64]byte{}, section, nil); err == nil {
 			t.Fatal("arbitrary evidence accepted")
 		}
 		if _, err := v.groupOf(section); err == nil && len(section) > 16*4096 {

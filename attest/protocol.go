@@ -32,6 +32,7 @@ const (
 	msgEvidence = 2
 	msgVerdict  = 3
 	msgTable    = 4
+	msgProof    = 5 // the sender's membership proof (empty in a classic group)
 
 	roleClient = "client"
 	roleServer = "server"
@@ -48,7 +49,8 @@ type side interface {
 	targetInfo() []byte
 	prove(ctx context.Context, kind Kind, data [sgx.ReportDataSize]byte, peerTI *sgx.TargetInfo) ([]byte, error)
 	section() []byte
-	verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, section []byte) (*Peer, error)
+	proof() []byte
+	verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, section, proof []byte) (*Peer, error)
 	allowUnattested() bool
 }
 
@@ -303,6 +305,9 @@ func (c *Conn) proveTo(ctx context.Context, kind, peerKind Kind, data [sgx.Repor
 		if err := writeMsg(c.tc, msgEvidence, ev); err != nil {
 			return err
 		}
+		if err := writeMsg(c.tc, msgProof, c.side.proof()); err != nil {
+			return err
+		}
 		if peerKind == 0 {
 			if err := writeMsg(c.tc, msgTable, c.side.section()); err != nil {
 				return err
@@ -334,13 +339,17 @@ func (c *Conn) checkPeer(ctx context.Context, kind, peerKind Kind, want [sgx.Rep
 		if err != nil {
 			return err
 		}
+		proof, err := readMsg(c.tc, msgProof)
+		if err != nil {
+			return err
+		}
 		var section []byte
 		if kind == 0 {
 			if section, err = readMsg(c.tc, msgTable); err != nil {
 				return err
 			}
 		}
-		peer, verr = c.side.verifyPeer(ctx, peerKind, ev, want, section)
+		peer, verr = c.side.verifyPeer(ctx, peerKind, ev, want, section, proof)
 	}
 	verdict := []byte{1}
 	if verr != nil {
@@ -559,6 +568,13 @@ func (m *Member) prove(ctx context.Context, kind Kind, data [sgx.ReportDataSize]
 	return m.evidence(ctx, kind, data, peerTI)
 }
 
-func (m *Member) verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, _ []byte) (*Peer, error) {
-	return m.verify(ctx, kind, ev, want)
+func (m *Member) proof() []byte {
+	if m.cfg.Proof == nil {
+		return nil
+	}
+	return m.cfg.Proof.Marshal()
+}
+
+func (m *Member) verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, _, proof []byte) (*Peer, error) {
+	return m.verifyWithProof(ctx, kind, ev, want, proof)
 }

@@ -111,13 +111,14 @@ func (v *Verifier) timeout() time.Duration { return v.cfg.HandshakeTimeout }
 func (v *Verifier) kind(string, Kind) Kind { return 0 }
 func (v *Verifier) targetInfo() []byte     { return make([]byte, sgx.TargetInfoSize) }
 func (v *Verifier) section() []byte        { return nil }
+func (v *Verifier) proof() []byte          { return nil }
 func (v *Verifier) allowUnattested() bool  { return false }
 
 func (v *Verifier) prove(context.Context, Kind, [sgx.ReportDataSize]byte, *sgx.TargetInfo) ([]byte, error) {
 	return nil, fmt.Errorf("%w: a verifier has no evidence", ErrProtocol)
 }
 
-func (v *Verifier) verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, section []byte) (*Peer, error) {
+func (v *Verifier) verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, section, _ []byte) (*Peer, error) {
 	if kind != Remote {
 		return nil, fmt.Errorf("%w: %s (a verifier checks quotes only)", ErrKindRefused, kind)
 	}

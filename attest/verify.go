@@ -110,12 +110,17 @@ func (c *checker) quote(ctx context.Context, ev []byte) (*sgx.ReportBody, error)
 // policyCheck applies the group membership and the policy to a verified
 // report body.
 func (c *checker) policyCheck(g []sgx.Measurement, b *sgx.ReportBody, kind Kind) (*Peer, error) {
-	if !c.accepts(kind) {
-		return nil, fmt.Errorf("%w: %s", ErrKindRefused, kind)
-	}
 	idx := slices.Index(g, b.MRENCLAVE)
 	if idx < 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNotInGroup, b.MRENCLAVE)
+	}
+	return c.policyAt(idx, b, kind)
+}
+
+// policyAt applies the policy to a verified body of member idx.
+func (c *checker) policyAt(idx int, b *sgx.ReportBody, kind Kind) (*Peer, error) {
+	if !c.accepts(kind) {
+		return nil, fmt.Errorf("%w: %s", ErrKindRefused, kind)
 	}
 	pol := c.policy
 	switch {
@@ -136,6 +141,12 @@ func (c *checker) policyCheck(g []sgx.Measurement, b *sgx.ReportBody, kind Kind)
 // verify checks a peer's evidence, its binding, and the policy against this
 // member's group.
 func (m *Member) verify(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte) (*Peer, error) {
+	return m.verifyWithProof(ctx, kind, ev, want, nil)
+}
+
+// verifyWithProof is verify with the peer's membership proof (encoded;
+// empty in a classic group).
+func (m *Member) verifyWithProof(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, proof []byte) (*Peer, error) {
 	var body *sgx.ReportBody
 	switch kind {
 	case Remote:
@@ -160,7 +171,26 @@ func (m *Member) verify(ctx context.Context, kind Kind, ev []byte, want [sgx.Rep
 	if body.ReportData != want {
 		return nil, ErrBinding
 	}
-	return m.check.policyCheck(m.group.Measurements, body, kind)
+	if m.table == nil {
+		if len(proof) != 0 {
+			return nil, fmt.Errorf("%w: a membership proof in a classic group", ErrProtocol)
+		}
+		return m.check.policyCheck(m.group.Measurements, body, kind)
+	}
+	// A Merkle group: the peer's proof against the root in this member's
+	// own table, its MRENCLAVE finished over this member's own section.
+	p, err := mage.ParseMembershipProof(proof)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotInGroup, err)
+	}
+	mr, err := m.table.DeriveProof(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotInGroup, err)
+	}
+	if mr != body.MRENCLAVE {
+		return nil, fmt.Errorf("%w: the proof is member %d's (%s), the evidence is %s's", ErrNotInGroup, p.Index, mr, body.MRENCLAVE)
+	}
+	return m.check.policyAt(int(p.Index), body, kind)
 }
 
 // groupOf is the group a Verifier checks a peer against: the pinned
