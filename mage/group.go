@@ -364,6 +364,9 @@ type ManifestMember struct {
 func (g *SignedGroup) Manifest(name string, files []string) *Manifest {
 	sum := sha256.Sum256(g.Section)
 	m := &Manifest{Name: name, SectionSize: len(g.Section), TableSHA256: hex.EncodeToString(sum[:])}
+	if g.Proofs != nil {
+		m.Format = "merkle"
+	}
 	for i, sm := range g.Members {
 		mm := ManifestMember{
 			Index:         sm.Index,

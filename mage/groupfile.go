@@ -163,6 +163,13 @@ func ParseManifest(data []byte) (*Manifest, error) {
 		if c := Capacity(m.SectionSize); len(m.Members) > c {
 			return nil, fmt.Errorf("group manifest: %d members, a %d-byte section holds at most %d", len(m.Members), m.SectionSize, c)
 		}
+	case "merkle":
+		if err := checkSectionSize(m.SectionSize); err != nil {
+			return nil, fmt.Errorf("group manifest: section_size: %w", err)
+		}
+		if len(m.Members) > MaxMerkleMembers {
+			return nil, fmt.Errorf("group manifest: %d members, more than %d", len(m.Members), MaxMerkleMembers)
+		}
 	case "gramine", "versioned":
 		if m.Format == "gramine" && m.SectionSize != 0 {
 			return nil, errors.New("group manifest: a Gramine group has no SDK section")
@@ -174,7 +181,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 			return nil, fmt.Errorf("group manifest: %d members, more than %d", len(m.Members), MaxGramineMembers)
 		}
 	default:
-		return nil, fmt.Errorf("group manifest: format %q is not classic, gramine or versioned", truncateString(m.Format, 20))
+		return nil, fmt.Errorf("group manifest: format %q is not classic, merkle, gramine or versioned", truncateString(m.Format, 20))
 	}
 	if h, err := hex.DecodeString(m.TableSHA256); err != nil || len(h) != 32 {
 		return nil, fmt.Errorf("group manifest: table_sha256 %q: want 64 hex digits", m.TableSHA256)

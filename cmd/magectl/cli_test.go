@@ -577,3 +577,51 @@ func TestCLIGroupTwoStep(t *testing.T) {
 		t.Error("a failed group catsig left outputs")
 	}
 }
+
+// TestCLIMerkleGroup: group sign --table merkle writes one-page tables and
+// a proof beside each member; group verify checks every member's proof
+// against every member's table; derive --proof derives a peer; a swapped
+// proof is refused. (Issue 14.)
+func TestCLIMerkleGroup(t *testing.T) {
+	d := t.TempDir()
+	var members []string
+	for i := range 12 {
+		cfg := filepath.Join(d, fmt.Sprintf("c%d.xml", i))
+		os.WriteFile(cfg, fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+i*0x1000), 0o644)
+		members = append(members, fmt.Sprintf(`{"name": "m%d", "enclave": %q, "config": %q, "key": %q, "output": "out/m%d.so"}`,
+			i, v("enclaves/g1_m0.so"), cfg, v("keys/g1_k0.pem"), i))
+	}
+	gf := filepath.Join(d, "g.json")
+	os.WriteFile(gf, []byte(`{"name": "big", "date": "20261125", "members": [`+strings.Join(members, ",")+`]}`), 0o644)
+	mustRun(t, "group", "sign", "-q", "--table", "merkle", gf)
+	man, err := mage.ParseManifest([]byte(mustReadString(t, filepath.Join(d, "group.json"))))
+	if err != nil || man.Format != "merkle" || man.SectionSize != 4096 {
+		t.Fatalf("group.json: %+v %v", man, err)
+	}
+	var files []string
+	for i := range 12 {
+		files = append(files, filepath.Join(d, "out", fmt.Sprintf("m%d.so", i)))
+	}
+	out := mustRun(t, append([]string{"group", "verify", "--manifest", filepath.Join(d, "group.json")}, files...)...)
+	if strings.Contains(out, "problem") || strings.Contains(out, "MISMATCH") {
+		t.Errorf("group verify:\n%s", out)
+	}
+	var dr deriveResult
+	if err := json.Unmarshal([]byte(mustRun(t, "derive", "--json", "--proof", files[5]+".proof", files[0])), &dr); err != nil {
+		t.Fatal(err)
+	}
+	if dr.Self != 0 || dr.GroupSize != 12 || len(dr.Proven) != 1 || dr.Proven[0].Index != 5 || dr.Proven[0].MRENCLAVE != man.Members[5].Identity.MRENCLAVE {
+		t.Errorf("derive --proof: %+v", dr)
+	}
+	// Swap two members' proofs: each is refused.
+	p3, _ := os.ReadFile(files[3] + ".proof")
+	p4, _ := os.ReadFile(files[4] + ".proof")
+	os.WriteFile(files[3]+".proof", p4, 0o644)
+	os.WriteFile(files[4]+".proof", p3, 0o644)
+	if code, _, _ := magectl(t, nil, "derive", files[3]); code != 1 {
+		t.Errorf("derive with another member's proof: exit %d, want 1", code)
+	}
+	if code, out, _ := magectl(t, nil, append([]string{"group", "verify"}, files...)...); code != 1 || !strings.Contains(out, "problem") {
+		t.Errorf("group verify with swapped proofs: exit %d\n%s", code, out)
+	}
+}

@@ -109,6 +109,22 @@ type memberFile struct {
 	sigErr   error  // the signature does not verify or sign mr (a failed check)
 }
 
+// proofPathOf is where a Merkle group member's proof is written.
+func proofPathOf(member string) string { return member + ".proof" }
+
+// readProof reads a membership proof file.
+func readProof(path string) (*mage.MembershipProof, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := mage.ParseMembershipProof(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
 // isELF reports whether a file starts with the ELF magic.
 func isELF(b []byte) bool { return len(b) >= 4 && string(b[:4]) == "\x7fELF" }
 
@@ -142,7 +158,7 @@ func loadMemberFile(ctx context.Context, path string, pal *gramine.Libpal) (*mem
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		sum := sha256Hex(section)
-		if mage.IsVersioned(section) {
+		if mage.IsVersioned(section) && !d.IsMerkle() {
 			sum = sha256Hex(section[:64+56*d.Len()])
 		}
 		return &memberFile{path: path, kind: mage.KindSDK, mr: mr, id: signed.Sigstruct().SignedIdentity(), table: d, tableSHA: sum, sigErr: sigErr}, nil

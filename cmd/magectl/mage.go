@@ -73,9 +73,13 @@ func runGroupSign(e *env, args []string) error {
 	workers := fs.Int("j", 0, "members signed in parallel (default: number of CPUs)")
 	jsonOut := fs.Bool("json", false, "print the manifest as JSON on stdout")
 	quiet := fs.Bool("q", false, "no progress on stderr")
+	table := fs.String("table", "classic", "table `format`: classic (every entry in every member) or merkle (a root in one page, each member's proof in OUTPUT.proof)")
 	arg, err := parseOneArg(fs, args, "group file")
 	if err != nil {
 		return err
+	}
+	if *table != "classic" && *table != "merkle" {
+		return usagef("--table %q: want classic or merkle", *table)
 	}
 	gf, err := readGroupFile(arg)
 	if err != nil {
@@ -85,8 +89,12 @@ func runGroupSign(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	gs.merkle = *table == "merkle"
 	for _, m := range gf.Members {
 		if m.Manifest != "" {
+			if gs.merkle {
+				return usagef("--table merkle is for SDK members only for now")
+			}
 			return gs.runAny(e, *quiet, *jsonOut)
 		}
 	}
@@ -101,6 +109,7 @@ type groupSigning struct {
 	date   time.Time
 	mpath  string
 	force  bool
+	merkle bool // a Merkle table; each member's proof is written beside it
 	keys   map[string]*rsa.PrivateKey
 	pubKey bool // keys may be public (catsig): Member.Key stays nil
 }
@@ -198,7 +207,7 @@ func (g *groupSigning) run(e *env, workers int, quiet, jsonOut bool, sign func(i
 	// garbage between collections (each member allocates its files anew)
 	// from setting the peak instead.
 	defer debug.SetGCPercent(debug.SetGCPercent(50))
-	opts := mage.SignOptions{Date: g.date, Workers: workers, Sign: sign}
+	opts := mage.SignOptions{Date: g.date, Workers: workers, Sign: sign, Merkle: g.merkle}
 	start := time.Now()
 	if !quiet && len(g.gf.Members) >= 10 {
 		opts.Progress = progressPrinter(e)
@@ -208,6 +217,11 @@ func (g *groupSigning) run(e *env, workers int, quiet, jsonOut bool, sign func(i
 	})
 	if err != nil {
 		return err
+	}
+	for i, p := range sg.Proofs {
+		if err := stageOutput(e, &batch, proofPathOf(files[i]), p.Marshal(), 0o644, g.force); err != nil {
+			return err
+		}
 	}
 	man := sg.Manifest(g.gf.Name, files)
 	mj, _ := json.MarshalIndent(man, "", "  ")
@@ -457,6 +471,16 @@ type deriveResult struct {
 	Identity sgx.Identity      `json:"identity"` // the file's own, verified (replayed and signed)
 	Trusted  bool              `json:"trusted,omitempty"`
 	Members  []sgx.Measurement `json:"members"`
+	// In a Merkle group: the group's size, and the members derived from
+	// the proofs given (--proof), each checked against this table's root.
+	GroupSize int            `json:"group_size,omitempty"`
+	Proven    []provenMember `json:"proven,omitempty"`
+}
+
+type provenMember struct {
+	Index     uint64          `json:"index"`
+	MRENCLAVE sgx.Measurement `json:"mrenclave"`
+	Proof     string          `json:"proof"`
 }
 
 func runDerive(e *env, args []string) error {
@@ -464,6 +488,7 @@ func runDerive(e *env, args []string) error {
 	jsonOut := fs.Bool("json", false, "print JSON")
 	libpal := fs.String("libpal", "", "the `libpal.so` Gramine members run (needed for Gramine members)")
 	trust := fs.String("trust", "", "a trusted `MRENCLAVE` (hex) of this member: check the table belongs to it before trusting the group")
+	proofs := fs.String("proof", "", "in a Merkle group, derive the members whose proof `files` (comma-separated) are given, from this member's table")
 	arg, err := parseOneArg(fs, args, "signed member")
 	if err != nil {
 		return err
@@ -480,7 +505,11 @@ func runDerive(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := deriveFile(e.ctx, arg, trusted, pal)
+	var proofFiles []string
+	if *proofs != "" {
+		proofFiles = strings.Split(*proofs, ",")
+	}
+	res, err := deriveFile(e.ctx, arg, trusted, pal, proofFiles)
 	if err != nil {
 		return err
 	}
@@ -494,6 +523,12 @@ func runDerive(e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "%d %s%s\n", i, m, mark)
 	}
+	if res.GroupSize > 0 {
+		fmt.Fprintf(e.stdout, "Merkle group of %d members; this is member %d\n", res.GroupSize, res.Self)
+		for _, p := range res.Proven {
+			fmt.Fprintf(e.stdout, "%d %s  (from %s)\n", p.Index, p.MRENCLAVE, p.Proof)
+		}
+	}
 	if res.Trusted {
 		fmt.Fprintf(e.stderr, "table authenticated by the trusted MRENCLAVE of member %d\n", res.Self)
 	}
@@ -505,7 +540,7 @@ func runDerive(e *env, args []string) error {
 // unverified SIGSTRUCT field), and its SIGSTRUCT must be validly signed
 // over it. With a trusted value, the file must measure exactly that value
 // and the table must derive it.
-func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal *gramine.Libpal) (*deriveResult, error) {
+func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal *gramine.Libpal, proofFiles []string) (*deriveResult, error) {
 	mf, err := loadMemberFile(ctx, path, pal)
 	if err != nil {
 		return nil, err
@@ -516,6 +551,34 @@ func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal 
 	res := &deriveResult{File: path, Self: -1, Identity: mf.id}
 	if trusted != nil && mf.mr != *trusted {
 		return nil, failed(fmt.Errorf("%s measures %s, not the trusted MRENCLAVE %s", path, mf.mr, *trusted))
+	}
+	if mf.table.IsMerkle() {
+		// Its own proof, beside it, must lead to its table's root and
+		// derive it; then each given proof gives a member.
+		own, err := readProof(proofPathOf(path))
+		if err != nil {
+			return nil, fmt.Errorf("%s is a member of a Merkle group: its membership proof: %w", path, err)
+		}
+		mr, err := mf.table.DeriveProof(own)
+		if err != nil || mr != mf.mr {
+			return nil, failed(fmt.Errorf("%s: its membership proof does not derive it (%v)", path, err))
+		}
+		res.Self, res.GroupSize, res.Trusted = int(own.Index), mf.table.Len(), trusted != nil
+		for _, f := range proofFiles {
+			p, err := readProof(f)
+			if err != nil {
+				return nil, err
+			}
+			mr, err := mf.table.DeriveProof(p)
+			if err != nil {
+				return nil, failed(fmt.Errorf("%s: %w", f, err))
+			}
+			res.Proven = append(res.Proven, provenMember{Index: p.Index, MRENCLAVE: mr, Proof: f})
+		}
+		return res, nil
+	}
+	if len(proofFiles) > 0 {
+		return nil, usagef("--proof applies to members of a Merkle group; %s carries a classic table", path)
 	}
 	all, err := mf.table.DeriveAll()
 	if err != nil {
@@ -654,6 +717,10 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 	if len(ms) == 0 {
 		return rep
 	}
+	if ms[0].table.IsMerkle() {
+		verifyMerkle(ms, rep, problem)
+		return rep
+	}
 	// Every member's table must be the same table and derive everyone.
 	for i := range ms {
 		if err := ctx.Err(); err != nil {
@@ -698,7 +765,7 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 		// The manifest must describe this very group: the same table, the
 		// same members in the same order, each with the identity its
 		// signed file carries.
-		if !slices.Equal(man.Measurements(), rep.Group) {
+		if rep.Group != nil && !slices.Equal(man.Measurements(), rep.Group) {
 			problem("the manifest's members are not the group the tables derive")
 		}
 		for i, m := range ms {
@@ -747,4 +814,38 @@ func readPublicKey(path string) (*rsa.PublicKey, error) {
 		return &k.PublicKey, nil
 	}
 	return nil, fmt.Errorf("%s: %w", path, err)
+}
+
+// verifyMerkle checks members of a Merkle group: each one's proof (beside
+// it) derives it from its own table, and every member's table derives
+// every other member from that member's proof.
+func verifyMerkle(ms []*memberFile, rep *verifyReport, problem func(string, ...any)) {
+	proofs := make([]*mage.MembershipProof, len(ms))
+	for i, m := range ms {
+		p, err := readProof(proofPathOf(m.path))
+		if err != nil {
+			problem("%s: its membership proof: %v", m.path, err)
+			rep.Members[i].OK = false
+			continue
+		}
+		proofs[i] = p
+		rep.Members[i].Index = int(p.Index)
+	}
+	for i, m := range ms {
+		if !m.table.IsMerkle() {
+			problem("%s carries a classic table, the others a Merkle root", m.path)
+			rep.Members[i].OK = false
+			continue
+		}
+		for j, p := range proofs {
+			if p == nil {
+				continue
+			}
+			mr, err := m.table.DeriveProof(p)
+			if err != nil || mr != ms[j].mr {
+				problem("%s's table does not derive %s from its proof (%v)", m.path, ms[j].path, err)
+				rep.Members[j].OK = false
+			}
+		}
+	}
 }
