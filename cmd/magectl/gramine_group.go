@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -77,24 +76,7 @@ func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
 			return err
 		}
 	}
-	man := sg.Manifest(g.gf.Name, files)
-	mj, _ := json.MarshalIndent(man, "", "  ")
-	mj = append(mj, '\n')
-	if err := stageOutput(e, &batch, g.mpath, mj, 0o644, g.force); err != nil {
-		return err
-	}
-	if err := batch.Commit(); err != nil {
-		return err
-	}
-	if jsonOut {
-		_, err := e.stdout.Write(mj)
-		return err
-	}
-	if !quiet {
-		fmt.Fprintf(e.stderr, "signed %d members (%s table) in %v; manifest %s\n", len(sg.Members), man.Format, time.Since(start).Round(time.Millisecond), g.mpath)
-	}
-	printMembers(e.stdout, man)
-	return nil
+	return g.commit(e, &batch, sg.Manifest(g.gf.Name, files), start, quiet, jsonOut)
 }
 
 // memberFile is a signed member as a verifier sees it: its replayed

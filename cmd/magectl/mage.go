@@ -223,10 +223,15 @@ func (g *groupSigning) run(e *env, workers int, quiet, jsonOut bool, sign func(i
 			return err
 		}
 	}
-	man := sg.Manifest(g.gf.Name, files)
+	return g.commit(e, &batch, sg.Manifest(g.gf.Name, files), start, quiet, jsonOut)
+}
+
+// commit stages the group manifest, commits every output together, and
+// reports.
+func (g *groupSigning) commit(e *env, batch *atomicfile.Batch, man *mage.Manifest, start time.Time, quiet, jsonOut bool) error {
 	mj, _ := json.MarshalIndent(man, "", "  ")
 	mj = append(mj, '\n')
-	if err := stageOutput(e, &batch, g.mpath, mj, 0o644, g.force); err != nil {
+	if err := stageOutput(e, batch, g.mpath, mj, 0o644, g.force); err != nil {
 		return err
 	}
 	if err := batch.Commit(); err != nil {
@@ -237,7 +242,11 @@ func (g *groupSigning) run(e *env, workers int, quiet, jsonOut bool, sign func(i
 		return err
 	}
 	if !quiet {
-		fmt.Fprintf(e.stderr, "signed %d members in %v; manifest %s\n", len(sg.Members), time.Since(start).Round(time.Millisecond), g.mpath)
+		format := man.Format
+		if format == "" {
+			format = "classic"
+		}
+		fmt.Fprintf(e.stderr, "signed %d members (%s table) in %v; manifest %s\n", len(man.Members), format, time.Since(start).Round(time.Millisecond), g.mpath)
 	}
 	printMembers(e.stdout, man)
 	return nil
