@@ -322,7 +322,21 @@ const (
 	xfrmMaskConst = 0xfffffffffff9ff1b
 )
 
-var xfrmBits = map[string]uint64{"avx": 0x4, "avx512": 0xe4, "amx": 0x60000, "mpx": 0x18, "pkru": 0x200}
+func xfrmBits(feature string) uint64 {
+	switch feature {
+	case "avx":
+		return 0x4
+	case "avx512":
+		return 0xe4
+	case "amx":
+		return 0x60000
+	case "mpx":
+		return 0x18
+	case "pkru":
+		return 0x200
+	}
+	return 0
+}
 
 // Sigstruct returns the unsigned SIGSTRUCT Gramine's signer makes for the
 // enclave with MRENCLAVE mr on date.
@@ -345,11 +359,11 @@ func (e *Enclave) Sigstruct(mr sgx.Measurement, date time.Time) *sgx.Sigstruct {
 	for _, k := range []string{"avx", "avx512", "amx", "mpx", "pkru"} {
 		switch m.CPUFeatures[k] {
 		case "required":
-			xfrm |= xfrmBits[k]
-			mask |= xfrmBits[k]
+			xfrm |= xfrmBits(k)
+			mask |= xfrmBits(k)
 		case "disabled":
-			xfrm &^= xfrmBits[k]
-			mask |= xfrmBits[k]
+			xfrm &^= xfrmBits(k)
+			mask |= xfrmBits(k)
 		}
 	}
 	s.Attributes.Xfrm, s.AttributeMask.Xfrm = xfrm, mask

@@ -3,7 +3,6 @@ package gramine
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -25,10 +24,21 @@ func FlattenManifest(tree map[string]any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-var bareKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+// isBareKey reports whether k may be written unquoted (TOML's A-Za-z0-9_-).
+func isBareKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, c := range k {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func keyText(k string) (string, error) {
-	if bareKey.MatchString(k) {
+	if isBareKey(k) {
 		return k, nil
 	}
 	out, err := toml.Marshal(map[string]string{"k": k})

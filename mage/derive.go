@@ -3,6 +3,7 @@ package mage
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -165,7 +166,7 @@ func (g *Group) Index(m sgx.Measurement) int {
 
 // ErrUntrustedTable is returned by Trust when the table does not belong to
 // the trusted measurement.
-var ErrUntrustedTable = fmt.Errorf("mage: table does not derive the trusted MRENCLAVE")
+var ErrUntrustedTable = errors.New("mage: table does not derive the trusted MRENCLAVE")
 
 // Trust extends trust from one member to its whole group. Given the
 // MRENCLAVE of a member that the caller already trusts (for example from an

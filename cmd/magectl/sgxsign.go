@@ -85,24 +85,28 @@ func (c signCommand) parse(e *env, args []string) (*signFlags, error) {
 	return f, nil
 }
 
-var signCommands = map[string]signCommand{
-	"sign": {"sign", "sign -enclave FILE [-config FILE] -key KEY.pem -out FILE [-dumpfile FILE] [-cssfile FILE] [-date YYYYMMDD]",
-		map[string]flagUse{"enclave": required, "config": optional, "key": required, "out": required, "dumpfile": optional, "cssfile": optional}},
-	"gendata": {"gendata", "gendata -enclave FILE [-config FILE] -out SIGNING_MATERIAL [-date YYYYMMDD]",
-		map[string]flagUse{"enclave": required, "config": optional, "out": required}},
-	"catsig": {"catsig", "catsig -enclave FILE [-config FILE] -key PUBLIC.pem -sig SIGNATURE -unsigned SIGNING_MATERIAL -out FILE [-dumpfile FILE] [-cssfile FILE]",
-		map[string]flagUse{"enclave": required, "config": optional, "key": required, "out": required, "sig": required, "unsigned": required, "dumpfile": optional, "cssfile": optional}},
-	"dump": {"dump", "dump -enclave SIGNED -dumpfile FILE [-cssfile FILE]",
-		map[string]flagUse{"enclave": required, "dumpfile": required, "cssfile": optional}},
-	"genmage": {"genmage", "genmage -enclave FILE [-config FILE] -key KEY.pem -out FILE -mageout ENTRIES",
-		map[string]flagUse{"enclave": required, "config": optional, "key": required, "out": required, "dumpfile": optional, "cssfile": optional, "mageout": required}},
-	"signmage": {"signmage", "signmage -enclave FILE [-config FILE] -key KEY.pem -out FILE -magein ENTRIES [-dumpfile FILE] [-cssfile FILE] [-date YYYYMMDD]",
-		map[string]flagUse{"enclave": required, "config": optional, "key": required, "out": required, "dumpfile": optional, "cssfile": optional, "magein": required}},
+// signCommands describes the sgx_sign modes; built when a mode runs, not at
+// start-up.
+func signCommands() map[string]signCommand {
+	return map[string]signCommand{
+		"sign": {"sign", "sign -enclave FILE [-config FILE] -key KEY.pem -out FILE [-dumpfile FILE] [-cssfile FILE] [-date YYYYMMDD]",
+			map[string]flagUse{"enclave": required, "config": optional, "key": required, "out": required, "dumpfile": optional, "cssfile": optional}},
+		"gendata": {"gendata", "gendata -enclave FILE [-config FILE] -out SIGNING_MATERIAL [-date YYYYMMDD]",
+			map[string]flagUse{"enclave": required, "config": optional, "out": required}},
+		"catsig": {"catsig", "catsig -enclave FILE [-config FILE] -key PUBLIC.pem -sig SIGNATURE -unsigned SIGNING_MATERIAL -out FILE [-dumpfile FILE] [-cssfile FILE]",
+			map[string]flagUse{"enclave": required, "config": optional, "key": required, "out": required, "sig": required, "unsigned": required, "dumpfile": optional, "cssfile": optional}},
+		"dump": {"dump", "dump -enclave SIGNED -dumpfile FILE [-cssfile FILE]",
+			map[string]flagUse{"enclave": required, "dumpfile": required, "cssfile": optional}},
+		"genmage": {"genmage", "genmage -enclave FILE [-config FILE] -key KEY.pem -out FILE -mageout ENTRIES",
+			map[string]flagUse{"enclave": required, "config": optional, "key": required, "out": required, "dumpfile": optional, "cssfile": optional, "mageout": required}},
+		"signmage": {"signmage", "signmage -enclave FILE [-config FILE] -key KEY.pem -out FILE -magein ENTRIES [-dumpfile FILE] [-cssfile FILE] [-date YYYYMMDD]",
+			map[string]flagUse{"enclave": required, "config": optional, "key": required, "out": required, "dumpfile": optional, "cssfile": optional, "magein": required}},
+	}
 }
 
 func runSignMode(mode string) func(*env, []string) error {
 	return func(e *env, args []string) error {
-		c := signCommands[mode]
+		c := signCommands()[mode]
 		f, err := c.parse(e, args)
 		if err != nil {
 			return err
