@@ -2,6 +2,7 @@ package mage
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
@@ -43,6 +44,42 @@ type SignOptions struct {
 	// whatever the group's size), and SignedGroup.Proofs has each
 	// member's membership proof.
 	Merkle bool
+	// UpdateKey, with Merkle, commits the group to this Ed25519 update
+	// key: its holder may sign successors of the group (Successor), which
+	// its members then accept. SignedGroup.Lineage starts at this table.
+	UpdateKey ed25519.PublicKey
+	// Successor, with Merkle, signs a successor of an updatable group
+	// rather than a new group.
+	Successor *Successor
+}
+
+// Successor describes the successor of an updatable group: what it
+// follows, what it keeps and who signs the successor statement.
+type Successor struct {
+	// Lineage is the group's lineage so far; its newest table is the
+	// predecessor. It is verified from its first table.
+	Lineage *Lineage
+	// Key is the update key the predecessor commits to; it signs the
+	// successor statement.
+	Key ed25519.PrivateKey
+	// NextKey is the update key the successor commits to (empty: Key's
+	// public half).
+	NextKey ed25519.PublicKey
+	// Keep lists the members kept unchanged, by their lineage proofs (from
+	// the predecessor): their signed files stay as they are. They come
+	// first in the successor's table, in this order, then the members
+	// signed now. The predecessor's other members are dropped.
+	Keep []*LineageProof
+}
+
+// Kept returns the number of members a successor keeps (0 for a new
+// group): a signed member's Index is its position among the members
+// signed plus Kept.
+func (o *SignOptions) Kept() int {
+	if o.Successor == nil {
+		return 0
+	}
+	return len(o.Successor.Keep)
 }
 
 // SignedMember is one signed member of a group.
@@ -62,6 +99,12 @@ type SignedGroup struct {
 	// Proofs holds every member's membership proof in a Merkle group
 	// (SignOptions.Merkle), nil otherwise.
 	Proofs []*MembershipProof
+	// In an updatable group (SignOptions.UpdateKey or Successor): its
+	// lineage, newest table last, and the lineage proof of every member of
+	// the newest table: the kept members first (the members are then at
+	// Members[i].Index), then the members signed now.
+	Lineage       *Lineage
+	LineageProofs []*LineageProof
 }
 
 // Errors of group signing.
@@ -88,7 +131,7 @@ func SignGroup(ctx context.Context, members []Member, opts SignOptions) (*Signed
 	files := make([][]byte, len(members))
 	g, err := SignGroupStream(ctx, len(members), func(i int) (Member, error) { return members[i], nil }, opts,
 		func(sm *SignedMember) error {
-			files[sm.Index] = sm.File
+			files[sm.Index-opts.Kept()] = sm.File
 			return nil
 		})
 	if err != nil {
@@ -129,6 +172,9 @@ func signStream(ctx context.Context, n int, load func(i int) (Member, error), op
 	}
 	if y := opts.Date.UTC().Year(); y < 1 || y > 9999 {
 		return nil, fmt.Errorf("%w: year %d cannot be a SIGSTRUCT date", ErrMissingDate, y)
+	}
+	if (opts.UpdateKey != nil || opts.Successor != nil) && !opts.Merkle {
+		return nil, fmt.Errorf("%w: update keys and successors need a Merkle table (SignOptions.Merkle)", ErrLineage)
 	}
 	date := sgx.DateFromTime(opts.Date)
 	out := &SignedGroup{Members: make([]SignedMember, n)}
@@ -178,25 +224,13 @@ func signStream(ctx context.Context, n int, load func(i int) (Member, error), op
 		// Every member's MRENCLAVE is finished over the same one-page
 		// section, whatever the group's size: O(N) for the tree and N
 		// page-hashes.
-		kinds := make([]Kind, n)
-		entries := make([]Entry, n)
-		for i := range out.Members {
-			kinds[i], entries[i] = KindSDK, out.Members[i].Entry
-		}
-		t, proofs, err := NewMerkleTable(kinds, entries)
-		if err != nil {
+		var err error
+		if section, err = out.merkleTable(opts, int(sizes[0])); err != nil {
 			return nil, err
 		}
-		t.SDKSectionSize = uint32(sizes[0])
-		if err := checkSectionSize(int(sizes[0])); err != nil {
-			return nil, err
-		}
-		section = make([]byte, sizes[0])
-		copy(section, t.Marshal())
-		out.Proofs = proofs
 		h := measure.New().Batched()
-		for _, e := range entries {
-			mr, err := finish(h, e, section)
+		for _, sm := range out.Members {
+			mr, err := finish(h, sm.Entry, section)
 			if err != nil {
 				return nil, err
 			}
@@ -273,6 +307,103 @@ func signStream(ctx context.Context, n int, load func(i int) (Member, error), op
 	return out, nil
 }
 
+// merkleTable builds the Merkle table of the measured members (after the
+// kept ones of a successor), sets the group's proofs and lineage, and
+// returns the section.
+func (out *SignedGroup) merkleTable(opts SignOptions, size int) ([]byte, error) {
+	if opts.Successor != nil && opts.UpdateKey != nil {
+		return nil, fmt.Errorf("%w: a successor commits to its Successor.NextKey, not SignOptions.UpdateKey", ErrLineage)
+	}
+	if err := checkSectionSize(size); err != nil {
+		return nil, err
+	}
+	var kinds []Kind
+	var entries []Entry
+	succ := opts.Successor
+	if succ != nil {
+		if succ.Lineage == nil {
+			return nil, fmt.Errorf("%w: a successor needs its predecessor's lineage", ErrLineage)
+		}
+		if err := succ.Lineage.Verify(); err != nil {
+			return nil, fmt.Errorf("the predecessor's lineage: %w", err)
+		}
+		prev := succ.Lineage.Head()
+		if int(prev.SDKSectionSize) != size {
+			return nil, fmt.Errorf("%w: the predecessor's SDK sections have %d bytes, these members %d", ErrSectionSize, prev.SDKSectionSize, size)
+		}
+		hashes, _ := succ.Lineage.links()
+		for i, k := range succ.Keep {
+			if _, err := k.Lineage.links(); err != nil {
+				return nil, fmt.Errorf("kept member %d: %w", i, err)
+			}
+			if int(k.Measured) >= len(hashes) || k.Lineage.Tables[k.Measured].Hash() != hashes[k.Measured] {
+				return nil, fmt.Errorf("%w: kept member %d measured a table (epoch %d) that is not in this lineage", ErrLineage, i, k.Measured)
+			}
+			if err := checkProof(prev, k.Proof); err != nil {
+				return nil, fmt.Errorf("kept member %d is not a member of the predecessor (epoch %d): %w", i, prev.Epoch, err)
+			}
+			kinds, entries = append(kinds, k.Proof.Kind), append(entries, k.Proof.Entry)
+		}
+	}
+	kept := len(entries)
+	for i := range out.Members {
+		out.Members[i].Index += kept
+		kinds, entries = append(kinds, KindSDK), append(entries, out.Members[i].Entry)
+	}
+	seen := map[[32]byte]int{}
+	for i := range entries {
+		leaf := leafHash(kinds[i], entries[i])
+		if j, dup := seen[leaf]; dup {
+			return nil, fmt.Errorf("%w: members %d and %d have the same entry", ErrDuplicate, j, i)
+		}
+		seen[leaf] = i
+	}
+	var t *VersionedTable
+	var proofs []*MembershipProof
+	var err error
+	switch {
+	case succ != nil:
+		next := succ.NextKey
+		if len(next) == 0 && len(succ.Key) == ed25519.PrivateKeySize {
+			next = succ.Key.Public().(ed25519.PublicKey)
+		}
+		t, proofs, err = NewSuccessorTable(succ.Lineage.Head(), kinds, entries, next)
+		if err != nil {
+			return nil, err
+		}
+		if out.Lineage, err = succ.Lineage.Extend(t, succ.Key); err != nil {
+			return nil, err
+		}
+	case opts.UpdateKey != nil:
+		if t, proofs, err = NewUpdatableTable(kinds, entries, opts.UpdateKey); err != nil {
+			return nil, err
+		}
+		t.SDKSectionSize = uint32(size)
+		out.Lineage = &Lineage{Tables: []*VersionedTable{t}}
+	default:
+		if t, proofs, err = NewMerkleTable(kinds, entries); err != nil {
+			return nil, err
+		}
+		t.SDKSectionSize = uint32(size)
+	}
+	section := make([]byte, size)
+	copy(section, t.Marshal())
+	out.Proofs = proofs[kept:]
+	if out.Lineage != nil {
+		measured := make([]uint32, len(proofs))
+		for i := range measured {
+			measured[i] = t.Epoch
+			if i < kept {
+				measured[i] = succ.Keep[i].Measured
+			}
+		}
+		for i, p := range proofs {
+			out.LineageProofs = append(out.LineageProofs, &LineageProof{Measured: measured[i], Lineage: *out.Lineage, Proof: p})
+		}
+	}
+	return section, nil
+}
+
 func memberName(i int, name string) string {
 	if name == "" {
 		return fmt.Sprintf("member %d", i)
@@ -341,9 +472,16 @@ type Manifest struct {
 	Name string `json:"name,omitempty"`
 	// Format is the table's: "" (classic, SDK members only), "gramine"
 	// (Gramine members only: bare entries) or "versioned" (mixed).
-	Format      string           `json:"format,omitempty"`
-	SectionSize int              `json:"section_size"` // the SDK members' section (0 without)
-	TableSHA256 string           `json:"table_sha256"`
+	Format      string `json:"format,omitempty"`
+	SectionSize int    `json:"section_size"` // the SDK members' section (0 without)
+	TableSHA256 string `json:"table_sha256"`
+	// An updatable group's update key (hex), epoch, predecessor (the
+	// SHA-256 of its table's payload, hex) and lineage file (the tables
+	// and statements so far, relative to the manifest's directory).
+	UpdateKey   string           `json:"update_key,omitempty"`
+	Epoch       uint32           `json:"epoch,omitempty"`
+	Predecessor string           `json:"predecessor_sha256,omitempty"`
+	Lineage     string           `json:"lineage,omitempty"`
 	Members     []ManifestMember `json:"members"`
 }
 
@@ -355,6 +493,8 @@ type ManifestMember struct {
 	Name          string       `json:"name"`
 	Kind          string       `json:"kind,omitempty"` // "sdk" or "gramine" in a non-classic group
 	File          string       `json:"file,omitempty"`
+	Proof         string       `json:"proof,omitempty"` // its membership or lineage proof file (Merkle groups)
+	Kept          bool         `json:"kept,omitempty"`  // kept from a predecessor: File was not signed now
 	Identity      sgx.Identity `json:"identity"`
 	SectionOffset string       `json:"section_offset"`
 }
@@ -366,6 +506,13 @@ func (g *SignedGroup) Manifest(name string, files []string) *Manifest {
 	m := &Manifest{Name: name, SectionSize: len(g.Section), TableSHA256: hex.EncodeToString(sum[:])}
 	if g.Proofs != nil {
 		m.Format = "merkle"
+	}
+	if g.Lineage != nil {
+		head := g.Lineage.Head()
+		m.UpdateKey, m.Epoch = hex.EncodeToString(head.UpdateKey[:]), head.Epoch
+		if head.Epoch > 0 {
+			m.Predecessor = hex.EncodeToString(head.Predecessor[:])
+		}
 	}
 	for i, sm := range g.Members {
 		mm := ManifestMember{

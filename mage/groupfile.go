@@ -183,6 +183,20 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	default:
 		return nil, fmt.Errorf("group manifest: format %q is not classic, merkle, gramine or versioned", truncateString(m.Format, 20))
 	}
+	if m.UpdateKey != "" || m.Epoch != 0 || m.Predecessor != "" || m.Lineage != "" {
+		if m.Format != "merkle" {
+			return nil, errors.New("group manifest: an update key needs a merkle table")
+		}
+		if k, err := hex.DecodeString(m.UpdateKey); err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("group manifest: update_key %q: want 64 hex digits", truncateString(m.UpdateKey, 70))
+		}
+		if h, err := hex.DecodeString(m.Predecessor); (m.Epoch > 0) != (err == nil && len(h) == 32) || m.Epoch > MaxEpoch {
+			return nil, fmt.Errorf("group manifest: epoch %d with predecessor_sha256 %q: epochs after 0 (up to %d) record their predecessor's 64 hex digits", m.Epoch, truncateString(m.Predecessor, 70), MaxEpoch)
+		}
+		if m.Lineage == "" {
+			return nil, errors.New("group manifest: an updatable group names its lineage file")
+		}
+	}
 	if h, err := hex.DecodeString(m.TableSHA256); err != nil || len(h) != 32 {
 		return nil, fmt.Errorf("group manifest: table_sha256 %q: want 64 hex digits", m.TableSHA256)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/magesgx/mage/gramine"
 	"github.com/magesgx/mage/sgx"
@@ -60,6 +61,14 @@ type VersionedTable struct {
 	Merkle bool
 	Root   [32]byte
 	Count  uint32
+	// With Updatable set (a Merkle table only), the table commits to an
+	// update key that may sign successors of the group, and records its
+	// place in the group's lineage: its epoch (0 for the first table) and
+	// the hash of its predecessor's table (zero at epoch 0). See update.go.
+	Updatable   bool
+	UpdateKey   [32]byte // an Ed25519 public key; all zeros: no successor is accepted
+	Epoch       uint32
+	Predecessor [32]byte
 }
 
 // NewMerkleTable returns the Merkle table of members (their kinds and
@@ -95,7 +104,12 @@ func (t *VersionedTable) Marshal() []byte {
 	le.PutUint32(b[8:], uint32(len(t.Entries)))
 	if t.Merkle {
 		le.PutUint32(b[8:], t.Count)
-		le.PutUint32(b[12:], FlagMerkle)
+		flags := uint32(FlagMerkle)
+		if t.Updatable {
+			flags |= FlagUpdateKey
+			le.PutUint32(b[28:], t.Epoch)
+		}
+		le.PutUint32(b[12:], flags)
 	}
 	le.PutUint32(b[16:], t.SDKSectionSize)
 	le.PutUint32(b[20:], t.MaxThreads)
@@ -105,7 +119,11 @@ func (t *VersionedTable) Marshal() []byte {
 	b[25] = t.Layout
 	copy(b[32:], t.LibpalSHA256[:])
 	if t.Merkle {
-		return append(b, t.Root[:]...)
+		b = append(b, t.Root[:]...)
+		if t.Updatable {
+			b = append(append(b, t.UpdateKey[:]...), t.Predecessor[:]...)
+		}
+		return b
 	}
 	for i, e := range t.Entries {
 		rec := make([]byte, 8, v2EntrySize)
@@ -127,11 +145,18 @@ func ParseVersionedTable(b []byte) (*VersionedTable, error) {
 	le := binary.LittleEndian
 	n := uint64(le.Uint32(b[8:]))
 	flags := le.Uint32(b[12:])
-	if flags&^FlagMerkle != 0 {
-		return nil, bad("flags %#x: this version knows only the Merkle flag (update keys are not supported yet)", flags)
+	if flags&^(FlagMerkle|FlagUpdateKey) != 0 {
+		return nil, bad("flags %#x: this version knows only the Merkle and update-key flags", flags)
 	}
-	t := &VersionedTable{SDKSectionSize: le.Uint32(b[16:]), MaxThreads: le.Uint32(b[20:]), EDMM: b[24] == 1, Layout: b[25], Merkle: flags&FlagMerkle != 0}
-	if b[24] > 1 || le.Uint16(b[26:]) != 0 || le.Uint32(b[28:]) != 0 {
+	if flags&FlagUpdateKey != 0 && flags&FlagMerkle == 0 {
+		return nil, bad("an update key needs a Merkle table")
+	}
+	t := &VersionedTable{SDKSectionSize: le.Uint32(b[16:]), MaxThreads: le.Uint32(b[20:]), EDMM: b[24] == 1, Layout: b[25],
+		Merkle: flags&FlagMerkle != 0, Updatable: flags&FlagUpdateKey != 0}
+	if t.Updatable {
+		t.Epoch = le.Uint32(b[28:])
+	}
+	if b[24] > 1 || le.Uint16(b[26:]) != 0 || (!t.Updatable && le.Uint32(b[28:]) != 0) {
 		return nil, bad("reserved header bytes are not zero")
 	}
 	copy(t.LibpalSHA256[:], b[32:])
@@ -143,8 +168,22 @@ func ParseVersionedTable(b []byte) (*VersionedTable, error) {
 			return nil, bad("no Merkle root")
 		}
 		t.Count, t.Root = uint32(n), [32]byte(b[v2HeaderSize:])
-		if i := bytes.IndexFunc(b[v2HeaderSize+32:], func(r rune) bool { return r != 0 }); i >= 0 {
-			return nil, bad("non-zero byte after the Merkle root")
+		end := v2HeaderSize + 32
+		if t.Updatable {
+			if len(b) < v2HeaderSize+96 {
+				return nil, bad("no update key and predecessor after the Merkle root")
+			}
+			t.UpdateKey, t.Predecessor = [32]byte(b[end:]), [32]byte(b[end+32:])
+			end += 64
+			switch {
+			case t.Epoch > MaxEpoch:
+				return nil, bad("epoch %d, at most %d", t.Epoch, MaxEpoch)
+			case (t.Epoch == 0) != (t.Predecessor == [32]byte{}):
+				return nil, bad("epoch %d with predecessor %x: the first table (epoch 0) and only it has none", t.Epoch, t.Predecessor)
+			}
+		}
+		if i := bytes.IndexFunc(b[end:], func(r rune) bool { return r != 0 }); i >= 0 {
+			return nil, bad("non-zero byte at offset %d after the Merkle table", end+i)
 		}
 		if t.SDKSectionSize != 0 && checkSectionSize(int(t.SDKSectionSize)) != nil {
 			return nil, bad("SDK section size %d", t.SDKSectionSize)
@@ -198,6 +237,7 @@ type TableDeriver struct {
 	text    []byte          // what Gramine members measure after their own pages
 	lineLen uint64
 	c       GramineConstants
+	mu      sync.Mutex // guards h
 	h       *measure.Hash
 }
 
@@ -302,31 +342,47 @@ func (d *TableDeriver) IsMerkle() bool { return d.merkle != nil }
 // measured it: O(log N) hashes and the table's pages (and, for a Gramine
 // member, the replayed suffix).
 func (d *TableDeriver) DeriveProof(p *MembershipProof) (sgx.Measurement, error) {
-	t := d.merkle
-	switch {
-	case t == nil:
+	if d.merkle == nil {
 		return sgx.Measurement{}, fmt.Errorf("%w: this table is not a Merkle table", ErrProof)
-	case p.Index >= uint64(t.Count):
-		return sgx.Measurement{}, fmt.Errorf("%w: index %d in a group of %d", ErrProof, p.Index, t.Count)
-	case len(p.Path) > maxDepth(uint64(t.Count)):
-		return sgx.Measurement{}, fmt.Errorf("%w: a path of %d hashes in a tree of depth %d", ErrProof, len(p.Path), maxDepth(uint64(t.Count)))
-	case !verifyPath(p.Index, uint64(t.Count), leafHash(p.Kind, p.Entry), p.Path, t.Root):
-		return sgx.Measurement{}, fmt.Errorf("%w: member %d's path does not lead to this group's root", ErrProof, p.Index)
 	}
-	switch p.Kind {
+	if err := checkProof(d.merkle, p); err != nil {
+		return sgx.Measurement{}, err
+	}
+	return d.finishMember(p.Kind, p.Index, p.Entry)
+}
+
+// checkProof checks a membership proof against a Merkle table's root.
+func checkProof(t *VersionedTable, p *MembershipProof) error {
+	switch {
+	case p.Index >= uint64(t.Count):
+		return fmt.Errorf("%w: index %d in a group of %d", ErrProof, p.Index, t.Count)
+	case len(p.Path) > maxDepth(uint64(t.Count)):
+		return fmt.Errorf("%w: a path of %d hashes in a tree of depth %d", ErrProof, len(p.Path), maxDepth(uint64(t.Count)))
+	case !verifyPath(p.Index, uint64(t.Count), leafHash(p.Kind, p.Entry), p.Path, t.Root):
+		return fmt.Errorf("%w: member %d's path does not lead to this group's root", ErrProof, p.Index)
+	}
+	return nil
+}
+
+// finishMember finishes the MRENCLAVE of a member of a Merkle group (of
+// the given kind and entry, member index of the group) over this table.
+func (d *TableDeriver) finishMember(k Kind, index uint64, e Entry) (sgx.Measurement, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch k {
 	case KindSDK:
 		if d.section == nil {
 			return sgx.Measurement{}, fmt.Errorf("%w: the group has no SDK members", ErrProof)
 		}
-		return finish(d.h, p.Entry, d.section)
+		return finish(d.h, e, d.section)
 	case KindGramine:
 		if d.text == nil {
 			return sgx.Measurement{}, fmt.Errorf("%w: the group has no Gramine members", ErrProof)
 		}
 		g := GramineDeriver{text: d.text, lineLen: d.lineLen, c: d.c, h: d.h}
-		return g.finish(int(p.Index), p.Entry)
+		return g.finish(int(index), e)
 	}
-	return sgx.Measurement{}, fmt.Errorf("%w: kind %d", ErrProof, p.Kind)
+	return sgx.Measurement{}, fmt.Errorf("%w: kind %d", ErrProof, k)
 }
 
 // Len returns the number of members.
@@ -348,6 +404,8 @@ func (d *TableDeriver) Derive(i int) (sgx.Measurement, error) {
 	if i < 0 || i >= len(d.entries) {
 		return sgx.Measurement{}, fmt.Errorf("%w: member %d out of range [0, %d)", ErrTable, i, len(d.entries))
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.kinds[i] == KindSDK {
 		return finish(d.h, d.entries[i], d.section)
 	}

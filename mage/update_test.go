@@ -1,0 +1,315 @@
+package mage
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/magesgx/mage/sgxsdk"
+)
+
+func testUpdateKey(t testing.TB, seed byte) ed25519.PrivateKey {
+	t.Helper()
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+}
+
+// rolling is a group of five (epoch 0) and its successor (epoch 1), which
+// keeps members 0, 1 and 2, drops 3 and 4, and adds a new member (index
+// 3 in the successor).
+type rolling struct {
+	key    ed25519.PrivateKey
+	g0, g1 *SignedGroup
+	extra  []Member
+}
+
+func signRolling(t *testing.T) *rolling {
+	t.Helper()
+	members := groupOf(t, 7)
+	r := &rolling{key: testUpdateKey(t, 1), extra: members[6:]}
+	date := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	var err error
+	r.g0, err = SignGroup(t.Context(), members[:5], SignOptions{Date: date, Merkle: true, UpdateKey: r.key.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.g0.LineageProofs) != 5 || r.g0.Lineage.Head().Epoch != 0 || !r.g0.Lineage.Head().Updatable {
+		t.Fatalf("genesis: %d lineage proofs, head %+v", len(r.g0.LineageProofs), r.g0.Lineage.Head())
+	}
+	r.g1, err = SignGroup(t.Context(), members[5:6], SignOptions{Date: date, Merkle: true, Successor: &Successor{
+		Lineage: r.g0.Lineage, Key: r.key, Keep: r.g0.LineageProofs[:3],
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.g1.LineageProofs) != 4 || r.g1.Members[0].Index != 3 || r.g1.Lineage.Head().Epoch != 1 {
+		t.Fatalf("successor: %d lineage proofs, new member at %d", len(r.g1.LineageProofs), r.g1.Members[0].Index)
+	}
+	return r
+}
+
+func deriverOf(t *testing.T, file []byte) *TableDeriver {
+	t.Helper()
+	s, err := sgxsdk.ParseSigned(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewSectionDeriver(s.ELF.MageSection(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// reparse sends a proof through its encoding, as a handshake does.
+func reparse(t *testing.T, p *LineageProof) *LineageProof {
+	t.Helper()
+	q, err := ParseLineageProof(p.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(q.Marshal(), p.Marshal()) {
+		t.Fatal("lineage proof does not survive its encoding")
+	}
+	return q
+}
+
+// TestRollingUpdate: old and new members accept each other both ways;
+// kept members are finished over the table they measured; the dropped
+// members are refused by every member that knows the successor.
+func TestRollingUpdate(t *testing.T) {
+	r := signRolling(t)
+	oldD := deriverOf(t, r.g0.Members[0].File)
+	newD := deriverOf(t, r.g1.Members[0].File)
+	newMR := r.g1.Members[0].MRENCLAVE
+
+	// An old member whose host was not given the successor yet.
+	oldV, self, err := NewLineageVerifier(oldD, reparse(t, r.g0.LineageProofs[0]))
+	if err != nil || self.MRENCLAVE != r.g0.Members[0].MRENCLAVE || oldV.Epoch() != 0 {
+		t.Fatalf("old member derives itself as %+v (%v)", self, err)
+	}
+	// Before it knows the successor, it still accepts member 4.
+	if m, err := oldV.Verify(reparse(t, r.g0.LineageProofs[4])); err != nil || m.MRENCLAVE != r.g0.Members[4].MRENCLAVE {
+		t.Fatalf("old member, epoch 0, verifies member 4: %+v %v", m, err)
+	}
+	// It verifies the new member by the statement, and learns epoch 1.
+	m, err := oldV.Verify(reparse(t, r.g1.LineageProofs[3]))
+	if err != nil || m.MRENCLAVE != newMR || m.Index != 3 || m.Epoch != 1 || m.Measured != 1 {
+		t.Fatalf("old member verifies the new one: %+v %v (want %s)", m, err, newMR)
+	}
+	if oldV.Epoch() != 1 {
+		t.Fatalf("the old member knows epoch %d after seeing the successor", oldV.Epoch())
+	}
+	// Now it refuses the dropped member, and accepts kept members proved
+	// in the successor (finished over the table they measured).
+	if _, err := oldV.Verify(reparse(t, r.g0.LineageProofs[4])); !errors.Is(err, ErrStale) {
+		t.Fatalf("old member, epoch 1, verifies dropped member 4: %v", err)
+	}
+	if m, err := oldV.Verify(reparse(t, r.g1.LineageProofs[1])); err != nil || m.MRENCLAVE != r.g0.Members[1].MRENCLAVE || m.Measured != 0 {
+		t.Fatalf("old member verifies kept member 1: %+v %v", m, err)
+	}
+
+	// The new member verifies old ones by hash.
+	newV, self, err := NewLineageVerifier(newD, reparse(t, r.g1.LineageProofs[3]))
+	if err != nil || self.MRENCLAVE != newMR {
+		t.Fatalf("new member derives itself as %+v (%v)", self, err)
+	}
+	for i := range 3 {
+		m, err := newV.Verify(reparse(t, r.g1.LineageProofs[i]))
+		if err != nil || m.MRENCLAVE != r.g0.Members[i].MRENCLAVE || m.Index != uint64(i) {
+			t.Fatalf("new member verifies kept member %d: %+v %v", i, m, err)
+		}
+	}
+	for _, i := range []int{3, 4} {
+		if _, err := newV.Verify(reparse(t, r.g0.LineageProofs[i])); !errors.Is(err, ErrStale) {
+			t.Fatalf("new member verifies dropped member %d: %v", i, err)
+		}
+		// Its epoch-0 proof, dressed in the successor's lineage.
+		forged := *r.g1.LineageProofs[0]
+		forged.Measured, forged.Proof = 0, r.g0.LineageProofs[i].Proof
+		if _, err := newV.Verify(reparse(t, &forged)); !errors.Is(err, ErrProof) {
+			t.Fatalf("dropped member %d with its old proof in the new lineage: %v", i, err)
+		}
+	}
+
+	// An old member whose host was given the successor knows it at once.
+	upd, self, err := NewLineageVerifier(deriverOf(t, r.g0.Members[1].File), r.g1.LineageProofs[1])
+	if err != nil || self.MRENCLAVE != r.g0.Members[1].MRENCLAVE || upd.Epoch() != 1 {
+		t.Fatalf("updated old member: %+v %v", self, err)
+	}
+	if _, err := upd.Verify(r.g0.LineageProofs[3]); !errors.Is(err, ErrStale) {
+		t.Fatalf("updated old member verifies dropped member 3: %v", err)
+	}
+	// A dropped member cannot start from the successor's lineage.
+	forged := *r.g1.LineageProofs[0]
+	forged.Measured, forged.Proof = 0, r.g0.LineageProofs[3].Proof
+	if _, _, err := NewLineageVerifier(deriverOf(t, r.g0.Members[3].File), &forged); !errors.Is(err, ErrProof) {
+		t.Fatalf("dropped member starting from the successor: %v", err)
+	}
+
+	// The lineage files round-trip.
+	l, err := ParseLineage(r.g1.Lineage.Marshal())
+	if err != nil || !bytes.Equal(l.Marshal(), r.g1.Lineage.Marshal()) || l.Verify() != nil {
+		t.Fatalf("lineage round trip: %v", err)
+	}
+}
+
+// TestHostileLineage: wrong paths, over-long paths, another group's root,
+// a successor signed by a wrong key, a replayed older successor, a fork,
+// and successors of groups without a usable update key are all refused.
+func TestHostileLineage(t *testing.T) {
+	r := signRolling(t)
+	date := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	newD := deriverOf(t, r.g1.Members[0].File)
+	verifier := func() *LineageVerifier {
+		v, _, err := NewLineageVerifier(newD, r.g1.LineageProofs[3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	good := r.g1.LineageProofs[1]
+	clone := func() *LineageProof {
+		p, err := ParseLineageProof(good.Marshal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	t.Run("wrong path", func(t *testing.T) {
+		p := clone()
+		p.Proof.Path[0][0] ^= 1
+		if _, err := verifier().Verify(p); !errors.Is(err, ErrProof) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("over-long path", func(t *testing.T) {
+		p := clone()
+		p.Proof.Path = append(p.Proof.Path, p.Proof.Path[0])
+		if _, err := verifier().Verify(p); !errors.Is(err, ErrProof) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("another group's root", func(t *testing.T) {
+		other, err := SignGroup(t.Context(), groupOf(t, 3), SignOptions{Date: date, Merkle: true, UpdateKey: r.key.Public().(ed25519.PublicKey)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := verifier().Verify(other.LineageProofs[0]); !errors.Is(err, ErrLineage) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("successor signed by a wrong key", func(t *testing.T) {
+		p := clone()
+		p.Lineage.Statements[0] = ed25519.Sign(testUpdateKey(t, 2), SuccessorStatement(p.Lineage.Tables[0].Hash(), p.Lineage.Tables[1].Hash(), 1))
+		oldV, _, err := NewLineageVerifier(deriverOf(t, r.g0.Members[0].File), r.g0.LineageProofs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := oldV.Verify(p); !errors.Is(err, ErrLineage) || oldV.Epoch() != 0 {
+			t.Fatalf("got %v, epoch %d", err, oldV.Epoch())
+		}
+		// A wrong key cannot sign a successor either.
+		if _, err := SignGroup(t.Context(), r.extra, SignOptions{Date: date, Merkle: true, Successor: &Successor{Lineage: r.g0.Lineage, Key: testUpdateKey(t, 2)}}); !errors.Is(err, ErrLineage) {
+			t.Fatalf("signing with a wrong key: %v", err)
+		}
+	})
+	t.Run("replayed older successor", func(t *testing.T) {
+		// Epoch 2 follows; a member that knows it refuses epoch-1 proofs,
+		// and a statement of epoch 1 does not make epoch 2.
+		g2, err := SignGroup(t.Context(), r.extra, SignOptions{Date: date, Merkle: true, Successor: &Successor{Lineage: r.g1.Lineage, Key: r.key, Keep: r.g1.LineageProofs[:2]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := verifier()
+		if _, err := v.Verify(g2.LineageProofs[2]); err != nil || v.Epoch() != 2 {
+			t.Fatalf("learning epoch 2: %v", err)
+		}
+		if _, err := v.Verify(clone()); !errors.Is(err, ErrStale) {
+			t.Fatalf("replayed epoch 1: %v", err)
+		}
+		p, err := ParseLineageProof(g2.LineageProofs[0].Marshal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Lineage.Statements[1] = p.Lineage.Statements[0]
+		if _, err := verifier().Verify(p); !errors.Is(err, ErrLineage) {
+			t.Fatalf("epoch 1's statement for epoch 2: %v", err)
+		}
+	})
+	t.Run("fork", func(t *testing.T) {
+		// Another successor of epoch 0, validly signed: a member that
+		// knows the first one refuses it.
+		fork, err := SignGroup(t.Context(), r.extra, SignOptions{Date: date, Merkle: true, Successor: &Successor{Lineage: r.g0.Lineage, Key: r.key, Keep: r.g0.LineageProofs[3:]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := verifier().Verify(fork.LineageProofs[0]); !errors.Is(err, ErrLineage) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("no update key", func(t *testing.T) {
+		plain, err := SignGroup(t.Context(), groupOf(t, 3), SignOptions{Date: date, Merkle: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := deriverOf(t, plain.Members[0].File)
+		if _, _, err := NewLineageVerifier(d, good); !errors.Is(err, ErrLineage) {
+			t.Fatalf("a plain Merkle member following a lineage: %v", err)
+		}
+		if _, err := SignGroup(t.Context(), r.extra, SignOptions{Date: date, UpdateKey: r.key.Public().(ed25519.PublicKey)}); !errors.Is(err, ErrLineage) {
+			t.Fatalf("an update key on a classic table: %v", err)
+		}
+	})
+	t.Run("final group", func(t *testing.T) {
+		final, err := SignGroup(t.Context(), r.extra, SignOptions{Date: date, Merkle: true, Successor: &Successor{Lineage: r.g1.Lineage, Key: r.key, NextKey: make(ed25519.PublicKey, 32)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := SignGroup(t.Context(), groupOf(t, 2), SignOptions{Date: date, Merkle: true, Successor: &Successor{Lineage: final.Lineage, Key: r.key}}); !errors.Is(err, ErrLineage) {
+			t.Fatalf("a successor of a final group: %v", err)
+		}
+	})
+	t.Run("kept member not in the predecessor", func(t *testing.T) {
+		g2, err := SignGroup(t.Context(), r.extra, SignOptions{Date: date, Merkle: true, Successor: &Successor{Lineage: r.g1.Lineage, Key: r.key}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := SignGroup(t.Context(), groupOf(t, 2), SignOptions{Date: date, Merkle: true, Successor: &Successor{Lineage: g2.Lineage, Key: r.key, Keep: r.g0.LineageProofs[4:]}}); err == nil {
+			t.Fatal("a dropped member kept")
+		}
+	})
+}
+
+func FuzzParseLineageProof(f *testing.F) {
+	key := testUpdateKey(f, 1)
+	t0, proofs, err := NewUpdatableTable([]Kind{KindSDK, KindSDK}, []Entry{{Offset: 0x1000, State: measureState(64)}, {Offset: 0x2000, State: measureState(128)}}, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		f.Fatal(err)
+	}
+	t0.SDKSectionSize = PageSize
+	l := &Lineage{Tables: []*VersionedTable{t0}}
+	t1, proofs1, err := NewSuccessorTable(t0, []Kind{KindSDK}, []Entry{{Offset: 0x1000, State: measureState(64)}}, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		f.Fatal(err)
+	}
+	l1, err := l.Extend(t1, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add((&LineageProof{Lineage: *l, Proof: proofs[1]}).Marshal())
+	f.Add((&LineageProof{Lineage: *l1, Proof: proofs1[0]}).Marshal())
+	f.Add(l1.Marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, err := ParseLineageProof(b); err == nil {
+			if q, err := ParseLineageProof(p.Marshal()); err != nil || !bytes.Equal(q.Marshal(), p.Marshal()) {
+				t.Fatalf("re-encoding: %v", err)
+			}
+		}
+		if l, err := ParseLineage(b); err == nil && !bytes.Equal(l.Marshal(), b) {
+			t.Fatal("lineage does not re-encode to its input")
+		}
+	})
+}
