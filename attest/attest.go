@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/magesgx/mage/dcap"
@@ -132,6 +133,14 @@ type Config struct {
 	// trusted: NewMember checks that it derives this enclave from the root
 	// in its own measured table. Members send it with their evidence.
 	Proof *mage.MembershipProof
+	// Lineage is this member's lineage proof when its table commits to an
+	// update key (the proof file group signing wrote beside it, replaced
+	// when a successor group is signed). It need not be trusted either:
+	// the tables before the measured one are checked by hash, those after
+	// it by the update key's statements. The member accepts peers of any
+	// epoch of the group's lineage, keeps the newest table it has seen, and
+	// refuses members that table dropped.
+	Lineage *mage.LineageProof
 	// HandshakeTimeout bounds the TLS handshake and the attestation
 	// exchange (default 10s).
 	HandshakeTimeout time.Duration
@@ -151,12 +160,14 @@ type GramineBackend interface {
 // Member is a group member ready to attest: its backend, the group's
 // measurements derived from its own table, and its TLS key.
 type Member struct {
-	cfg   Config
-	group *mage.Group        // classic tables: every member
-	table *mage.TableDeriver // Merkle tables: members are checked by their proofs
-	self  sgx.ReportBody
-	id    identity
-	check *checker
+	cfg     Config
+	group   *mage.Group                        // classic tables: every member
+	table   *mage.TableDeriver                 // Merkle tables: members are checked by their proofs
+	lineage *mage.LineageVerifier              // updatable Merkle tables: members of any epoch
+	ownLP   *atomic.Pointer[mage.LineageProof] // the lineage proof this member sends (shared by copies)
+	self    sgx.ReportBody
+	id      identity
+	check   *checker
 }
 
 // identity is a side's TLS key: a fresh self-signed certificate and the
@@ -209,11 +220,13 @@ func NewMember(cfg Config) (*Member, error) {
 	}
 	self := cfg.Backend.Identity()
 	// A member's own table: derive every member and find itself.
-	g, d, err := ownGroup(cfg, self.MRENCLAVE)
+	g, d, lv, err := ownGroup(cfg, self.MRENCLAVE)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
-	m := &Member{cfg: cfg, group: g, table: d, self: self, check: ck}
+	m := &Member{cfg: cfg, group: g, table: d, lineage: lv, self: self, check: ck}
+	m.ownLP = new(atomic.Pointer[mage.LineageProof])
+	m.ownLP.Store(cfg.Lineage)
 	m.id, err = newIdentity(fmt.Sprintf("mage member %d %s", g.Self, self.MRENCLAVE.String()[:16]))
 	if err != nil {
 		return nil, err
@@ -275,14 +288,46 @@ func selfSigned(key *ecdsa.PrivateKey, subject pkix.Name, dnsNames []string, ext
 
 // Peer is what a side learned about its attested peer.
 type Peer struct {
-	Index    int            // the peer's index in the group table
+	Index    int            // the peer's index in the group table (in an updatable group, the newest)
 	Identity sgx.ReportBody // the peer's attested report body
 	Evidence Kind           // the kind of evidence it presented
+	// In an updatable group: the epoch of the newest table, in which the
+	// peer is member Index, and of the table the peer measured.
+	Epoch, MeasuredEpoch uint32
+}
+
+// SetLineage replaces the lineage proof this member sends, for a running
+// member whose host was given a newer one (after a successor group was
+// signed that keeps this member). The proof must derive this enclave, in
+// a table at least as new as the newest this member knows; the member then
+// knows that table too.
+func (m *Member) SetLineage(p *mage.LineageProof) error {
+	if m.lineage == nil {
+		return fmt.Errorf("%w: this member's table commits to no update key", mage.ErrLineage)
+	}
+	lm, err := m.lineage.Verify(p)
+	if err != nil {
+		return err
+	}
+	if lm.MRENCLAVE != m.self.MRENCLAVE {
+		return fmt.Errorf("%w: the lineage proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, lm.Index, lm.MRENCLAVE, m.self.MRENCLAVE)
+	}
+	m.ownLP.Store(p)
+	return nil
+}
+
+// Epoch returns the epoch of the newest table of the group's lineage this
+// member knows (0 in a group without an update key).
+func (m *Member) Epoch() uint32 {
+	if m.lineage == nil {
+		return 0
+	}
+	return m.lineage.Epoch()
 }
 
 // ownGroup derives every member from the backend's own measured table:
 // an SDK member's section, or a Gramine member's MAGE_TABLE payload.
-func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver, error) {
+func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver, *mage.LineageVerifier, error) {
 	var d *mage.TableDeriver
 	var err error
 	if gb, ok := cfg.Backend.(GramineBackend); ok {
@@ -292,31 +337,48 @@ func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver
 		d, err = mage.NewSectionDeriver(cfg.Backend.MageSection(), cfg.Libpal)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if d.IsMerkle() {
+	switch {
+	case d.IsUpdatable():
+		if cfg.Lineage == nil {
+			return nil, nil, nil, fmt.Errorf("an updatable group's member needs its lineage proof (Config.Lineage)")
+		}
+		if cfg.Proof != nil {
+			return nil, nil, nil, fmt.Errorf("an updatable group's member proves itself with Config.Lineage, not Config.Proof")
+		}
+		lv, me, err := mage.NewLineageVerifier(d, cfg.Lineage)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if me.MRENCLAVE != self {
+			return nil, nil, nil, fmt.Errorf("%w: the lineage proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, me.Index, me.MRENCLAVE, self)
+		}
+		return &mage.Group{Self: int(me.Index)}, d, lv, nil
+	case cfg.Lineage != nil:
+		return nil, nil, nil, fmt.Errorf("%w: a lineage proof is given, but this member's table commits to no update key", mage.ErrLineage)
+	case d.IsMerkle():
 		if cfg.Proof == nil {
-			return nil, nil, fmt.Errorf("a Merkle group's member needs its membership proof (Config.Proof)")
+			return nil, nil, nil, fmt.Errorf("a Merkle group's member needs its membership proof (Config.Proof)")
 		}
 		mr, err := d.DeriveProof(cfg.Proof)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if mr != self {
-			return nil, nil, fmt.Errorf("%w: the membership proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, cfg.Proof.Index, mr, self)
+			return nil, nil, nil, fmt.Errorf("%w: the membership proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, cfg.Proof.Index, mr, self)
 		}
-		return &mage.Group{Self: int(cfg.Proof.Index)}, d, nil
-	}
-	if cfg.Proof != nil {
-		return nil, nil, fmt.Errorf("a membership proof is given, but the table is not a Merkle table")
+		return &mage.Group{Self: int(cfg.Proof.Index)}, d, nil, nil
+	case cfg.Proof != nil:
+		return nil, nil, nil, fmt.Errorf("a membership proof is given, but the table is not a Merkle table")
 	}
 	all, err := d.DeriveAll()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	g := &mage.Group{Self: slices.Index(all, self), Measurements: all}
 	if g.Self < 0 {
-		return nil, nil, fmt.Errorf("%w %s (none of its %d members matches)", mage.ErrUntrustedTable, self, len(all))
+		return nil, nil, nil, fmt.Errorf("%w %s (none of its %d members matches)", mage.ErrUntrustedTable, self, len(all))
 	}
-	return g, nil, nil
+	return g, nil, nil, nil
 }

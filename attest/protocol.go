@@ -32,7 +32,7 @@ const (
 	msgEvidence = 2
 	msgVerdict  = 3
 	msgTable    = 4
-	msgProof    = 5 // the sender's membership proof (empty in a classic group)
+	msgProof    = 5 // the sender's membership or lineage proof (empty in a classic group)
 
 	roleClient = "client"
 	roleServer = "server"
@@ -569,10 +569,13 @@ func (m *Member) prove(ctx context.Context, kind Kind, data [sgx.ReportDataSize]
 }
 
 func (m *Member) proof() []byte {
-	if m.cfg.Proof == nil {
-		return nil
+	switch lp := m.ownLP.Load(); {
+	case lp != nil:
+		return lp.Marshal()
+	case m.cfg.Proof != nil:
+		return m.cfg.Proof.Marshal()
 	}
-	return m.cfg.Proof.Marshal()
+	return nil
 }
 
 func (m *Member) verifyPeer(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, _, proof []byte) (*Peer, error) {

@@ -177,8 +177,33 @@ func (m *Member) verifyWithProof(ctx context.Context, kind Kind, ev []byte, want
 		}
 		return m.check.policyCheck(m.group.Measurements, body, kind)
 	}
+	if m.lineage != nil {
+		// An updatable group: the peer's lineage against the tables this
+		// member knows, its proof in the newest, its MRENCLAVE finished
+		// over the table it measured.
+		p, err := mage.ParseLineageProof(proof)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNotInGroup, err)
+		}
+		lm, err := m.lineage.Verify(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNotInGroup, err)
+		}
+		if lm.MRENCLAVE != body.MRENCLAVE {
+			return nil, fmt.Errorf("%w: the lineage proof is member %d's of epoch %d (%s), the evidence is %s's", ErrNotInGroup, lm.Index, lm.Measured, lm.MRENCLAVE, body.MRENCLAVE)
+		}
+		peer, err := m.check.policyAt(int(lm.Index), body, kind)
+		if err != nil {
+			return nil, err
+		}
+		peer.Epoch, peer.MeasuredEpoch = lm.Epoch, lm.Measured
+		return peer, nil
+	}
 	// A Merkle group: the peer's proof against the root in this member's
 	// own table, its MRENCLAVE finished over this member's own section.
+	if mage.IsLineageProof(proof) {
+		return nil, fmt.Errorf("%w: the peer sent a lineage proof, but this group commits to no update key: it accepts no successor", ErrNotInGroup)
+	}
 	p, err := mage.ParseMembershipProof(proof)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotInGroup, err)

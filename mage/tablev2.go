@@ -337,6 +337,10 @@ func newVersionedDeriver(t *VersionedTable, payload []byte, libpal *gramine.Libp
 // derived from their membership proofs (DeriveProof), not by index.
 func (d *TableDeriver) IsMerkle() bool { return d.merkle != nil }
 
+// IsUpdatable reports whether the table is a Merkle table that commits to
+// an update key: its members are checked with a LineageVerifier.
+func (d *TableDeriver) IsUpdatable() bool { return d.merkle != nil && d.merkle.Updatable }
+
 // DeriveProof checks a member's proof against the root in this table and
 // returns the member's MRENCLAVE, finished over this table as the member
 // measured it: O(log N) hashes and the table's pages (and, for a Gramine
