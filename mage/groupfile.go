@@ -57,6 +57,12 @@ type MemberFile struct {
 	// Date is refused: the date is the group's (GroupFile.Date). It is
 	// decoded only to say so clearly.
 	Date string `json:"date,omitempty"`
+	// Keep, in a successor group (magectl group sign --predecessor), keeps
+	// the predecessor's member of this name unchanged: it has no inputs
+	// and its signed file stays as it is. Proof is where its new lineage
+	// proof goes (default: NAME.proof beside the group file).
+	Keep  bool   `json:"keep,omitempty"`
+	Proof string `json:"proof,omitempty"`
 }
 
 // ParseGroupFile decodes and checks a group file. dir is the directory that
@@ -89,11 +95,37 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 		where := fmt.Sprintf("group file: member %d", i)
 		if m.Name != "" {
 			where += fmt.Sprintf(" (%s)", m.Name)
+		} else if m.Keep {
+			return nil, fmt.Errorf("%s: a kept member names the predecessor's member it keeps (\"name\")", where)
 		} else {
 			m.Name = fmt.Sprintf("member%d", i)
 		}
 		if m.Date != "" {
 			return nil, fmt.Errorf("%s: \"date\" is set per group, not per member (move it next to \"name\" at the top)", where)
+		}
+		if m.Keep {
+			if m.Enclave != "" || m.Manifest != "" || m.Config != "" || m.Key != "" || m.Output != "" || m.Sig != "" {
+				return nil, fmt.Errorf("%s: a kept member has only \"name\", \"keep\" and \"proof\": its signed file stays as it is", where)
+			}
+			if m.Proof == "" {
+				m.Proof = m.Name + ".proof"
+			}
+			if !filepath.IsAbs(m.Proof) {
+				m.Proof = filepath.Join(dir, m.Proof)
+			}
+			if j, dup := names[m.Name]; dup {
+				return nil, fmt.Errorf("%s: duplicate name, also member %d", where, j)
+			}
+			names[m.Name] = i
+			out := filepath.Clean(m.Proof)
+			if j, dup := outputs[out]; dup {
+				return nil, fmt.Errorf("%s: proof %s is also member %d's output", where, m.Proof, j)
+			}
+			outputs[out] = i
+			continue
+		}
+		if m.Proof != "" {
+			return nil, fmt.Errorf("%s: \"proof\" applies to kept members only (a signed member's proof is written beside it)", where)
 		}
 		switch {
 		case (m.Enclave == "") == (m.Manifest == ""):
@@ -132,6 +164,9 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 		}
 	}
 	for i, m := range g.Members {
+		if m.Keep {
+			continue
+		}
 		if j, ok := outputs[filepath.Clean(m.Enclave+m.Manifest)]; ok {
 			return nil, fmt.Errorf("group file: member %d's input %s is member %d's output", i, m.Enclave, j)
 		}

@@ -385,6 +385,13 @@ func (v *LineageVerifier) Epoch() uint32 {
 	return uint32(len(v.tables) - 1)
 }
 
+// Head returns the newest table the verifier knows.
+func (v *LineageVerifier) Head() *VersionedTable {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.tables[len(v.tables)-1]
+}
+
 // Verify checks a member's lineage proof: its lineage must agree with
 // every table this verifier knows and reach at least the newest one (the
 // statements of any newer table are verified, and the newest is then

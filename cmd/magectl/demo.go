@@ -133,32 +133,36 @@ type demoEvent struct {
 	PID       int             `json:"pid,omitempty"`
 	OK        bool            `json:"ok,omitempty"`
 	Peer      int             `json:"peer"`
+	Epoch     uint32          `json:"epoch,omitempty"` // the group epoch the peer was checked at
 	Kind      string          `json:"kind,omitempty"`
 	Reply     string          `json:"reply,omitempty"`
 	Error     string          `json:"error,omitempty"`
 }
 
 type demoCommand struct {
-	Dial string `json:"dial"`
-	Kind string `json:"kind"`
-	Msg  string `json:"msg"`
+	Dial    string `json:"dial,omitempty"`
+	Kind    string `json:"kind,omitempty"`
+	Msg     string `json:"msg,omitempty"`
+	Lineage string `json:"lineage,omitempty"` // a new lineage proof file to send
 }
 
 type demoChild struct {
-	name   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	dials  chan demoEvent // results of our dials
-	served chan demoEvent // accepted/refused as a server
-	ready  demoEvent
+	name    string
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	dials   chan demoEvent // results of our dials
+	served  chan demoEvent // accepted/refused as a server
+	control chan demoEvent // ready, then the answers to lineage commands
+	ready   demoEvent
 }
 
 func runDemo(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "demo", "demo [--json] [--platform DIR] [--keep]")
+	fs := newFlagSet(e.stderr, "demo", "demo [--json] [--platform DIR] [--keep] [--update]")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	platformDir := fs.String("platform", "", "simulated platform `directory` (default: a temporary one)")
 	keep := fs.Bool("keep", false, "keep the temporary directory with the signed members")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	update := fs.Bool("update", false, "show a rolling update instead: an updatable group, one member upgraded, one dropped")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -176,6 +180,9 @@ func runDemo(e *env, args []string) error {
 	}
 	if *platformDir == "" {
 		*platformDir = filepath.Join(work, "platform")
+	}
+	if *update {
+		return runUpdateDemo(ctx, e, work, *platformDir, *jsonOut, start)
 	}
 	say := func(format string, a ...any) {
 		if !*jsonOut {
@@ -254,85 +261,13 @@ func runDemo(e *env, args []string) error {
 
 	// 2. Start every member, and the impostors, as processes on one
 	// simulated platform.
-	if _, err := sim.Open(*platformDir); err != nil {
-		return err
-	}
-	self, err := os.Executable()
+	ps, err := newDemoProcs(ctx, e, *platformDir, palPath)
 	if err != nil {
 		return err
 	}
-	var children []*demoChild
-	// Children's stderr goes to ours; serialise their writes when ours is
-	// not a file the children can share directly.
-	childErr := e.stderr
-	if _, isFile := e.stderr.(*os.File); !isFile {
-		childErr = &syncWriter{w: e.stderr}
-	}
-	defer func() {
-		for _, c := range children {
-			c.stdin.Close()
-		}
-		for _, c := range children {
-			done := make(chan struct{})
-			go func() { c.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(3 * time.Second):
-				c.cmd.Process.Kill()
-				<-done
-			}
-		}
-	}()
+	defer ps.close()
 	startChild := func(name, file string, debug bool) (*demoChild, error) {
-		args := []string{"_demo-member", "-platform", *platformDir, "-file", file, "-name", name, "-libpal", palPath}
-		if debug {
-			args = append(args, "-debug")
-		}
-		cmd := exec.CommandContext(ctx, self, args...)
-		cmd.Stderr = childErr
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			return nil, err
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		c := &demoChild{name: name, cmd: cmd, stdin: in, dials: make(chan demoEvent, 16), served: make(chan demoEvent, 16)}
-		children = append(children, c)
-		readyc := make(chan demoEvent, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				var ev demoEvent
-				if json.Unmarshal(sc.Bytes(), &ev) != nil {
-					continue
-				}
-				switch ev.Event {
-				case "ready", "error":
-					readyc <- ev
-				case "dial":
-					c.dials <- ev
-				default:
-					c.served <- ev
-				}
-			}
-			close(c.dials)
-			close(c.served)
-		}()
-		select {
-		case ev := <-readyc:
-			if ev.Event == "error" {
-				return nil, fmt.Errorf("%s: %s", name, ev.Error)
-			}
-			c.ready = ev
-			return c, nil
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s did not start: %w", name, ctx.Err())
-		}
+		return ps.start(name, file, "", debug)
 	}
 	res := &demoResult{OK: true, Platform: *platformDir}
 	problem := func(format string, a ...any) {
@@ -358,24 +293,7 @@ func runDemo(e *env, args []string) error {
 	}
 
 	// 3. Every ordered pair, with each kind of evidence.
-	dial := func(client, server *demoChild, kind string) (demoEvent, demoEvent, error) {
-		cmd, _ := json.Marshal(demoCommand{Dial: server.ready.Addr, Kind: kind, Msg: "hello from " + client.name})
-		if _, err := client.stdin.Write(append(cmd, '\n')); err != nil {
-			return demoEvent{}, demoEvent{}, err
-		}
-		var d, s demoEvent
-		select {
-		case d = <-client.dials:
-		case <-ctx.Done():
-			return d, s, ctx.Err()
-		}
-		select {
-		case s = <-server.served:
-		case <-ctx.Done():
-			return d, s, ctx.Err()
-		}
-		return d, s, nil
-	}
+	dial := ps.dial
 	for _, kind := range []string{"remote", "local"} {
 		for i, c := range members {
 			for j, s := range members {
@@ -465,6 +383,153 @@ func runDemo(e *env, args []string) error {
 	return nil
 }
 
+// demoProcs runs demo members as child processes on one simulated
+// platform, and talks to them.
+type demoProcs struct {
+	ctx      context.Context
+	platform string
+	palPath  string
+	self     string
+	stderr   io.Writer
+	children []*demoChild
+}
+
+func newDemoProcs(ctx context.Context, e *env, platformDir, palPath string) (*demoProcs, error) {
+	if _, err := sim.Open(platformDir); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	// Children's stderr goes to ours; serialise their writes when ours is
+	// not a file the children can share directly.
+	childErr := e.stderr
+	if _, isFile := e.stderr.(*os.File); !isFile {
+		childErr = &syncWriter{w: e.stderr}
+	}
+	return &demoProcs{ctx: ctx, platform: platformDir, palPath: palPath, self: self, stderr: childErr}, nil
+}
+
+// close ends every child: their stdin closes, and a child still running
+// after three seconds is killed.
+func (ps *demoProcs) close() {
+	for _, c := range ps.children {
+		c.stdin.Close()
+	}
+	for _, c := range ps.children {
+		done := make(chan struct{})
+		go func() { c.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			c.cmd.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// start runs a member (with its proof file, if any) and waits until it
+// is ready.
+func (ps *demoProcs) start(name, file, proof string, debug bool) (*demoChild, error) {
+	ctx := ps.ctx
+	args := []string{"_demo-member", "-platform", ps.platform, "-file", file, "-name", name}
+	if ps.palPath != "" {
+		args = append(args, "-libpal", ps.palPath)
+	}
+	if proof != "" {
+		args = append(args, "-proof", proof)
+	}
+	if debug {
+		args = append(args, "-debug")
+	}
+	cmd := exec.CommandContext(ctx, ps.self, args...)
+	cmd.Stderr = ps.stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &demoChild{name: name, cmd: cmd, stdin: in, dials: make(chan demoEvent, 16), served: make(chan demoEvent, 16)}
+	ps.children = append(ps.children, c)
+	readyc := make(chan demoEvent, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var ev demoEvent
+			if json.Unmarshal(sc.Bytes(), &ev) != nil {
+				continue
+			}
+			switch ev.Event {
+			case "ready", "error", "lineage":
+				readyc <- ev
+			case "dial":
+				c.dials <- ev
+			default:
+				c.served <- ev
+			}
+		}
+		close(c.dials)
+		close(c.served)
+	}()
+	c.control = readyc
+	select {
+	case ev := <-readyc:
+		if ev.Event == "error" {
+			return nil, fmt.Errorf("%s: %s", name, ev.Error)
+		}
+		c.ready = ev
+		return c, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s did not start: %w", name, ctx.Err())
+	}
+}
+
+// dial has client attest to server with the given kind of evidence and
+// returns what each side reported.
+func (ps *demoProcs) dial(client, server *demoChild, kind string) (demoEvent, demoEvent, error) {
+	ctx := ps.ctx
+	cmd, _ := json.Marshal(demoCommand{Dial: server.ready.Addr, Kind: kind, Msg: "hello from " + client.name})
+	if _, err := client.stdin.Write(append(cmd, '\n')); err != nil {
+		return demoEvent{}, demoEvent{}, err
+	}
+	var d, s demoEvent
+	select {
+	case d = <-client.dials:
+	case <-ctx.Done():
+		return d, s, ctx.Err()
+	}
+	select {
+	case s = <-server.served:
+	case <-ctx.Done():
+		return d, s, ctx.Err()
+	}
+	return d, s, nil
+}
+
+// setLineage hands a running member a new lineage proof.
+func (ps *demoProcs) setLineage(c *demoChild, proof string) error {
+	cmd, _ := json.Marshal(demoCommand{Lineage: proof})
+	if _, err := c.stdin.Write(append(cmd, '\n')); err != nil {
+		return err
+	}
+	select {
+	case ev := <-c.control:
+		if ev.Error != "" {
+			return fmt.Errorf("%s: %s", c.name, ev.Error)
+		}
+		return nil
+	case <-ps.ctx.Done():
+		return ps.ctx.Err()
+	}
+}
+
 // runDemoMember is the hidden command each demo process runs: one enclave
 // on the simulated platform, serving attested connections and dialing as
 // told on stdin.
@@ -475,6 +540,7 @@ func runDemoMember(e *env, args []string) error {
 	name := fs.String("name", "", "member name")
 	debug := fs.Bool("debug", false, "launch with DEBUG")
 	libpal := fs.String("libpal", "", "the libpal.so of the group's Gramine members")
+	proofFile := fs.String("proof", "", "the member's membership or lineage proof (Merkle groups)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -521,8 +587,18 @@ func runDemoMember(e *env, args []string) error {
 		return fail(err)
 	}
 	backend := attest.NewSimBackend(enc)
+	var proof *memberProof
+	if *proofFile != "" {
+		if proof, err = readProofFile(*proofFile); err != nil {
+			return fail(err)
+		}
+	}
 	mk := func(kind attest.Kind) (*attest.Member, error) {
-		return attest.NewMember(attest.Config{Backend: backend, Evidence: kind, InsecureSimulationRoot: p.RootCertificate(), Libpal: pal, HandshakeTimeout: 10 * time.Second})
+		cfg := attest.Config{Backend: backend, Evidence: kind, InsecureSimulationRoot: p.RootCertificate(), Libpal: pal, HandshakeTimeout: 10 * time.Second}
+		if proof != nil {
+			cfg.Proof, cfg.Lineage = proof.plain, proof.lineage
+		}
+		return attest.NewMember(cfg)
 	}
 	server, err := mk(0)
 	if err != nil {
@@ -554,7 +630,7 @@ func runDemoMember(e *env, args []string) error {
 					return
 				}
 				peer := ac.Peer()
-				emit(demoEvent{Event: "accepted", Peer: peer.Index, Kind: peer.Evidence.String()})
+				emit(demoEvent{Event: "accepted", Peer: peer.Index, Kind: peer.Evidence.String(), Epoch: peer.Epoch})
 				line, err := bufio.NewReader(ac).ReadString('\n')
 				if err == nil {
 					fmt.Fprintf(ac, "%s got: %s\n", *name, strings.TrimSpace(line))
@@ -567,7 +643,28 @@ func runDemoMember(e *env, args []string) error {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		var cmd demoCommand
-		if json.Unmarshal(sc.Bytes(), &cmd) != nil || clients[cmd.Kind] == nil {
+		if json.Unmarshal(sc.Bytes(), &cmd) != nil {
+			continue
+		}
+		if cmd.Lineage != "" {
+			// The host hands the running member a newer lineage proof.
+			ev := demoEvent{Event: "lineage", OK: true}
+			lp, err := readProofFile(cmd.Lineage)
+			if err == nil && lp.lineage == nil {
+				err = fmt.Errorf("%s is not a lineage proof", cmd.Lineage)
+			}
+			for _, m := range []*attest.Member{server, clients["remote"], clients["local"]} {
+				if err == nil {
+					err = m.SetLineage(lp.lineage)
+				}
+			}
+			if err != nil {
+				ev.OK, ev.Error = false, err.Error()
+			}
+			emit(ev)
+			continue
+		}
+		if clients[cmd.Kind] == nil {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
@@ -581,7 +678,7 @@ func runDemoMember(e *env, args []string) error {
 		reply, err := bufio.NewReader(c).ReadString('\n')
 		c.Close()
 		cancel()
-		ev := demoEvent{Event: "dial", OK: err == nil, Peer: c.Peer().Index, Kind: cmd.Kind, Reply: strings.TrimSpace(reply)}
+		ev := demoEvent{Event: "dial", OK: err == nil, Peer: c.Peer().Index, Epoch: c.Peer().Epoch, Kind: cmd.Kind, Reply: strings.TrimSpace(reply)}
 		if err != nil {
 			ev.Error = err.Error()
 		}

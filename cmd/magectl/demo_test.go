@@ -42,3 +42,25 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoUpdate: the rolling-update demo runs: the epoch-0 group attests,
+// the kept member and the new version attest each other both ways with
+// both kinds of evidence, and the dropped and replaced members are refused.
+func TestDemoUpdate(t *testing.T) {
+	code, out, errs := magectl(t, nil, "demo", "--update", "--json", "--platform", t.TempDir())
+	if code != 0 {
+		t.Fatalf("demo --update: exit %d\n%s\n%s", code, out, errs)
+	}
+	var res demoResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK || len(res.Members) != 4 || len(res.Handshakes) != 10 || len(res.Impostors) != 4 {
+		t.Fatalf("demo result: %s", out)
+	}
+	for _, i := range res.Impostors {
+		if !i.Refused || i.Reason == "" {
+			t.Errorf("not refused: %+v", i)
+		}
+	}
+}

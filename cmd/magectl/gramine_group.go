@@ -94,17 +94,101 @@ type memberFile struct {
 // proofPathOf is where a Merkle group member's proof is written.
 func proofPathOf(member string) string { return member + ".proof" }
 
-// readProof reads a membership proof file.
-func readProof(path string) (*mage.MembershipProof, error) {
+// memberProof is a proof file: a membership proof (a Merkle group) or a
+// lineage proof (an updatable Merkle group).
+type memberProof struct {
+	plain   *mage.MembershipProof
+	lineage *mage.LineageProof
+}
+
+// membership returns the membership proof in the newest table the file
+// knows.
+func (p *memberProof) membership() *mage.MembershipProof {
+	if p.lineage != nil {
+		return p.lineage.Proof
+	}
+	return p.plain
+}
+
+// merkleView checks members of a Merkle group from one member's table:
+// their membership proofs against its root or, in an updatable group,
+// their lineage proofs from its table and its own lineage.
+type merkleView struct {
+	table   *mage.TableDeriver
+	lineage *mage.LineageVerifier
+	self    uint64 // this member's index (in the newest table it knows)
+	epoch   uint32 // the newest table's epoch (updatable groups)
+}
+
+// newMerkleView checks a member's own proof: it must derive the member's
+// replayed MRENCLAVE from its own table.
+func newMerkleView(mf *memberFile, own *memberProof) (*merkleView, error) {
+	v := &merkleView{table: mf.table}
+	var mr sgx.Measurement
+	var err error
+	switch {
+	case mf.table.IsUpdatable():
+		if own.lineage == nil {
+			return nil, fmt.Errorf("%s: its table commits to an update key: its proof must be a lineage proof", mf.path)
+		}
+		var me mage.LineageMember
+		if v.lineage, me, err = mage.NewLineageVerifier(mf.table, own.lineage); err == nil {
+			mr, v.self, v.epoch = me.MRENCLAVE, me.Index, me.Epoch
+		}
+	case own.plain == nil:
+		return nil, fmt.Errorf("%s: its table commits to no update key: its proof must be a membership proof", mf.path)
+	default:
+		mr, err = mf.table.DeriveProof(own.plain)
+		v.self = own.plain.Index
+	}
+	if err != nil {
+		return nil, failed(fmt.Errorf("%s: its proof does not hold (%v)", mf.path, err))
+	}
+	if mr != mf.mr {
+		return nil, failed(fmt.Errorf("%s: its proof derives %s, the file measures %s", mf.path, mr, mf.mr))
+	}
+	return v, nil
+}
+
+// derive checks another member's proof and returns its MRENCLAVE and
+// index.
+func (v *merkleView) derive(p *memberProof) (sgx.Measurement, uint64, error) {
+	if v.lineage != nil {
+		if p.lineage == nil {
+			return sgx.Measurement{}, 0, fmt.Errorf("a membership proof in an updatable group (want a lineage proof)")
+		}
+		m, err := v.lineage.Verify(p.lineage)
+		if err != nil {
+			return sgx.Measurement{}, 0, err
+		}
+		v.epoch = m.Epoch
+		return m.MRENCLAVE, m.Index, nil
+	}
+	if p.plain == nil {
+		return sgx.Measurement{}, 0, fmt.Errorf("a lineage proof, but this group commits to no update key: it accepts no successor")
+	}
+	mr, err := v.table.DeriveProof(p.plain)
+	return mr, p.plain.Index, err
+}
+
+// readProofFile reads a membership or lineage proof file.
+func readProofFile(path string) (*memberProof, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if mage.IsLineageProof(b) {
+		lp, err := mage.ParseLineageProof(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return &memberProof{lineage: lp}, nil
 	}
 	p, err := mage.ParseMembershipProof(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return p, nil
+	return &memberProof{plain: p}, nil
 }
 
 // isELF reports whether a file starts with the ELF magic.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"encoding/binary"
 	"encoding/json"
@@ -74,6 +75,8 @@ func runGroupSign(e *env, args []string) error {
 	jsonOut := fs.Bool("json", false, "print the manifest as JSON on stdout")
 	quiet := fs.Bool("q", false, "no progress on stderr")
 	table := fs.String("table", "classic", "table `format`: classic (every entry in every member) or merkle (a root in one page, each member's proof in OUTPUT.proof)")
+	updateKey := fs.String("update-key", "", "with --table merkle: commit the group to this Ed25519 update `key` (PEM, from keygen --update-key; public or private); with --predecessor: the predecessor's update key (private), which signs the successor")
+	predecessor := fs.String("predecessor", "", "sign a successor of the updatable group whose manifest is `group.json`: members with \"keep\": true stay as they are, the others are signed now, the rest are dropped (implies --table merkle)")
 	arg, err := parseOneArg(fs, args, "group file")
 	if err != nil {
 		return err
@@ -81,15 +84,40 @@ func runGroupSign(e *env, args []string) error {
 	if *table != "classic" && *table != "merkle" {
 		return usagef("--table %q: want classic or merkle", *table)
 	}
-	gf, err := readGroupFile(arg)
+	if *predecessor != "" {
+		if flagSet(fs, "table") && *table != "merkle" {
+			return usagef("--predecessor signs a Merkle table, not --table %s", *table)
+		}
+		if *updateKey == "" {
+			return usagef("--predecessor needs --update-key: the private update key the predecessor commits to")
+		}
+		*table = "merkle"
+	}
+	if *updateKey != "" && *table != "merkle" {
+		return usagef("--update-key needs --table merkle")
+	}
+	var gf *mage.GroupFile
+	if *predecessor != "" {
+		gf, err = readAnyGroupFile(arg)
+	} else {
+		gf, err = readGroupFile(arg)
+	}
 	if err != nil {
 		return err
+	}
+	if *predecessor != "" {
+		return runSuccessorSign(e, arg, gf, *predecessor, *updateKey, *date, *manifest, *force, *workers, *quiet, *jsonOut)
 	}
 	gs, err := openGroup(e, arg, gf, *date, *manifest, *force, nil)
 	if err != nil {
 		return err
 	}
 	gs.merkle = *table == "merkle"
+	if *updateKey != "" {
+		if _, gs.updateKey, err = readUpdateKey(*updateKey); err != nil {
+			return err
+		}
+	}
 	for _, m := range gf.Members {
 		if m.Manifest != "" {
 			if gs.merkle {
@@ -110,12 +138,31 @@ type groupSigning struct {
 	mpath  string
 	force  bool
 	merkle bool // a Merkle table; each member's proof is written beside it
-	keys   map[string]*rsa.PrivateKey
-	pubKey bool // keys may be public (catsig): Member.Key stays nil
+	// An updatable group: its update key, or the successor it signs and
+	// the kept members (their manifest entries and new proof files).
+	updateKey ed25519.PublicKey
+	succ      *mage.Successor
+	kept      []mage.ManifestMember
+	keys      map[string]*rsa.PrivateKey
+	pubKey    bool // keys may be public (catsig): Member.Key stays nil
 }
 
-// readGroupFile reads and checks a group file.
+// readGroupFile reads and checks a group file; kept members need a
+// predecessor (group sign --predecessor).
 func readGroupFile(arg string) (*mage.GroupFile, error) {
+	gf, err := readAnyGroupFile(arg)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range gf.Members {
+		if m.Keep {
+			return nil, usagef("%s: member %s is kept from a predecessor: sign with group sign --predecessor", arg, m.Name)
+		}
+	}
+	return gf, nil
+}
+
+func readAnyGroupFile(arg string) (*mage.GroupFile, error) {
 	raw, err := os.ReadFile(arg)
 	if err != nil {
 		return nil, err
@@ -207,23 +254,45 @@ func (g *groupSigning) run(e *env, workers int, quiet, jsonOut bool, sign func(i
 	// garbage between collections (each member allocates its files anew)
 	// from setting the peak instead.
 	defer debug.SetGCPercent(debug.SetGCPercent(50))
-	opts := mage.SignOptions{Date: g.date, Workers: workers, Sign: sign, Merkle: g.merkle}
+	opts := mage.SignOptions{Date: g.date, Workers: workers, Sign: sign, Merkle: g.merkle, UpdateKey: g.updateKey, Successor: g.succ}
 	start := time.Now()
 	if !quiet && len(g.gf.Members) >= 10 {
 		opts.Progress = progressPrinter(e)
 	}
+	kept := len(g.kept)
 	sg, err := mage.SignGroupStream(e.ctx, len(g.gf.Members), g.loader(), opts, func(sm *mage.SignedMember) error {
-		return stageOutput(e, &batch, files[sm.Index], sm.File, 0o755, g.force)
+		return stageOutput(e, &batch, files[sm.Index-kept], sm.File, 0o755, g.force)
 	})
 	if err != nil {
 		return err
 	}
-	for i, p := range sg.Proofs {
-		if err := stageOutput(e, &batch, proofPathOf(files[i]), p.Marshal(), 0o644, g.force); err != nil {
+	man := sg.Manifest(g.gf.Name, files)
+	if sg.Lineage == nil {
+		for i, p := range sg.Proofs {
+			if err := stageOutput(e, &batch, proofPathOf(files[i]), p.Marshal(), 0o644, g.force); err != nil {
+				return err
+			}
+			man.Members[i].Proof = proofPathOf(files[i])
+		}
+		return g.commit(e, &batch, man, start, quiet, jsonOut)
+	}
+	// An updatable group: every member's lineage proof (the kept ones'
+	// where the group file says), and the lineage beside the manifest.
+	for i := range man.Members {
+		man.Members[i].Proof = proofPathOf(files[i])
+	}
+	man.Members = append(slices.Clone(g.kept), man.Members...)
+	for i, p := range sg.LineageProofs {
+		if err := stageOutput(e, &batch, man.Members[i].Proof, p.Marshal(), 0o644, g.force); err != nil {
 			return err
 		}
 	}
-	return g.commit(e, &batch, sg.Manifest(g.gf.Name, files), start, quiet, jsonOut)
+	lpath := strings.TrimSuffix(g.mpath, ".json") + ".lineage"
+	if err := stageOutput(e, &batch, lpath, sg.Lineage.Marshal(), 0o644, g.force); err != nil {
+		return err
+	}
+	man.Lineage = filepath.Base(lpath)
+	return g.commit(e, &batch, man, start, quiet, jsonOut)
 }
 
 // commit stages the group manifest, commits every output together, and
@@ -484,6 +553,9 @@ type deriveResult struct {
 	// the proofs given (--proof), each checked against this table's root.
 	GroupSize int            `json:"group_size,omitempty"`
 	Proven    []provenMember `json:"proven,omitempty"`
+	// In an updatable group: the epoch of the newest table known (the
+	// group's size is that table's).
+	Epoch *uint32 `json:"epoch,omitempty"`
 }
 
 type provenMember struct {
@@ -498,6 +570,7 @@ func runDerive(e *env, args []string) error {
 	libpal := fs.String("libpal", "", "the `libpal.so` Gramine members run (needed for Gramine members)")
 	trust := fs.String("trust", "", "a trusted `MRENCLAVE` (hex) of this member: check the table belongs to it before trusting the group")
 	proofs := fs.String("proof", "", "in a Merkle group, derive the members whose proof `files` (comma-separated) are given, from this member's table")
+	selfProof := fs.String("self-proof", "", "this member's own proof `file` (default: SIGNED_MEMBER.proof)")
 	arg, err := parseOneArg(fs, args, "signed member")
 	if err != nil {
 		return err
@@ -518,7 +591,7 @@ func runDerive(e *env, args []string) error {
 	if *proofs != "" {
 		proofFiles = strings.Split(*proofs, ",")
 	}
-	res, err := deriveFile(e.ctx, arg, trusted, pal, proofFiles)
+	res, err := deriveFile(e.ctx, arg, trusted, pal, *selfProof, proofFiles)
 	if err != nil {
 		return err
 	}
@@ -533,7 +606,11 @@ func runDerive(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "%d %s%s\n", i, m, mark)
 	}
 	if res.GroupSize > 0 {
-		fmt.Fprintf(e.stdout, "Merkle group of %d members; this is member %d\n", res.GroupSize, res.Self)
+		if res.Epoch != nil {
+			fmt.Fprintf(e.stdout, "updatable Merkle group, epoch %d, of %d members; this is member %d\n", *res.Epoch, res.GroupSize, res.Self)
+		} else {
+			fmt.Fprintf(e.stdout, "Merkle group of %d members; this is member %d\n", res.GroupSize, res.Self)
+		}
 		for _, p := range res.Proven {
 			fmt.Fprintf(e.stdout, "%d %s  (from %s)\n", p.Index, p.MRENCLAVE, p.Proof)
 		}
@@ -549,7 +626,7 @@ func runDerive(e *env, args []string) error {
 // unverified SIGSTRUCT field), and its SIGSTRUCT must be validly signed
 // over it. With a trusted value, the file must measure exactly that value
 // and the table must derive it.
-func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal *gramine.Libpal, proofFiles []string) (*deriveResult, error) {
+func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal *gramine.Libpal, selfProof string, proofFiles []string) (*deriveResult, error) {
 	mf, err := loadMemberFile(ctx, path, pal)
 	if err != nil {
 		return nil, err
@@ -564,25 +641,32 @@ func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal 
 	if mf.table.IsMerkle() {
 		// Its own proof, beside it, must lead to its table's root and
 		// derive it; then each given proof gives a member.
-		own, err := readProof(proofPathOf(path))
+		if selfProof == "" {
+			selfProof = proofPathOf(path)
+		}
+		own, err := readProofFile(selfProof)
 		if err != nil {
-			return nil, fmt.Errorf("%s is a member of a Merkle group: its membership proof: %w", path, err)
+			return nil, fmt.Errorf("%s is a member of a Merkle group: its proof: %w", path, err)
 		}
-		mr, err := mf.table.DeriveProof(own)
-		if err != nil || mr != mf.mr {
-			return nil, failed(fmt.Errorf("%s: its membership proof does not derive it (%v)", path, err))
+		v, err := newMerkleView(mf, own)
+		if err != nil {
+			return nil, err
 		}
-		res.Self, res.GroupSize, res.Trusted = int(own.Index), mf.table.Len(), trusted != nil
+		res.Self, res.GroupSize, res.Trusted = int(v.self), mf.table.Len(), trusted != nil
 		for _, f := range proofFiles {
-			p, err := readProof(f)
+			p, err := readProofFile(f)
 			if err != nil {
 				return nil, err
 			}
-			mr, err := mf.table.DeriveProof(p)
+			mr, idx, err := v.derive(p)
 			if err != nil {
 				return nil, failed(fmt.Errorf("%s: %w", f, err))
 			}
-			res.Proven = append(res.Proven, provenMember{Index: p.Index, MRENCLAVE: mr, Proof: f})
+			res.Proven = append(res.Proven, provenMember{Index: idx, MRENCLAVE: mr, Proof: f})
+		}
+		if v.lineage != nil {
+			res.Epoch = new(v.epoch)
+			res.GroupSize = int(v.lineage.Head().Count)
 		}
 		return res, nil
 	}
@@ -635,6 +719,7 @@ type verifyReport struct {
 	Problems []string          `json:"problems,omitempty"`
 	Group    []sgx.Measurement `json:"group,omitempty"`
 	NotGiven int               `json:"members_not_given,omitempty"` // table members whose files were not given
+	Epoch    uint32            `json:"epoch,omitempty"`             // an updatable group: the newest table's epoch
 
 	badInput bool // a file could not be read or is not a signed member
 }
@@ -647,16 +732,13 @@ type verifyMember struct {
 }
 
 func runGroupVerify(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "group verify", "group verify [--json] [--manifest group.json] [--libpal PAL] SIGNED_MEMBER...")
+	fs := newFlagSet(e.stderr, "group verify", "group verify [--json] [--manifest group.json] [--libpal PAL] [SIGNED_MEMBER...] (default: every member of the manifest)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	manifest := fs.String("manifest", "", "also check the members against this group manifest (`group.json` from group sign)")
 	libpal := fs.String("libpal", "", "the `libpal.so` Gramine members run (needed for Gramine members)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return mapFlagErr(err)
-	}
-	if len(pos) == 0 {
-		return usagef("want the signed members to verify")
 	}
 	var man *mage.Manifest
 	if *manifest != "" {
@@ -666,6 +748,17 @@ func runGroupVerify(e *env, args []string) error {
 		}
 		if man, err = mage.ParseManifest(raw); err != nil {
 			return fmt.Errorf("%s: %w", *manifest, err)
+		}
+	}
+	if len(pos) == 0 {
+		if man == nil {
+			return usagef("want the signed members to verify, or --manifest to verify all its members")
+		}
+		for _, mm := range man.Members {
+			if mm.File == "" {
+				return fmt.Errorf("%s: member %d (%s) names no file: give the signed members", *manifest, mm.Index, mm.Name)
+			}
+			pos = append(pos, mm.File)
 		}
 	}
 	pal, err := optionalLibpal(*libpal)
@@ -687,6 +780,9 @@ func runGroupVerify(e *env, args []string) error {
 		}
 		for _, p := range rep.Problems {
 			fmt.Fprintln(e.stdout, "problem:", p)
+		}
+		if rep.Epoch > 0 {
+			fmt.Fprintf(e.stdout, "updatable group: every member knows epoch %d\n", rep.Epoch)
 		}
 		if rep.NotGiven > 0 {
 			fmt.Fprintf(e.stdout, "note: the table has %d members; %d of them were not given and are only derived\n", len(rep.Group), rep.NotGiven)
@@ -727,7 +823,18 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 		return rep
 	}
 	if ms[0].table.IsMerkle() {
-		verifyMerkle(ms, rep, problem)
+		proofPaths := make([]string, len(ms))
+		for i, m := range ms {
+			proofPaths[i] = proofPathOf(m.path)
+			if man != nil {
+				for _, mm := range man.Members {
+					if mm.File == m.path && mm.Proof != "" {
+						proofPaths[i] = mm.Proof
+					}
+				}
+			}
+		}
+		verifyMerkle(ms, rep, problem, proofPaths)
 		return rep
 	}
 	// Every member's table must be the same table and derive everyone.
@@ -826,35 +933,61 @@ func readPublicKey(path string) (*rsa.PublicKey, error) {
 }
 
 // verifyMerkle checks members of a Merkle group: each one's proof (beside
-// it) derives it from its own table, and every member's table derives
-// every other member from that member's proof.
-func verifyMerkle(ms []*memberFile, rep *verifyReport, problem func(string, ...any)) {
-	proofs := make([]*mage.MembershipProof, len(ms))
-	for i, m := range ms {
-		p, err := readProof(proofPathOf(m.path))
+// it, or where the manifest says) derives it from its own table, and every
+// member's table derives every other member from that member's proof. In
+// an updatable group the proofs are checked newest lineage first, so that
+// every member knows the newest table before it meets a member that table
+// dropped.
+func verifyMerkle(ms []*memberFile, rep *verifyReport, problem func(string, ...any), proofPaths []string) {
+	proofs := make([]*memberProof, len(ms))
+	for i := range ms {
+		p, err := readProofFile(proofPaths[i])
 		if err != nil {
-			problem("%s: its membership proof: %v", m.path, err)
+			problem("%s: its proof: %v", ms[i].path, err)
 			rep.Members[i].OK = false
 			continue
 		}
 		proofs[i] = p
-		rep.Members[i].Index = int(p.Index)
 	}
+	order := make([]int, len(ms))
+	for i := range order {
+		order[i] = i
+	}
+	epochs := func(i int) int {
+		if proofs[i] == nil || proofs[i].lineage == nil {
+			return 0
+		}
+		return len(proofs[i].lineage.Lineage.Tables)
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return epochs(b) - epochs(a) })
 	for i, m := range ms {
 		if !m.table.IsMerkle() {
 			problem("%s carries a classic table, the others a Merkle root", m.path)
 			rep.Members[i].OK = false
 			continue
 		}
-		for j, p := range proofs {
-			if p == nil {
+		if proofs[i] == nil {
+			continue
+		}
+		v, err := newMerkleView(m, proofs[i])
+		if err != nil {
+			problem("%v", err)
+			rep.Members[i].OK = false
+			continue
+		}
+		rep.Members[i].Index = int(v.self)
+		for _, j := range order {
+			if proofs[j] == nil {
 				continue
 			}
-			mr, err := m.table.DeriveProof(p)
+			mr, _, err := v.derive(proofs[j])
 			if err != nil || mr != ms[j].mr {
 				problem("%s's table does not derive %s from its proof (%v)", m.path, ms[j].path, err)
 				rep.Members[j].OK = false
 			}
+		}
+		if v.lineage != nil {
+			rep.Epoch = max(rep.Epoch, v.epoch)
 		}
 	}
 }

@@ -5,6 +5,8 @@ package main
 // SDK Makefile can use magectl as SGX_ENCLAVE_SIGNER unchanged.
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -432,10 +434,11 @@ func runMeasure(e *env, args []string) error {
 // ---- keygen ----
 
 func runKeygen(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "keygen", "keygen -out KEY.pem [-pubout PUBLIC.pem] [-force]")
+	fs := newFlagSet(e.stderr, "keygen", "keygen [-update-key] -out KEY.pem [-pubout PUBLIC.pem] [-force]")
 	out := fs.String("out", "", "write the private key (PEM, mode 0600) to `file`")
 	pubout := fs.String("pubout", "", "also write the public key (PEM) to `file`")
 	force := fs.Bool("force", false, "overwrite existing files")
+	update := fs.Bool("update-key", false, "make an Ed25519 group update key (group sign --update-key) instead of an enclave signing key")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -446,6 +449,26 @@ func runKeygen(e *env, args []string) error {
 		return err
 	}
 	write := func(name string, data []byte, perm os.FileMode) error { return e.writeOutput(name, data, perm, *force) }
+	if *update {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		priv, pub, err := marshalUpdateKey(key)
+		if err != nil {
+			return err
+		}
+		if err := write(*out, priv, 0o600); err != nil {
+			return err
+		}
+		if *pubout != "" {
+			if err := write(*pubout, pub, 0o644); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(e.stderr, "wrote %s (update key %x)\n", *out, []byte(key.Public().(ed25519.PublicKey)))
+		return nil
+	}
 	key, err := sgx.GenerateSigningKey()
 	if err != nil {
 		return err
