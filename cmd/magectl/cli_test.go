@@ -625,3 +625,92 @@ func TestCLIMerkleGroup(t *testing.T) {
 		t.Errorf("group verify with swapped proofs: exit %d\n%s", code, out)
 	}
 }
+
+// TestCLIRollingUpdate: keygen --update-key, an updatable group, and a
+// successor that keeps three members, adds one and drops two; group verify
+// across the epochs, derive from the new proofs, and the refusals. (Issue
+// 14.)
+func TestCLIRollingUpdate(t *testing.T) {
+	d := t.TempDir()
+	member := func(i int) string {
+		cfg := filepath.Join(d, fmt.Sprintf("c%d.xml", i))
+		os.WriteFile(cfg, fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+i*0x1000), 0o644)
+		return fmt.Sprintf(`{"name": "m%d", "enclave": %q, "config": %q, "key": %q, "output": "out/m%d.so"}`, i, v("enclaves/g1_m0.so"), cfg, v("keys/g1_k0.pem"), i)
+	}
+	upd, other := filepath.Join(d, "upd.pem"), filepath.Join(d, "other.pem")
+	mustRun(t, "keygen", "--update-key", "-out", upd, "-pubout", upd+".pub")
+	mustRun(t, "keygen", "--update-key", "-out", other)
+	os.MkdirAll(filepath.Join(d, "v0"), 0o755)
+	os.MkdirAll(filepath.Join(d, "v1"), 0o755)
+	var ms []string
+	for i := range 5 {
+		ms = append(ms, member(i))
+	}
+	g0 := filepath.Join(d, "v0", "g.json")
+	os.WriteFile(g0, []byte(`{"name": "rolling", "date": "20261130", "members": [`+strings.Join(ms, ",")+`]}`), 0o644)
+	mustRun(t, "group", "sign", "-q", "--table", "merkle", "--update-key", upd+".pub", g0)
+	man0 := filepath.Join(d, "v0", "group.json")
+	m0, err := mage.ParseManifest([]byte(mustReadString(t, man0)))
+	if err != nil || m0.UpdateKey == "" || m0.Epoch != 0 || m0.Lineage != "group.lineage" {
+		t.Fatalf("epoch 0 manifest: %+v %v", m0, err)
+	}
+	if out := mustRun(t, "group", "verify", "--manifest", man0); strings.Contains(out, "problem") {
+		t.Fatalf("group verify, epoch 0:\n%s", out)
+	}
+
+	g1 := filepath.Join(d, "v1", "g.json")
+	os.WriteFile(g1, []byte(`{"name": "rolling", "date": "20261130", "members": [
+		{"name": "m0", "keep": true}, {"name": "m1", "keep": true}, {"name": "m2", "keep": true}, `+member(5)+`]}`), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"group", "sign", "-q", g1}, 2},                                                                   // kept members without a predecessor
+		{[]string{"group", "sign", "-q", "--predecessor", man0, g1}, 2},                                            // no update key
+		{[]string{"group", "sign", "-q", "--predecessor", man0, "--update-key", upd + ".pub", g1}, 2},              // a public key cannot sign
+		{[]string{"group", "sign", "-q", "--predecessor", man0, "--table", "classic", "--update-key", upd, g1}, 2}, // a classic successor
+		{[]string{"group", "sign", "-q", "--predecessor", man0, "--update-key", other, g1}, 3},                     // the wrong key
+	} {
+		if code, _, errs := magectl(t, nil, c.args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d: %s", c.args, code, c.code, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(d, "v1", "group.json")); err == nil {
+		t.Fatal("a refused successor left its manifest")
+	}
+	mustRun(t, "group", "sign", "-q", "--predecessor", man0, "--update-key", upd, g1)
+	man1 := filepath.Join(d, "v1", "group.json")
+	m1, err := mage.ParseManifest([]byte(mustReadString(t, man1)))
+	if err != nil || m1.Epoch != 1 || len(m1.Members) != 4 || !m1.Members[0].Kept || m1.Members[3].Kept || m1.Members[3].Name != "m5" {
+		t.Fatalf("epoch 1 manifest: %+v %v", m1, err)
+	}
+	for i := range 3 {
+		if m1.Members[i].File != m0.Members[i].File || m1.Members[i].Identity != m0.Members[i].Identity {
+			t.Errorf("kept member %d: %+v, was %+v", i, m1.Members[i], m0.Members[i])
+		}
+	}
+	out := mustRun(t, "group", "verify", "--manifest", man1)
+	if strings.Contains(out, "problem") || !strings.Contains(out, "epoch 1") {
+		t.Fatalf("group verify, epoch 1:\n%s", out)
+	}
+	// The kept m0 (its epoch-0 file, its new proof) derives the new m5.
+	var dr deriveResult
+	if err := json.Unmarshal([]byte(mustRun(t, "derive", "--json", "--self-proof", m1.Members[0].Proof, "--proof", m1.Members[3].Proof, m0.Members[0].File)), &dr); err != nil {
+		t.Fatal(err)
+	}
+	if dr.Epoch == nil || *dr.Epoch != 1 || dr.GroupSize != 4 || len(dr.Proven) != 1 || dr.Proven[0].Index != 3 || dr.Proven[0].MRENCLAVE != m1.Members[3].Identity.MRENCLAVE {
+		t.Errorf("derive across epochs: %+v", dr)
+	}
+	// The dropped m3 is refused by a member that knows epoch 1, also
+	// among the members group verify is given.
+	if code, _, _ := magectl(t, nil, "derive", "--self-proof", m1.Members[0].Proof, "--proof", m0.Members[3].Proof, m0.Members[0].File); code != 1 {
+		t.Errorf("derive of a dropped member: exit %d, want 1", code)
+	}
+	files := []string{m0.Members[3].File}
+	for _, mm := range m1.Members {
+		files = append(files, mm.File)
+	}
+	if code, out, _ := magectl(t, nil, append([]string{"group", "verify", "--manifest", man1}, files...)...); code != 1 || !strings.Contains(out, "problem") {
+		t.Errorf("group verify with a dropped member: exit %d\n%s", code, out)
+	}
+}

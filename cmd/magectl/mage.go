@@ -315,7 +315,20 @@ func (g *groupSigning) commit(e *env, batch *atomicfile.Batch, man *mage.Manifes
 		if format == "" {
 			format = "classic"
 		}
-		fmt.Fprintf(e.stderr, "signed %d members (%s table) in %v; manifest %s\n", len(man.Members), format, time.Since(start).Round(time.Millisecond), g.mpath)
+		kept := 0
+		for _, m := range man.Members {
+			if m.Kept {
+				kept++
+			}
+		}
+		what := fmt.Sprintf("signed %d members", len(man.Members)-kept)
+		if man.UpdateKey != "" {
+			format = fmt.Sprintf("%s table, epoch %d", format, man.Epoch)
+		}
+		if kept > 0 {
+			what += fmt.Sprintf(", kept %d", kept)
+		}
+		fmt.Fprintf(e.stderr, "%s (%s) in %v; manifest %s\n", what, format, time.Since(start).Round(time.Millisecond), g.mpath)
 	}
 	printMembers(e.stdout, man)
 	return nil
@@ -782,7 +795,7 @@ func runGroupVerify(e *env, args []string) error {
 			fmt.Fprintln(e.stdout, "problem:", p)
 		}
 		if rep.Epoch > 0 {
-			fmt.Fprintf(e.stdout, "updatable group: every member knows epoch %d\n", rep.Epoch)
+			fmt.Fprintf(e.stdout, "updatable group: checked at epoch %d, the newest its members know\n", rep.Epoch)
 		}
 		if rep.NotGiven > 0 {
 			fmt.Fprintf(e.stdout, "note: the table has %d members; %d of them were not given and are only derived\n", len(rep.Group), rep.NotGiven)
