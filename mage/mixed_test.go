@@ -164,6 +164,9 @@ func FuzzTables(f *testing.F) {
 	t := &VersionedTable{Kinds: []Kind{KindSDK, KindGramine}, Entries: []Entry{{State: measureState(64), Offset: 0x3000}, {State: measureState(5248), Offset: 0xffff000}},
 		SDKSectionSize: 4096, LibpalSHA256: c.Libpal.SHA256, MaxThreads: 4, Layout: GramineLayoutV15}
 	f.Add(t.Marshal())
+	// An updatable Merkle table of epoch 3.
+	f.Add((&VersionedTable{Merkle: true, Count: 5, Root: [32]byte{1}, Updatable: true, UpdateKey: [32]byte{2}, Epoch: 3, Predecessor: [32]byte{3},
+		SDKSectionSize: 4096}).Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if d, err := NewPayloadDeriver(b, c); err == nil {
 			for i := range min(d.Len(), 3) {
@@ -177,8 +180,15 @@ func FuzzTables(f *testing.F) {
 				d.Derive(i)
 			}
 		}
-		if vt, err := ParseVersionedTable(b); err == nil && len(vt.Kinds) != len(vt.Entries) {
-			t.Fatal("kinds and entries differ in number")
+		if vt, err := ParseVersionedTable(b); err == nil {
+			if len(vt.Kinds) != len(vt.Entries) {
+				t.Fatal("kinds and entries differ in number")
+			}
+			if vt.Updatable {
+				if w, err := ParseVersionedTable(vt.Marshal()); err != nil || w.Hash() != vt.Hash() {
+					t.Fatalf("an updatable table does not survive its encoding: %v", err)
+				}
+			}
 		}
 	})
 }

@@ -313,3 +313,33 @@ func FuzzParseLineageProof(f *testing.F) {
 		}
 	})
 }
+
+// TestUpdatableTableEncoding: the header and layout of an updatable table,
+// and the malformed ones refused.
+func TestUpdatableTableEncoding(t *testing.T) {
+	tab := &VersionedTable{Merkle: true, Count: 5, Root: [32]byte{1}, Updatable: true, UpdateKey: [32]byte{2}, Epoch: 3, Predecessor: [32]byte{3}, SDKSectionSize: PageSize}
+	b := tab.Marshal()
+	if len(b) != updatableTableSize || b[12] != FlagMerkle|FlagUpdateKey || b[28] != 3 || b[96] != 2 || b[128] != 3 {
+		t.Fatalf("encoding % x", b)
+	}
+	if got, err := ParseVersionedTable(b); err != nil || got.Hash() != tab.Hash() || got.Epoch != 3 || got.UpdateKey != tab.UpdateKey {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	for name, mutate := range map[string]func([]byte){
+		"update key without Merkle":     func(b []byte) { b[12] = FlagUpdateKey },
+		"epoch without update key":      func(b []byte) { b[12] = FlagMerkle },
+		"successor without predecessor": func(b []byte) { clear(b[128:160]) },
+		"epoch 0 with a predecessor":    func(b []byte) { clear(b[28:32]) },
+		"epoch past the bound":          func(b []byte) { b[29] = 1 },
+		"unknown flag":                  func(b []byte) { b[12] |= 4 },
+	} {
+		c := bytes.Clone(b)
+		mutate(c)
+		if _, err := ParseVersionedTable(c); !errors.Is(err, ErrTable) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := ParseVersionedTable(b[:150]); err == nil {
+		t.Error("a truncated updatable table was accepted")
+	}
+}
