@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -157,4 +158,58 @@ func BenchmarkMesh(b *testing.B) {
 			b.ReportMetric(float64(n*(n-1)/2), "pairs")
 		})
 	}
+}
+
+// BenchmarkLineageHandshake: an attested handshake (local evidence)
+// between an epoch-0 member and an epoch-1 member of an updatable group,
+// with their lineage proofs, against the same between members of a
+// classic group, in one run (issue 14: goal at most 1.1).
+func BenchmarkLineageHandshake(b *testing.B) {
+	classic := signedMesh(b, 3, false)
+	p, err := sim.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _ := sgx.LoadSigningKey(read(b, "keys/g1_k0.pem"))
+	ms := []mage.Member{{ELF: read(b, "enclaves/g1_m0.so"), Key: key}, {ELF: read(b, "enclaves/g1_m1.so"), Key: key}, {ELF: read(b, "enclaves/g1_m2.so"), Key: key}}
+	upd := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	date := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	g0, err := mage.SignGroup(b.Context(), ms[:2], mage.SignOptions{Date: date, Merkle: true, UpdateKey: upd.Public().(ed25519.PublicKey)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g1, err := mage.SignGroup(b.Context(), ms[2:], mage.SignOptions{Date: date, Merkle: true, Successor: &mage.Successor{Lineage: g0.Lineage, Key: upd, Keep: g0.LineageProofs}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	member := func(file []byte, lp *mage.LineageProof) *Member {
+		e, err := p.Load(b.Context(), file, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := NewMember(Config{Backend: NewSimBackend(e), InsecureSimulationRoot: p.RootCertificate(), Lineage: lp, Evidence: Local})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
+	}
+	old, updated := member(g0.Members[0].File, g1.LineageProofs[0]), member(g1.Members[0].File, g1.LineageProofs[2])
+	for _, m := range classic {
+		m.cfg.Evidence = Local
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	run := func(a, s *Member) {
+		loopbackPair(b, ln, func(c net.Conn) error { return s.Server(c).Handshake(context.Background()) },
+			func(c net.Conn) error { return a.Client(c).Handshake(context.Background()) })
+	}
+	var tc, tl time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		run(classic[0], classic[1])
+		t1 := time.Now()
+		run(old, updated)
+		tc, tl = tc+t1.Sub(t0), tl+time.Since(t1)
+	}
+	b.ReportMetric(float64(tl)/float64(tc), "lineage/classic")
 }
