@@ -333,6 +333,9 @@ func (out *SignedGroup) merkleTable(opts SignOptions, size int) ([]byte, error) 
 		}
 		hashes, _ := succ.Lineage.links()
 		for i, k := range succ.Keep {
+			if k == nil || k.Proof == nil {
+				return nil, fmt.Errorf("%w: kept member %d has no lineage proof", ErrLineage, i)
+			}
 			if _, err := k.Lineage.links(); err != nil {
 				return nil, fmt.Errorf("kept member %d: %w", i, err)
 			}

@@ -358,6 +358,9 @@ func NewLineageVerifier(d *TableDeriver, own *LineageProof) (*LineageVerifier, L
 	if t == nil || !t.Updatable {
 		return nil, LineageMember{}, fmt.Errorf("%w: this member's table commits to no update key", ErrLineage)
 	}
+	if own == nil || own.Proof == nil {
+		return nil, LineageMember{}, fmt.Errorf("%w: no lineage proof, or no membership proof in it", ErrLineage)
+	}
 	hashes, err := own.Lineage.links()
 	if err != nil {
 		return nil, LineageMember{}, err
@@ -398,6 +401,9 @@ func (v *LineageVerifier) Head() *VersionedTable {
 // kept), its membership proof must hold in the newest table, and its
 // MRENCLAVE is finished over the table it measured.
 func (v *LineageVerifier) Verify(p *LineageProof) (LineageMember, error) {
+	if p == nil || p.Proof == nil {
+		return LineageMember{}, fmt.Errorf("%w: no lineage proof, or no membership proof in it", ErrLineage)
+	}
 	hashes, err := p.Lineage.links()
 	if err != nil {
 		return LineageMember{}, err
