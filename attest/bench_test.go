@@ -197,19 +197,5 @@ func BenchmarkLineageHandshake(b *testing.B) {
 	for _, m := range classic {
 		m.cfg.Evidence = Local
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	run := func(a, s *Member) {
-		loopbackPair(b, ln, func(c net.Conn) error { return s.Server(c).Handshake(context.Background()) },
-			func(c net.Conn) error { return a.Client(c).Handshake(context.Background()) })
-	}
-	var tc, tl time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		run(classic[0], classic[1])
-		t1 := time.Now()
-		run(old, updated)
-		tc, tl = tc+t1.Sub(t0), tl+time.Since(t1)
-	}
-	b.ReportMetric(float64(tl)/float64(tc), "lineage/classic")
+	handshakeRatio(b, [2]*Member{classic[0], classic[1]}, [2]*Member{old, updated}, "lineage/classic")
 }

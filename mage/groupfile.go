@@ -90,6 +90,20 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 	}
 	names := map[string]int{}
 	outputs := map[string]int{}
+	// register claims a member's name and output (its signed file, or a
+	// kept member's proof) for member i.
+	register := func(name, output string, i int) error {
+		if j, dup := names[name]; dup {
+			return fmt.Errorf("duplicate name, also member %d", j)
+		}
+		names[name] = i
+		out := filepath.Clean(output)
+		if j, dup := outputs[out]; dup {
+			return fmt.Errorf("output %s is also member %d's output", output, j)
+		}
+		outputs[out] = i
+		return nil
+	}
 	for i := range g.Members {
 		m := &g.Members[i]
 		where := fmt.Sprintf("group file: member %d", i)
@@ -113,15 +127,9 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 			if !filepath.IsAbs(m.Proof) {
 				m.Proof = filepath.Join(dir, m.Proof)
 			}
-			if j, dup := names[m.Name]; dup {
-				return nil, fmt.Errorf("%s: duplicate name, also member %d", where, j)
+			if err := register(m.Name, m.Proof, i); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
 			}
-			names[m.Name] = i
-			out := filepath.Clean(m.Proof)
-			if j, dup := outputs[out]; dup {
-				return nil, fmt.Errorf("%s: proof %s is also member %d's output", where, m.Proof, j)
-			}
-			outputs[out] = i
 			continue
 		}
 		if m.Proof != "" {
@@ -150,16 +158,10 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 				*p = filepath.Join(dir, *p)
 			}
 		}
-		if j, dup := names[m.Name]; dup {
-			return nil, fmt.Errorf("%s: duplicate name, also member %d", where, j)
+		if err := register(m.Name, m.Output, i); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		names[m.Name] = i
-		out := filepath.Clean(m.Output)
-		if j, dup := outputs[out]; dup {
-			return nil, fmt.Errorf("%s: output %s is also member %d's output", where, m.Output, j)
-		}
-		outputs[out] = i
-		if filepath.Clean(m.Enclave+m.Manifest) == out {
+		if filepath.Clean(m.Enclave+m.Manifest) == filepath.Clean(m.Output) {
 			return nil, fmt.Errorf("%s: output %s would overwrite its input", where, m.Output)
 		}
 	}

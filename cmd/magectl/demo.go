@@ -366,13 +366,19 @@ func runDemo(e *env, args []string) error {
 		res.Impostors = append(res.Impostors, ri)
 		say("  %-9s %-40s refused: %v\n            %s\n", imp.name, imp.what, ri.Refused, ri.Reason)
 	}
+	return finishDemo(e, res, *jsonOut, start)
+}
+
+// finishDemo reports a demo's results: JSON, or a summary line, and its
+// problems (exit 1).
+func finishDemo(e *env, res *demoResult, jsonOut bool, start time.Time) error {
 	res.Seconds = time.Since(start).Seconds()
-	if *jsonOut {
+	if jsonOut {
 		if err := writeJSON(e.stdout, res); err != nil {
 			return err
 		}
 	} else if res.OK {
-		say("\nall %d expected mutual attestations and %d refusals happened in %.1fs\n", len(res.Handshakes), len(res.Impostors), res.Seconds)
+		fmt.Fprintf(e.stdout, "\nall %d expected mutual attestations and %d refusals happened in %.1fs\n", len(res.Handshakes), len(res.Impostors), res.Seconds)
 	}
 	if !res.OK {
 		for _, p := range res.Problems {

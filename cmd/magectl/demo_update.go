@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -173,19 +172,5 @@ func runUpdateDemo(ctx context.Context, e *env, work, platformDir string, jsonOu
 			}
 		}
 	}
-	res.Seconds = time.Since(start).Seconds()
-	if jsonOut {
-		if err := writeJSON(e.stdout, res); err != nil {
-			return err
-		}
-	} else if res.OK {
-		say("\nall %d expected mutual attestations and %d refusals happened in %.1fs\n", len(res.Handshakes), len(res.Impostors), res.Seconds)
-	}
-	if !res.OK {
-		for _, p := range res.Problems {
-			fmt.Fprintln(e.stderr, "problem:", p)
-		}
-		return failed(errors.New("the demo did not go as expected"))
-	}
-	return nil
+	return finishDemo(e, res, jsonOut, start)
 }
