@@ -182,18 +182,8 @@ func BenchmarkLineageHandshake(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	member := func(file []byte, lp *mage.LineageProof) *Member {
-		e, err := p.Load(b.Context(), file, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		m, err := NewMember(Config{Backend: NewSimBackend(e), InsecureSimulationRoot: p.RootCertificate(), Lineage: lp, Evidence: Local})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return m
-	}
-	old, updated := member(g0.Members[0].File, g1.LineageProofs[0]), member(g1.Members[0].File, g1.LineageProofs[2])
+	old := simMember(b, p, g0.Members[0].File, Config{Lineage: g1.LineageProofs[0], Evidence: Local})
+	updated := simMember(b, p, g1.Members[0].File, Config{Lineage: g1.LineageProofs[2], Evidence: Local})
 	for _, m := range classic {
 		m.cfg.Evidence = Local
 	}

@@ -47,15 +47,7 @@ func TestRollingUpdateAttestation(t *testing.T) {
 	}
 	member := func(file []byte, lp *mage.LineageProof) *Member {
 		t.Helper()
-		e, err := p.Load(context.Background(), file, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := NewMember(Config{Backend: NewSimBackend(e), InsecureSimulationRoot: p.RootCertificate(), Lineage: lp})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return simMember(t, p, file, Config{Lineage: lp})
 	}
 	old0 := member(g0.Members[0].File, g0.LineageProofs[0]) // its host has not been given the successor
 	old1 := member(g0.Members[1].File, g1.LineageProofs[1]) // its host has
@@ -126,4 +118,20 @@ func TestRollingUpdateAttestation(t *testing.T) {
 	if cerr == nil || serr == nil {
 		t.Error("a plain Merkle member and an updatable member accepted each other")
 	}
+}
+
+// simMember loads a signed member on the simulated platform p and makes
+// it a Member with cfg (its Backend and simulation root filled in).
+func simMember(tb testing.TB, p *sim.Platform, file []byte, cfg Config) *Member {
+	tb.Helper()
+	e, err := p.Load(context.Background(), file, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Backend, cfg.InsecureSimulationRoot = NewSimBackend(e), p.RootCertificate()
+	m, err := NewMember(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }

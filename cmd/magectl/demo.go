@@ -84,6 +84,19 @@ func (d demoInput) member() (mage.Member, error) {
 	return mage.Member{Name: d.name, ELF: elf, Config: cfg, Key: key}, nil
 }
 
+// demoInputs returns the demo's SDK members, ready to sign.
+func demoInputs() ([]mage.Member, error) {
+	var inputs []mage.Member
+	for _, d := range demoGroup {
+		m, err := d.member()
+		if err != nil {
+			return nil, fmt.Errorf("demo data: %w", err)
+		}
+		inputs = append(inputs, m)
+	}
+	return inputs, nil
+}
+
 // Results, also the --json output.
 type demoResult struct {
 	OK         bool            `json:"ok"`
@@ -191,13 +204,9 @@ func runDemo(e *env, args []string) error {
 	}
 
 	// 1. Sign the group, and the impostors.
-	var inputs []mage.Member
-	for _, d := range demoGroup {
-		m, err := d.member()
-		if err != nil {
-			return fmt.Errorf("demo data: %w", err)
-		}
-		inputs = append(inputs, m)
+	inputs, err := demoInputs()
+	if err != nil {
+		return err
 	}
 	date := time.Now().UTC()
 	palRaw, err := demoData.ReadFile("demodata/libpal.so")

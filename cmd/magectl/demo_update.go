@@ -25,13 +25,9 @@ func runUpdateDemo(ctx context.Context, e *env, work, platformDir string, jsonOu
 			fmt.Fprintf(e.stdout, format, a...)
 		}
 	}
-	var inputs []mage.Member
-	for _, d := range demoGroup {
-		m, err := d.member()
-		if err != nil {
-			return fmt.Errorf("demo data: %w", err)
-		}
-		inputs = append(inputs, m)
+	inputs, err := demoInputs()
+	if err != nil {
+		return err
 	}
 	// carol's new version: the same code with another configuration.
 	carol2, err := demoInput{"carol", "g1_m2.so", "cG1_group_a.config.xml", "g1_k2.pem"}.member()
