@@ -79,16 +79,7 @@ func signedMesh(b testing.TB, n int, merkle bool) []*Member {
 	if err != nil {
 		b.Fatal(err)
 	}
-	key, _ := sgx.LoadSigningKey(read(b, "keys/g1_k0.pem"))
-	elfs := [][]byte{read(b, "enclaves/g1_m0.so"), read(b, "enclaves/g1_m1.so"), read(b, "enclaves/g1_m2.so")}
-	var ms []mage.Member
-	for i := range n {
-		cfg, err := sgxsdk.ParseConfig([]byte(fmt.Sprintf("<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+(i/3)*0x1000)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ms = append(ms, mage.Member{ELF: elfs[i%3], Config: cfg, Key: key})
-	}
+	ms := meshInputs(b, n)
 	g, err := mage.SignGroup(context.Background(), ms, mage.SignOptions{Date: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), Merkle: merkle})
 	if err != nil {
 		b.Fatal(err)
@@ -110,6 +101,22 @@ func signedMesh(b testing.TB, n int, merkle bool) []*Member {
 		out = append(out, m)
 	}
 	return out
+}
+
+// meshInputs returns n distinct members to sign: the three sample
+// enclaves, each with a heap size of its own.
+func meshInputs(tb testing.TB, n int) []mage.Member {
+	key, _ := sgx.LoadSigningKey(read(tb, "keys/g1_k0.pem"))
+	elfs := [][]byte{read(tb, "enclaves/g1_m0.so"), read(tb, "enclaves/g1_m1.so"), read(tb, "enclaves/g1_m2.so")}
+	var ms []mage.Member
+	for i := range n {
+		cfg, err := sgxsdk.ParseConfig(fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+(i/3)*0x1000))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ms = append(ms, mage.Member{ELF: elfs[i%3], Config: cfg, Key: key})
+	}
+	return ms
 }
 
 // BenchmarkMesh times a full mesh: every pair of N members attests each

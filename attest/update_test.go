@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/magesgx/mage/mage"
-	"github.com/magesgx/mage/sgx"
-	"github.com/magesgx/mage/sgxsdk"
 	"github.com/magesgx/mage/sim"
 )
 
@@ -24,16 +21,7 @@ func TestRollingUpdateAttestation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := sgx.LoadSigningKey(read(t, "keys/g1_k0.pem"))
-	elfs := [][]byte{read(t, "enclaves/g1_m0.so"), read(t, "enclaves/g1_m1.so"), read(t, "enclaves/g1_m2.so")}
-	var ms []mage.Member
-	for i := range 6 {
-		cfg, err := sgxsdk.ParseConfig(fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+(i/3)*0x1000))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms = append(ms, mage.Member{ELF: elfs[i%3], Config: cfg, Key: key})
-	}
+	ms := meshInputs(t, 6)
 	upd := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	date := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
 	g0, err := mage.SignGroup(t.Context(), ms[:5], mage.SignOptions{Date: date, Merkle: true, UpdateKey: upd.Public().(ed25519.PublicKey)})
