@@ -713,4 +713,8 @@ func TestCLIRollingUpdate(t *testing.T) {
 	if code, out, _ := magectl(t, nil, append([]string{"group", "verify", "--manifest", man1}, files...)...); code != 1 || !strings.Contains(out, "problem") {
 		t.Errorf("group verify with a dropped member: exit %d\n%s", code, out)
 	}
+	// The epoch-1 members are not the epoch-0 manifest's group.
+	if code, out, _ := magectl(t, nil, append([]string{"group", "verify", "--manifest", man0}, files[1:]...)...); code != 1 || !strings.Contains(out, "epoch") {
+		t.Errorf("group verify against the older manifest: exit %d\n%s", code, out)
+	}
 }

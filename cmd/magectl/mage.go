@@ -848,6 +848,26 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 			}
 		}
 		verifyMerkle(ms, rep, problem, proofPaths)
+		if man != nil {
+			// The members must be the manifest's, at their indices (in
+			// the newest table), with the identities their files carry.
+			if man.Format != "merkle" {
+				problem("the manifest describes a %q table, the members carry a Merkle root", man.Format)
+			}
+			if man.UpdateKey != "" && rep.Epoch != man.Epoch {
+				problem("the manifest is epoch %d, the members' proofs reach epoch %d", man.Epoch, rep.Epoch)
+			}
+			for i, m := range ms {
+				idx := rep.Members[i].Index
+				if idx < 0 {
+					continue
+				}
+				if idx >= len(man.Members) || m.id != man.Members[idx].Identity {
+					problem("%s: it is not the manifest's member %d", rep.Members[i].File, idx)
+					rep.Members[i].OK = false
+				}
+			}
+		}
 		return rep
 	}
 	// Every member's table must be the same table and derive everyone.
