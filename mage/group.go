@@ -311,15 +311,48 @@ func signStream(ctx context.Context, n int, load func(i int) (Member, error), op
 // kept ones of a successor), sets the group's proofs and lineage, and
 // returns the section.
 func (out *SignedGroup) merkleTable(opts SignOptions, size int) ([]byte, error) {
-	if opts.Successor != nil && opts.UpdateKey != nil {
-		return nil, fmt.Errorf("%w: a successor commits to its Successor.NextKey, not SignOptions.UpdateKey", ErrLineage)
-	}
 	if err := checkSectionSize(size); err != nil {
 		return nil, err
 	}
-	var kinds []Kind
-	var entries []Entry
+	kinds := make([]Kind, len(out.Members))
+	entries := make([]Entry, len(out.Members))
+	for i := range out.Members {
+		kinds[i], entries[i] = KindSDK, out.Members[i].Entry
+	}
+	mg, err := newMerkleGroup(opts, VersionedTable{SDKSectionSize: uint32(size)}, kinds, entries)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out.Members {
+		out.Members[i].Index += mg.kept
+	}
+	section := make([]byte, size)
+	copy(section, mg.table.Marshal())
+	out.Proofs, out.Lineage, out.LineageProofs = mg.proofs[mg.kept:], mg.lineage, mg.lineageProofs
+	return section, nil
+}
+
+// merkleGroup is the Merkle table of a group being signed: the table, every
+// member's proof (kept members first), and for an updatable group its
+// lineage and every member's lineage proof.
+type merkleGroup struct {
+	table         *VersionedTable
+	kept          int
+	proofs        []*MembershipProof
+	lineage       *Lineage
+	lineageProofs []*LineageProof
+}
+
+// newMerkleGroup builds the Merkle table of the members signed now (their
+// kinds and entries), after the kept members of a successor
+// (opts.Successor), with the group's constants from base.
+func newMerkleGroup(opts SignOptions, base VersionedTable, kinds []Kind, entries []Entry) (*merkleGroup, error) {
+	if opts.Successor != nil && opts.UpdateKey != nil {
+		return nil, fmt.Errorf("%w: a successor commits to its Successor.NextKey, not SignOptions.UpdateKey", ErrLineage)
+	}
 	succ := opts.Successor
+	var allKinds []Kind
+	var allEntries []Entry
 	if succ != nil {
 		if succ.Lineage == nil {
 			return nil, fmt.Errorf("%w: a successor needs its predecessor's lineage", ErrLineage)
@@ -328,8 +361,18 @@ func (out *SignedGroup) merkleTable(opts SignOptions, size int) ([]byte, error) 
 			return nil, fmt.Errorf("the predecessor's lineage: %w", err)
 		}
 		prev := succ.Lineage.Head()
-		if int(prev.SDKSectionSize) != size {
-			return nil, fmt.Errorf("%w: the predecessor's SDK sections have %d bytes, these members %d", ErrSectionSize, prev.SDKSectionSize, size)
+		// The members signed now must be built as the group's are: the
+		// same SDK section size, the same Gramine runtime (whichever of
+		// them they have). A lineage never gains a kind of member.
+		if base.SDKSectionSize == 0 {
+			base.SDKSectionSize = prev.SDKSectionSize
+		}
+		if base.MaxThreads == 0 {
+			base.MaxThreads, base.EDMM, base.Layout, base.LibpalSHA256 = prev.MaxThreads, prev.EDMM, prev.Layout, prev.LibpalSHA256
+		}
+		if !sameConstants(prev, &base) {
+			return nil, fmt.Errorf("%w: the members signed now differ from the group's in SDK section size (%d, the group's %d) or Gramine runtime (%d threads, EDMM %t, libpal %x; the group's %d, %t, %x)",
+				ErrSectionSize, base.SDKSectionSize, prev.SDKSectionSize, base.MaxThreads, base.EDMM, base.LibpalSHA256[:4], prev.MaxThreads, prev.EDMM, prev.LibpalSHA256[:4])
 		}
 		hashes, _ := succ.Lineage.links()
 		for i, k := range succ.Keep {
@@ -345,24 +388,19 @@ func (out *SignedGroup) merkleTable(opts SignOptions, size int) ([]byte, error) 
 			if err := checkProof(prev, k.Proof); err != nil {
 				return nil, fmt.Errorf("kept member %d is not a member of the predecessor (epoch %d): %w", i, prev.Epoch, err)
 			}
-			kinds, entries = append(kinds, k.Proof.Kind), append(entries, k.Proof.Entry)
+			allKinds, allEntries = append(allKinds, k.Proof.Kind), append(allEntries, k.Proof.Entry)
 		}
 	}
-	kept := len(entries)
-	for i := range out.Members {
-		out.Members[i].Index += kept
-		kinds, entries = append(kinds, KindSDK), append(entries, out.Members[i].Entry)
-	}
+	mg := &merkleGroup{kept: len(allEntries)}
+	allKinds, allEntries = append(allKinds, kinds...), append(allEntries, entries...)
 	seen := map[[32]byte]int{}
-	for i := range entries {
-		leaf := leafHash(kinds[i], entries[i])
+	for i := range allEntries {
+		leaf := leafHash(allKinds[i], allEntries[i])
 		if j, dup := seen[leaf]; dup {
 			return nil, fmt.Errorf("%w: members %d and %d have the same entry", ErrDuplicate, j, i)
 		}
 		seen[leaf] = i
 	}
-	var t *VersionedTable
-	var proofs []*MembershipProof
 	var err error
 	switch {
 	case succ != nil:
@@ -370,41 +408,36 @@ func (out *SignedGroup) merkleTable(opts SignOptions, size int) ([]byte, error) 
 		if len(next) == 0 && len(succ.Key) == ed25519.PrivateKeySize {
 			next = succ.Key.Public().(ed25519.PublicKey)
 		}
-		t, proofs, err = NewSuccessorTable(succ.Lineage.Head(), kinds, entries, next)
-		if err != nil {
+		if mg.table, mg.proofs, err = NewSuccessorTable(succ.Lineage.Head(), allKinds, allEntries, next); err != nil {
 			return nil, err
 		}
-		if out.Lineage, err = succ.Lineage.Extend(t, succ.Key); err != nil {
+		if mg.lineage, err = succ.Lineage.Extend(mg.table, succ.Key); err != nil {
 			return nil, err
 		}
 	case opts.UpdateKey != nil:
-		if t, proofs, err = NewUpdatableTable(kinds, entries, opts.UpdateKey); err != nil {
+		if mg.table, mg.proofs, err = NewUpdatableTable(allKinds, allEntries, opts.UpdateKey); err != nil {
 			return nil, err
 		}
-		t.SDKSectionSize = uint32(size)
-		out.Lineage = &Lineage{Tables: []*VersionedTable{t}}
+		mg.lineage = &Lineage{Tables: []*VersionedTable{mg.table}}
 	default:
-		if t, proofs, err = NewMerkleTable(kinds, entries); err != nil {
+		if mg.table, mg.proofs, err = NewMerkleTable(allKinds, allEntries); err != nil {
 			return nil, err
 		}
-		t.SDKSectionSize = uint32(size)
 	}
-	section := make([]byte, size)
-	copy(section, t.Marshal())
-	out.Proofs = proofs[kept:]
-	if out.Lineage != nil {
-		measured := make([]uint32, len(proofs))
-		for i := range measured {
-			measured[i] = t.Epoch
-			if i < kept {
-				measured[i] = succ.Keep[i].Measured
+	t := mg.table
+	if succ == nil {
+		t.SDKSectionSize, t.MaxThreads, t.EDMM, t.Layout, t.LibpalSHA256 = base.SDKSectionSize, base.MaxThreads, base.EDMM, base.Layout, base.LibpalSHA256
+	}
+	if mg.lineage != nil {
+		for i, p := range mg.proofs {
+			measured := t.Epoch
+			if i < mg.kept {
+				measured = succ.Keep[i].Measured
 			}
-		}
-		for i, p := range proofs {
-			out.LineageProofs = append(out.LineageProofs, &LineageProof{Measured: measured[i], Lineage: *out.Lineage, Proof: p})
+			mg.lineageProofs = append(mg.lineageProofs, &LineageProof{Measured: measured, Lineage: *mg.lineage, Proof: p})
 		}
 	}
-	return section, nil
+	return mg, nil
 }
 
 func memberName(i int, name string) string {
@@ -510,13 +543,7 @@ func (g *SignedGroup) Manifest(name string, files []string) *Manifest {
 	if g.Proofs != nil {
 		m.Format = "merkle"
 	}
-	if g.Lineage != nil {
-		head := g.Lineage.Head()
-		m.UpdateKey, m.Epoch = hex.EncodeToString(head.UpdateKey[:]), head.Epoch
-		if head.Epoch > 0 {
-			m.Predecessor = hex.EncodeToString(head.Predecessor[:])
-		}
-	}
+	m.setLineage(g.Lineage)
 	for i, sm := range g.Members {
 		mm := ManifestMember{
 			Index:         sm.Index,
@@ -532,15 +559,31 @@ func (g *SignedGroup) Manifest(name string, files []string) *Manifest {
 	return m
 }
 
+// setLineage records an updatable group's key, epoch and predecessor.
+func (m *Manifest) setLineage(l *Lineage) {
+	if l == nil {
+		return
+	}
+	head := l.Head()
+	m.UpdateKey, m.Epoch = hex.EncodeToString(head.UpdateKey[:]), head.Epoch
+	if head.Epoch > 0 {
+		m.Predecessor = hex.EncodeToString(head.Predecessor[:])
+	}
+}
+
 // Manifest summarises a signed group of Gramine or mixed members; its
 // table_sha256 is the payload's. files, if not nil, gives each member's
 // output path.
 func (g *SignedAnyGroup) Manifest(name string, files []string) *Manifest {
 	sum := sha256.Sum256(g.Payload)
 	m := &Manifest{Name: name, Format: "gramine", SectionSize: len(g.Section), TableSHA256: hex.EncodeToString(sum[:])}
-	if g.Section != nil {
+	switch {
+	case g.Proofs != nil:
+		m.Format = "merkle"
+	case g.Section != nil:
 		m.Format = "versioned"
 	}
+	m.setLineage(g.Lineage)
 	for i, sm := range g.Members {
 		mm := ManifestMember{Index: sm.Index, Name: sm.Name, Kind: sm.Kind.String(), Identity: sm.Sigstruct.SignedIdentity(),
 			SectionOffset: fmt.Sprintf("%#x", sm.Entry.Offset)}

@@ -201,8 +201,8 @@ func ParseManifest(data []byte) (*Manifest, error) {
 			return nil, fmt.Errorf("group manifest: %d members, a %d-byte section holds at most %d", len(m.Members), m.SectionSize, c)
 		}
 	case "merkle":
-		if err := checkSectionSize(m.SectionSize); err != nil {
-			return nil, fmt.Errorf("group manifest: section_size: %w", err)
+		if m.SectionSize != 0 && checkSectionSize(m.SectionSize) != nil {
+			return nil, fmt.Errorf("group manifest: section_size %d", m.SectionSize)
 		}
 		if len(m.Members) > MaxMerkleMembers {
 			return nil, fmt.Errorf("group manifest: %d members, more than %d", len(m.Members), MaxMerkleMembers)

@@ -50,6 +50,12 @@ type SignedAnyGroup struct {
 	// Section is the SDK members' .sgx_mage content (nil without them).
 	Section []byte
 	Members []SignedAnyMember
+	// In a Merkle group (SignOptions.Merkle), as in SignedGroup: the
+	// proofs of the members signed now, and in an updatable group the
+	// lineage and every member's lineage proof (kept members first).
+	Proofs        []*MembershipProof
+	Lineage       *Lineage
+	LineageProofs []*LineageProof
 }
 
 // Errors of Gramine group signing.
@@ -70,6 +76,9 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	}
 	if opts.Date.IsZero() {
 		return nil, ErrMissingDate
+	}
+	if (opts.UpdateKey != nil || opts.Successor != nil) && !opts.Merkle {
+		return nil, fmt.Errorf("%w: update keys and successors need a Merkle table (SignOptions.Merkle)", ErrLineage)
 	}
 	date := sgx.DateFromTime(opts.Date)
 	n := len(members)
@@ -126,7 +135,12 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	// The payload's size is known before any entry: bare entries, or a
 	// versioned header and entries.
 	payloadLen := n * EntrySize
-	if sdkCount > 0 {
+	switch {
+	case opts.Merkle && (opts.UpdateKey != nil || opts.Successor != nil):
+		payloadLen = updatableTableSize
+	case opts.Merkle:
+		payloadLen = v2HeaderSize + 32
+	case sdkCount > 0:
 		payloadLen = v2HeaderSize + n*v2EntrySize
 	}
 	lineLen := uint64(len(GramineTablePrefix) + 2*payloadLen + 2)
@@ -167,11 +181,33 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 		sm.Kind, sm.Entry = KindGramine, Entry{State: h.State(), Offset: l.Manifest + g.pages*PageSize}
 	}
 	var payload []byte
-	if sdkCount == 0 {
+	var mg *merkleGroup
+	switch {
+	case opts.Merkle:
+		base := VersionedTable{SDKSectionSize: uint32(sectionSize), LibpalSHA256: libpal.SHA256, MaxThreads: uint32(threads), EDMM: edmm, Layout: GramineLayoutV15}
+		kinds := make([]Kind, n)
+		entries := make([]Entry, n)
+		for i, sm := range out.Members {
+			kinds[i], entries[i] = sm.Kind, sm.Entry
+		}
+		var err error
+		if mg, err = newMerkleGroup(opts, base, kinds, entries); err != nil {
+			return nil, err
+		}
+		payload = mg.table.Marshal()
+		if sectionSize > 0 {
+			out.Section = make([]byte, sectionSize)
+			copy(out.Section, payload)
+		}
+		out.Proofs, out.Lineage, out.LineageProofs = mg.proofs[mg.kept:], mg.lineage, mg.lineageProofs
+		for i := range out.Members {
+			out.Members[i].Index += mg.kept
+		}
+	case sdkCount == 0:
 		for _, sm := range out.Members {
 			payload = sm.Entry.append(payload)
 		}
-	} else {
+	default:
 		t := &VersionedTable{SDKSectionSize: uint32(sectionSize), LibpalSHA256: libpal.SHA256, MaxThreads: uint32(threads), EDMM: edmm, Layout: GramineLayoutV15}
 		for _, sm := range out.Members {
 			t.Kinds, t.Entries = append(t.Kinds, sm.Kind), append(t.Entries, sm.Entry)
@@ -198,11 +234,18 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	if err != nil {
 		return nil, err
 	}
+	derive := d.Derive
+	if mg != nil {
+		derive = func(i int) (sgx.Measurement, error) {
+			sm := out.Members[i]
+			return d.finishMember(sm.Kind, uint64(sm.Index), sm.Entry)
+		}
+	}
 	seen := map[sgx.Measurement]int{}
 	for i := range out.Members {
 		sm := &out.Members[i]
 		name := memberName(i, sm.Name)
-		mr, err := d.Derive(i)
+		mr, err := derive(i)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}

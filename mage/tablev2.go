@@ -310,7 +310,7 @@ func newVersionedDeriver(t *VersionedTable, payload []byte, libpal *gramine.Libp
 		d.section = make([]byte, t.SDKSectionSize)
 		copy(d.section, payload)
 	}
-	for _, k := range t.Kinds {
+	for _, k := range d.kinds {
 		if k != KindGramine {
 			continue
 		}

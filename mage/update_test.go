@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/magesgx/mage/gramine"
+	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
 )
 
@@ -341,5 +345,98 @@ func TestUpdatableTableEncoding(t *testing.T) {
 	}
 	if _, err := ParseVersionedTable(b[:150]); err == nil {
 		t.Error("a truncated updatable table was accepted")
+	}
+}
+
+// TestMixedRollingUpdate: Gramine and SDK members in an updatable Merkle
+// group, and a successor that keeps a Gramine member and an SDK member,
+// replaces a Gramine member and drops one. Every member's real MRENCLAVE
+// (replayed from its signed file) is what the others derive from its
+// lineage proof, across the epochs.
+func TestMixedRollingUpdate(t *testing.T) {
+	_, _, c := gramineVectors(t)
+	kb, _ := os.ReadFile("../testdata/gramine/key.pem")
+	key, err := sgx.LoadSigningKey(kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := string(gramineInput(t, "d6_defaults"))
+	gram := func(name string) AnyMember {
+		return AnyMember{Gramine: &GramineMember{Name: name, Manifest: []byte(strings.Replace(base, `ONLY = "defaults"`, `ONLY = "`+name+`"`, 1)), Key: key}}
+	}
+	sdk, _ := groupMembers(t, "g1")
+	upd := testUpdateKey(t, 3)
+	date := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	g0, err := SignAnyGroup(t.Context(), []AnyMember{gram("a"), {SDK: &sdk[0]}, gram("b"), gram("c")}, c.Libpal,
+		SignOptions{Date: date, Merkle: true, UpdateKey: upd.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g0.Section) != PageSize || len(g0.Payload) != updatableTableSize || len(g0.LineageProofs) != 4 {
+		t.Fatalf("epoch 0: section %d, payload %d bytes, %d proofs", len(g0.Section), len(g0.Payload), len(g0.LineageProofs))
+	}
+	// Keep a (Gramine) and the SDK member, replace b with b2, drop c.
+	g1, err := SignAnyGroup(t.Context(), []AnyMember{gram("b2")}, c.Libpal, SignOptions{Date: date, Merkle: true,
+		Successor: &Successor{Lineage: g0.Lineage, Key: upd, Keep: g0.LineageProofs[:2]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The successor has no SDK member signed now, but keeps the SDK
+	// section size of the group.
+	if g1.Members[0].Index != 2 || g1.Lineage.Head().SDKSectionSize != PageSize {
+		t.Fatalf("epoch 1: new member at %d, head %+v", g1.Members[0].Index, g1.Lineage.Head())
+	}
+	// Each member's own view, from its signed file's table.
+	view := func(sm SignedAnyMember, lp *LineageProof) *LineageVerifier {
+		t.Helper()
+		var d *TableDeriver
+		if sm.Kind == KindSDK {
+			s, err := sgxsdk.ParseSigned(sm.File)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err = NewSectionDeriver(s.ELF.MageSection(), c.Libpal)
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			m, err := gramine.ParseManifest(sm.File)
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload, err := hexDecode(m.Tree["loader"].(map[string]any)["env"].(map[string]any)["MAGE_TABLE"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, err = NewPayloadDeriver(payload, GramineConstants{Libpal: c.Libpal, MaxThreads: m.MaxThreads, EDMM: m.EDMM}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, self, err := NewLineageVerifier(d, lp)
+		if err != nil || self.MRENCLAVE != sm.MRENCLAVE {
+			t.Fatalf("%s derives itself as %s (%v), measures %s", sm.Name, self.MRENCLAVE, err, sm.MRENCLAVE)
+		}
+		return v
+	}
+	members := []SignedAnyMember{g0.Members[0], g0.Members[1], g1.Members[0]}
+	proofs := g1.LineageProofs
+	for i, sm := range members {
+		v := view(sm, proofs[i])
+		for j, peer := range members {
+			m, err := v.Verify(proofs[j])
+			if err != nil || m.MRENCLAVE != peer.MRENCLAVE || m.Index != uint64(j) {
+				t.Fatalf("%s verifies %s: %+v %v, want %s", sm.Name, peer.Name, m, err, peer.MRENCLAVE)
+			}
+		}
+		// The dropped c and the replaced b are refused.
+		for _, k := range []int{2, 3} {
+			if _, err := v.Verify(g0.LineageProofs[k]); !errors.Is(err, ErrStale) {
+				t.Fatalf("%s verifies the dropped %s: %v", sm.Name, g0.Members[k].Name, err)
+			}
+		}
+	}
+	man := g1.Manifest("mixed", nil)
+	if man.Format != "merkle" || man.Epoch != 1 || man.UpdateKey == "" {
+		t.Errorf("manifest %+v", man)
 	}
 }
