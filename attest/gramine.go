@@ -125,6 +125,11 @@ func NewGramineAttestation(cfg GramineConfig) (*GramineAttestation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrGramineTable, err)
 	}
+	if d.IsMerkle() {
+		// A Merkle table holds a root, not the members: NewMember checks
+		// this enclave against it with its membership or lineage proof.
+		return g, nil
+	}
 	all, err := d.DeriveAll()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrGramineTable, err)

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"os"
 	"strings"
@@ -16,8 +17,9 @@ import (
 )
 
 // mixedGroup signs two SDK members and two Gramine members into one group
-// and loads them all on one simulated platform.
-func mixedGroup(t testing.TB, f *fixture, device bool) ([]*Member, *gramine.Libpal) {
+// (an updatable Merkle group if updatable) and loads them all on one
+// simulated platform.
+func mixedGroup(t testing.TB, f *fixture, device, updatable bool) ([]*Member, *gramine.Libpal) {
 	palRaw, err := os.ReadFile("../testdata/gramine/fakepal.so")
 	if err != nil {
 		t.Fatal(err)
@@ -36,17 +38,21 @@ func mixedGroup(t testing.TB, f *fixture, device bool) ([]*Member, *gramine.Libp
 		cfg, _ := sgxsdk.ParseConfig(read(t, "configs/"+c.cfg+".config.xml"))
 		sdk = append(sdk, mage.Member{Name: []string{"a", "b"}[i], ELF: read(t, "enclaves/"+c.enc+".so"), Config: cfg, Key: key})
 	}
+	opts := mage.SignOptions{Date: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)}
+	if updatable {
+		opts.Merkle, opts.UpdateKey = true, ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+	}
 	g, err := mage.SignAnyGroup(context.Background(), []mage.AnyMember{
 		{SDK: &sdk[0]},
 		{Gramine: &mage.GramineMember{Name: "go-api", Manifest: d6, Key: gkey}},
 		{SDK: &sdk[1]},
 		{Gramine: &mage.GramineMember{Name: "go-worker", Manifest: []byte(variant), Key: gkey}},
-	}, pal, mage.SignOptions{Date: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)})
+	}, pal, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ms []*Member
-	for _, sm := range g.Members {
+	for i, sm := range g.Members {
 		var backend Backend
 		if sm.Kind == mage.KindSDK {
 			e, err := f.p.Load(context.Background(), sm.File, nil)
@@ -71,8 +77,11 @@ func mixedGroup(t testing.TB, f *fixture, device bool) ([]*Member, *gramine.Libp
 				}
 			}
 		}
-		m, err := NewMember(Config{Backend: backend, InsecureSimulationRoot: f.p.RootCertificate(), Libpal: pal,
-			HandshakeTimeout: 5 * time.Second})
+		cfg := Config{Backend: backend, InsecureSimulationRoot: f.p.RootCertificate(), Libpal: pal, HandshakeTimeout: 5 * time.Second}
+		if updatable {
+			cfg.Lineage = g.LineageProofs[i]
+		}
+		m, err := NewMember(cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", sm.Name, err)
 		}
@@ -83,18 +92,21 @@ func mixedGroup(t testing.TB, f *fixture, device bool) ([]*Member, *gramine.Libp
 
 // TestMixedGroupAttestation: SDK and Gramine members of one group attest
 // each other both ways, with remote and local evidence; each derives the
-// other from its own table.
+// other from its own table, or in an updatable Merkle group from the
+// other's lineage proof.
 func TestMixedGroupAttestation(t *testing.T) {
 	for _, device := range []bool{false, true} {
-		testMixed(t, device)
+		for _, updatable := range []bool{false, true} {
+			testMixed(t, device, updatable)
+		}
 	}
 }
 
-func testMixed(t *testing.T, device bool) {
+func testMixed(t *testing.T, device, updatable bool) {
 	f := newFixture(t)
-	ms, _ := mixedGroup(t, f, device)
+	ms, _ := mixedGroup(t, f, device, updatable)
 	for i, a := range ms {
-		if a.Index() != i || len(a.Group()) != 4 {
+		if a.Index() != i || (!updatable && len(a.Group()) != 4) {
 			t.Fatalf("member %d: index %d, group of %d", i, a.Index(), len(a.Group()))
 		}
 		for j, b := range ms {
@@ -120,7 +132,7 @@ func testMixed(t *testing.T, device bool) {
 // derive the enclave, and its reports verify only for their target.
 func TestGramineAttestationDevice(t *testing.T) {
 	f := newFixture(t)
-	_, pal := mixedGroup(t, f, true)
+	_, pal := mixedGroup(t, f, true, false)
 	e, err := f.p.Load(context.Background(), read(t, "signed/g1_v0.signed.so"), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -507,7 +507,8 @@ func newProgress(f func(string, int, int), total int) func(string) {
 type Manifest struct {
 	Name string `json:"name,omitempty"`
 	// Format is the table's: "" (classic, SDK members only), "gramine"
-	// (Gramine members only: bare entries) or "versioned" (mixed).
+	// (Gramine members only: bare entries), "versioned" (mixed) or
+	// "merkle" (a Merkle root, members of any kind).
 	Format      string `json:"format,omitempty"`
 	SectionSize int    `json:"section_size"` // the SDK members' section (0 without)
 	TableSHA256 string `json:"table_sha256"`

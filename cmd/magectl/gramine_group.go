@@ -57,7 +57,7 @@ func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
 		members[i].Gramine = &mage.GramineMember{Name: mf.Name, Manifest: raw, Key: key}
 	}
 	start := time.Now()
-	sg, err := mage.SignAnyGroup(e.ctx, members, pal, mage.SignOptions{Date: g.date})
+	sg, err := mage.SignAnyGroup(e.ctx, members, pal, mage.SignOptions{Date: g.date, Merkle: g.merkle, UpdateKey: g.updateKey, Successor: g.succ})
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,21 @@ func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
 			return err
 		}
 	}
-	return g.commit(e, &batch, sg.Manifest(g.gf.Name, files), start, quiet, jsonOut)
+	man := sg.Manifest(g.gf.Name, files)
+	if err := g.stageProofs(e, &batch, man, files, sg.Proofs, sg.Lineage, sg.LineageProofs); err != nil {
+		return err
+	}
+	return g.commit(e, &batch, man, start, quiet, jsonOut)
+}
+
+// hasGramine reports whether any member signed now is a Gramine enclave.
+func (g *groupSigning) hasGramine() bool {
+	for _, m := range g.gf.Members {
+		if m.Manifest != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // memberFile is a signed member as a verifier sees it: its replayed

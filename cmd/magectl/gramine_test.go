@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/magesgx/mage/mage"
 )
 
 var gvec, _ = filepath.Abs("../../testdata/gramine")
@@ -147,5 +149,53 @@ func TestCLISimLoadGramine(t *testing.T) {
 	// A .sig of another enclave is refused by EINIT (exit 1).
 	if code, _, _ := magectl(t, nil, "sim", "load", "-platform", filepath.Join(d, "p"), "--libpal", g("fakepal.so"), "--sig", g("group/alice.sig"), filepath.Join(d, "d2.manifest.sgx")); code != 1 {
 		t.Errorf("a foreign .sig: exit %d, want 1", code)
+	}
+}
+
+// TestCLIMixedRollingUpdate: a mixed (SDK and Gramine) updatable Merkle
+// group, and a successor that keeps the SDK member and a Gramine member
+// and replaces the other Gramine member; group verify checks every member
+// of both epochs, and derive checks the new Gramine member's value against
+// gramine measure of its final manifest. (Issue 14.)
+func TestCLIMixedRollingUpdate(t *testing.T) {
+	g := func(p string) string { return filepath.Join(gvec, p) }
+	d := t.TempDir()
+	base := readString(t, g("single/d6_defaults/d6_defaults.manifest.sgx"))
+	gram := func(name string) string {
+		p := filepath.Join(d, name+".manifest.sgx")
+		writeFile(t, p, strings.Replace(base, `ONLY = "defaults"`, `ONLY = "`+name+`"`, 1))
+		return fmt.Sprintf(`{"name": %q, "manifest": %q, "key": %q, "output": "out/%s.manifest.sgx"}`, name, p, g("key.pem"), name)
+	}
+	sdk := fmt.Sprintf(`{"name": "a", "enclave": %q, "config": %q, "key": %q, "output": "out/a.so"}`, v("enclaves/g1_m0.so"), v("configs/cG1_group_a.config.xml"), v("keys/g1_k0.pem"))
+	upd := filepath.Join(d, "upd.pem")
+	mustRun(t, "keygen", "--update-key", "-out", upd)
+	pal := g("fakepal.so")
+	for _, sub := range []string{"v0", "v1"} {
+		os.MkdirAll(filepath.Join(d, sub), 0o755)
+	}
+	g0 := filepath.Join(d, "v0", "g.json")
+	writeFile(t, g0, fmt.Sprintf(`{"name": "mixed", "date": "20261130", "libpal": %q, "members": [%s, %s, %s]}`, pal, sdk, gram("x"), gram("y")))
+	mustRun(t, "group", "sign", "-q", "--table", "merkle", "--update-key", upd, g0)
+	g1 := filepath.Join(d, "v1", "g.json")
+	writeFile(t, g1, fmt.Sprintf(`{"name": "mixed", "date": "20261130", "libpal": %q, "members": [{"name": "a", "keep": true}, {"name": "x", "keep": true}, %s]}`, pal, gram("y2")))
+	mustRun(t, "group", "sign", "-q", "--predecessor", filepath.Join(d, "v0", "group.json"), "--update-key", upd, g1)
+	man, err := mage.ParseManifest([]byte(mustReadString(t, filepath.Join(d, "v1", "group.json"))))
+	if err != nil || man.Format != "merkle" || man.Epoch != 1 || len(man.Members) != 3 || man.Members[2].Name != "y2" {
+		t.Fatalf("epoch 1 manifest: %+v %v", man, err)
+	}
+	out := mustRun(t, "group", "verify", "--libpal", pal, "--manifest", filepath.Join(d, "v1", "group.json"))
+	if strings.Contains(out, "problem") || strings.Contains(out, "MISMATCH") {
+		t.Fatalf("group verify:\n%s", out)
+	}
+	// The kept SDK member derives the new Gramine member: gramine
+	// measure of its final manifest gives the same value.
+	y2 := man.Members[2].File
+	var dr deriveResult
+	if err := json.Unmarshal([]byte(mustRun(t, "derive", "--json", "--libpal", pal, "--self-proof", man.Members[0].Proof, "--proof", man.Members[2].Proof, man.Members[0].File)), &dr); err != nil {
+		t.Fatal(err)
+	}
+	mr := strings.TrimSpace(mustRun(t, "gramine", "measure", y2, "--libpal", pal))
+	if len(dr.Proven) != 1 || dr.Proven[0].MRENCLAVE.String() != mr {
+		t.Errorf("derive %+v, gramine measure %s", dr, mr)
 	}
 }

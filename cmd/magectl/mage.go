@@ -118,13 +118,8 @@ func runGroupSign(e *env, args []string) error {
 			return err
 		}
 	}
-	for _, m := range gf.Members {
-		if m.Manifest != "" {
-			if gs.merkle {
-				return usagef("--table merkle is for SDK members only for now")
-			}
-			return gs.runAny(e, *quiet, *jsonOut)
-		}
+	if gs.hasGramine() {
+		return gs.runAny(e, *quiet, *jsonOut)
 	}
 	return gs.run(e, *workers, *quiet, *jsonOut, nil)
 }
@@ -267,32 +262,41 @@ func (g *groupSigning) run(e *env, workers int, quiet, jsonOut bool, sign func(i
 		return err
 	}
 	man := sg.Manifest(g.gf.Name, files)
-	if sg.Lineage == nil {
-		for i, p := range sg.Proofs {
-			if err := stageOutput(e, &batch, proofPathOf(files[i]), p.Marshal(), 0o644, g.force); err != nil {
+	if err := g.stageProofs(e, &batch, man, files, sg.Proofs, sg.Lineage, sg.LineageProofs); err != nil {
+		return err
+	}
+	return g.commit(e, &batch, man, start, quiet, jsonOut)
+}
+
+// stageProofs stages a Merkle group's proofs beside its members (files, the
+// members signed now) and, in an updatable group, every member's lineage
+// proof (the kept members' where the group file says, and their manifest
+// entries first) and the lineage beside the manifest.
+func (g *groupSigning) stageProofs(e *env, batch *atomicfile.Batch, man *mage.Manifest, files []string, proofs []*mage.MembershipProof, lineage *mage.Lineage, lineageProofs []*mage.LineageProof) error {
+	if lineage == nil {
+		for i, p := range proofs {
+			if err := stageOutput(e, batch, proofPathOf(files[i]), p.Marshal(), 0o644, g.force); err != nil {
 				return err
 			}
 			man.Members[i].Proof = proofPathOf(files[i])
 		}
-		return g.commit(e, &batch, man, start, quiet, jsonOut)
+		return nil
 	}
-	// An updatable group: every member's lineage proof (the kept ones'
-	// where the group file says), and the lineage beside the manifest.
 	for i := range man.Members {
 		man.Members[i].Proof = proofPathOf(files[i])
 	}
 	man.Members = append(slices.Clone(g.kept), man.Members...)
-	for i, p := range sg.LineageProofs {
-		if err := stageOutput(e, &batch, man.Members[i].Proof, p.Marshal(), 0o644, g.force); err != nil {
+	for i, p := range lineageProofs {
+		if err := stageOutput(e, batch, man.Members[i].Proof, p.Marshal(), 0o644, g.force); err != nil {
 			return err
 		}
 	}
 	lpath := strings.TrimSuffix(g.mpath, ".json") + ".lineage"
-	if err := stageOutput(e, &batch, lpath, sg.Lineage.Marshal(), 0o644, g.force); err != nil {
+	if err := stageOutput(e, batch, lpath, lineage.Marshal(), 0o644, g.force); err != nil {
 		return err
 	}
 	man.Lineage = filepath.Base(lpath)
-	return g.commit(e, &batch, man, start, quiet, jsonOut)
+	return nil
 }
 
 // commit stages the group manifest, commits every output together, and

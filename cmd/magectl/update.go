@@ -192,10 +192,8 @@ func runSuccessorSign(e *env, arg string, gf *mage.GroupFile, predecessor, keyPa
 		return err
 	}
 	gs.merkle, gs.succ, gs.kept = true, succ, kept
-	for _, m := range signed.Members {
-		if m.Manifest != "" {
-			return usagef("--table merkle is for SDK members only for now")
-		}
+	if gs.hasGramine() {
+		return gs.runAny(e, quiet, jsonOut)
 	}
 	return gs.run(e, workers, quiet, jsonOut, nil)
 }
