@@ -63,14 +63,8 @@ func anyGroup(t *testing.T, members []AnyMember, pal *gramine.Libpal) *SignedAny
 				t.Fatalf("%s: measures %s, want %s (%v)", sm.Name, e.Measure(), sm.MRENCLAVE, err)
 			}
 			// The table reaches the program as MAGE_TABLE.
-			env := m.Tree["loader"].(map[string]any)["env"].(map[string]any)
-			payload, err := hexDecode(env["MAGE_TABLE"].(string))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d, err = NewPayloadDeriver(payload, GramineConstants{Libpal: pal, MaxThreads: m.MaxThreads, EDMM: m.EDMM}); err != nil {
-				t.Fatal(err)
-			}
+			var payload []byte
+			d, payload = manifestDeriver(t, m, pal)
 			if !strings.HasSuffix(string(sm.File), string(GramineTableText(payload))) {
 				t.Errorf("%s: the table is not the manifest's last line", sm.Name)
 			}
@@ -191,6 +185,22 @@ func FuzzTables(f *testing.F) {
 			}
 		}
 	})
+}
+
+// manifestDeriver returns the deriver of a Gramine member's table (its
+// MAGE_TABLE), and the table.
+func manifestDeriver(t *testing.T, m *gramine.Manifest, pal *gramine.Libpal) (*TableDeriver, []byte) {
+	t.Helper()
+	env := m.Tree["loader"].(map[string]any)["env"].(map[string]any)
+	payload, err := hexDecode(env["MAGE_TABLE"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewPayloadDeriver(payload, GramineConstants{Libpal: pal, MaxThreads: m.MaxThreads, EDMM: m.EDMM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, payload
 }
 
 func measureState(size uint64) (s measure.State) {

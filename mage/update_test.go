@@ -404,13 +404,7 @@ func TestMixedRollingUpdate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			payload, err := hexDecode(m.Tree["loader"].(map[string]any)["env"].(map[string]any)["MAGE_TABLE"].(string))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d, err = NewPayloadDeriver(payload, GramineConstants{Libpal: c.Libpal, MaxThreads: m.MaxThreads, EDMM: m.EDMM}); err != nil {
-				t.Fatal(err)
-			}
+			d, _ = manifestDeriver(t, m, c.Libpal)
 		}
 		v, self, err := NewLineageVerifier(d, lp)
 		if err != nil || self.MRENCLAVE != sm.MRENCLAVE {
