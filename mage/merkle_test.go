@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,4 +208,53 @@ func BenchmarkMerkleSign1000(b *testing.B) {
 	}
 	b.ReportMetric(float64(signT)/float64(floorT), "sign/floor")
 	b.ReportMetric(float64(signT.Milliseconds())/float64(b.N), "ms/group")
+}
+
+// TestDeriveProofConcurrent: one deriver serves many handshakes at once
+// (an attest.Member verifying several peers); concurrent derivations must
+// each get their own result.
+func TestDeriveProofConcurrent(t *testing.T) {
+	n := 16
+	kinds := make([]Kind, n)
+	entries := make([]Entry, n)
+	for i := range entries {
+		kinds[i], entries[i] = KindSDK, Entry{State: measure.State{Size: 64 * uint64(i+1), H: [8]uint32{uint32(i)}}, Offset: 0x3000}
+	}
+	tab, proofs, err := NewMerkleTable(kinds, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.SDKSectionSize = PageSize
+	section := make([]byte, PageSize)
+	copy(section, tab.Marshal())
+	d, err := NewSectionDeriver(section, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([][32]byte, n)
+	for i := range want {
+		mr, err := d.DeriveProof(proofs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = mr
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for k := range 200 {
+				i := (g + k) % n
+				if mr, err := d.DeriveProof(proofs[i]); err != nil || mr != want[i] {
+					errs <- fmt.Errorf("member %d: %s %v", i, mr, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
