@@ -713,6 +713,31 @@ func TestCLIRollingUpdate(t *testing.T) {
 	if code, out, _ := magectl(t, nil, append([]string{"group", "verify", "--manifest", man1}, files...)...); code != 1 || !strings.Contains(out, "problem") {
 		t.Errorf("group verify with a dropped member: exit %d\n%s", code, out)
 	}
+	// Rotate the update key, then end the lineage.
+	successor := func(from, to string, extra ...string) (int, string) {
+		t.Helper()
+		dir := filepath.Join(d, to)
+		os.MkdirAll(dir, 0o755)
+		cfg := filepath.Join(dir, "g.json")
+		os.WriteFile(cfg, []byte(`{"name": "rolling", "date": "20261130", "members": [{"name": "m0", "keep": true}, `+member(6+len(to))+`]}`), 0o644)
+		code, _, errs := magectl(t, nil, append(append([]string{"group", "sign", "-q", "--predecessor", filepath.Join(d, from, "group.json")}, extra...), cfg)...)
+		return code, errs
+	}
+	if code, errs := successor("v1", "v2", "--update-key", upd, "--next-update-key", other); code != 0 {
+		t.Fatalf("rotating the update key: exit %d %s", code, errs)
+	}
+	if code, _ := successor("v2", "v3", "--update-key", upd); code != 3 {
+		t.Errorf("a successor signed with the retired key: exit %d, want 3", code)
+	}
+	if code, errs := successor("v2", "v33", "--update-key", other, "--next-update-key", "none"); code != 0 {
+		t.Fatalf("a final successor: exit %d %s", code, errs)
+	}
+	if code, errs := successor("v33", "v444", "--update-key", other); code != 1 || !strings.Contains(errs, "final") {
+		t.Errorf("a successor of a final group: exit %d %s", code, errs)
+	}
+	if out := mustRun(t, "group", "verify", "--manifest", filepath.Join(d, "v33", "group.json")); !strings.Contains(out, "epoch 3") {
+		t.Errorf("group verify, epoch 3:\n%s", out)
+	}
 	// The epoch-1 members are not the epoch-0 manifest's group.
 	if code, out, _ := magectl(t, nil, append([]string{"group", "verify", "--manifest", man0}, files[1:]...)...); code != 1 || !strings.Contains(out, "epoch") {
 		t.Errorf("group verify against the older manifest: exit %d\n%s", code, out)

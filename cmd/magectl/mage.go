@@ -76,6 +76,7 @@ func runGroupSign(e *env, args []string) error {
 	quiet := fs.Bool("q", false, "no progress on stderr")
 	table := fs.String("table", "classic", "table `format`: classic (every entry in every member) or merkle (a root in one page, each member's proof in OUTPUT.proof)")
 	updateKey := fs.String("update-key", "", "with --table merkle: commit the group to this Ed25519 update `key` (PEM, from keygen --update-key; public or private); with --predecessor: the predecessor's update key (private), which signs the successor")
+	nextKey := fs.String("next-update-key", "", "with --predecessor: the update `key` the successor commits to (PEM, public or private; default: the --update-key), or \"none\" to make the successor final (no successor of it is ever accepted)")
 	predecessor := fs.String("predecessor", "", "sign a successor of the updatable group whose manifest is `group.json`: members with \"keep\": true stay as they are, the others are signed now, the rest are dropped (implies --table merkle)")
 	arg, err := parseOneArg(fs, args, "group file")
 	if err != nil {
@@ -93,6 +94,9 @@ func runGroupSign(e *env, args []string) error {
 		}
 		*table = "merkle"
 	}
+	if *nextKey != "" && *predecessor == "" {
+		return usagef("--next-update-key applies to a successor (--predecessor)")
+	}
 	if *updateKey != "" && *table != "merkle" {
 		return usagef("--update-key needs --table merkle")
 	}
@@ -106,7 +110,7 @@ func runGroupSign(e *env, args []string) error {
 		return err
 	}
 	if *predecessor != "" {
-		return runSuccessorSign(e, arg, gf, *predecessor, *updateKey, *date, *manifest, *force, *workers, *quiet, *jsonOut)
+		return runSuccessorSign(e, arg, gf, *predecessor, *updateKey, *nextKey, *date, *manifest, *force, *workers, *quiet, *jsonOut)
 	}
 	gs, err := openGroup(e, arg, gf, *date, *manifest, *force, nil)
 	if err != nil {

@@ -124,13 +124,16 @@ func readPredecessor(path string) (*mage.Manifest, *mage.Lineage, error) {
 	if hex.EncodeToString(head.UpdateKey[:]) != man.UpdateKey || head.Epoch != man.Epoch {
 		return nil, nil, fmt.Errorf("%s: its lineage (%s) ends at epoch %d with another update key than the manifest's", path, lpath, head.Epoch)
 	}
+	if head.UpdateKey == [32]byte{} {
+		return nil, nil, failed(fmt.Errorf("%s: the group is final (its update key is all zeros): it can have no successor", path))
+	}
 	return man, l, nil
 }
 
 // runSuccessorSign signs a successor of the updatable group whose manifest
 // is predecessor: kept members get a new lineage proof, the others are
 // signed over the successor's table.
-func runSuccessorSign(e *env, arg string, gf *mage.GroupFile, predecessor, keyPath, date, manifest string, force bool, workers int, quiet, jsonOut bool) error {
+func runSuccessorSign(e *env, arg string, gf *mage.GroupFile, predecessor, keyPath, nextKeyPath, date, manifest string, force bool, workers int, quiet, jsonOut bool) error {
 	key, _, err := readUpdateKey(keyPath)
 	if err != nil {
 		return err
@@ -149,6 +152,15 @@ func runSuccessorSign(e *env, arg string, gf *mage.GroupFile, predecessor, keyPa
 	signed := *gf
 	signed.Members = nil
 	succ := &mage.Successor{Lineage: lineage, Key: key}
+	switch nextKeyPath {
+	case "":
+	case "none":
+		succ.NextKey = make(ed25519.PublicKey, ed25519.PublicKeySize) // all zeros: final
+	default:
+		if _, succ.NextKey, err = readUpdateKey(nextKeyPath); err != nil {
+			return err
+		}
+	}
 	var kept []mage.ManifestMember
 	for _, m := range gf.Members {
 		if !m.Keep {
