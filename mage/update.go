@@ -100,7 +100,8 @@ func NewUpdatableTable(kinds []Kind, entries []Entry, key ed25519.PublicKey) (*V
 
 // NewSuccessorTable returns the successor of prev over members (their
 // kinds and entries, in member order), committed to nextKey, and every
-// member's membership proof in it. The caller copies prev's constants.
+// member's membership proof in it. It keeps prev's constants (section
+// size, Gramine runtime).
 func NewSuccessorTable(prev *VersionedTable, kinds []Kind, entries []Entry, nextKey ed25519.PublicKey) (*VersionedTable, []*MembershipProof, error) {
 	switch {
 	case !prev.Updatable:
