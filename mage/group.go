@@ -72,14 +72,26 @@ type Successor struct {
 	Keep []*LineageProof
 }
 
-// Kept returns the number of members a successor keeps (0 for a new
+// kept returns the number of members a successor keeps (0 for a new
 // group): a signed member's Index is its position among the members
-// signed plus Kept.
-func (o *SignOptions) Kept() int {
+// signed plus kept.
+func (o *SignOptions) kept() int {
 	if o.Successor == nil {
 		return 0
 	}
 	return len(o.Successor.Keep)
+}
+
+// updatable reports whether the group signed is updatable: committed to
+// an update key, or a successor.
+func (o *SignOptions) updatable() bool { return o.UpdateKey != nil || o.Successor != nil }
+
+// checkLineage refuses update options without a Merkle table.
+func (o *SignOptions) checkLineage() error {
+	if o.updatable() && !o.Merkle {
+		return fmt.Errorf("%w: update keys and successors need a Merkle table (SignOptions.Merkle)", ErrLineage)
+	}
+	return nil
 }
 
 // SignedMember is one signed member of a group.
@@ -131,7 +143,7 @@ func SignGroup(ctx context.Context, members []Member, opts SignOptions) (*Signed
 	files := make([][]byte, len(members))
 	g, err := SignGroupStream(ctx, len(members), func(i int) (Member, error) { return members[i], nil }, opts,
 		func(sm *SignedMember) error {
-			files[sm.Index-opts.Kept()] = sm.File
+			files[sm.Index-opts.kept()] = sm.File
 			return nil
 		})
 	if err != nil {
@@ -173,8 +185,8 @@ func signStream(ctx context.Context, n int, load func(i int) (Member, error), op
 	if y := opts.Date.UTC().Year(); y < 1 || y > 9999 {
 		return nil, fmt.Errorf("%w: year %d cannot be a SIGSTRUCT date", ErrMissingDate, y)
 	}
-	if (opts.UpdateKey != nil || opts.Successor != nil) && !opts.Merkle {
-		return nil, fmt.Errorf("%w: update keys and successors need a Merkle table (SignOptions.Merkle)", ErrLineage)
+	if err := opts.checkLineage(); err != nil {
+		return nil, err
 	}
 	date := sgx.DateFromTime(opts.Date)
 	out := &SignedGroup{Members: make([]SignedMember, n)}
@@ -357,7 +369,8 @@ func newMerkleGroup(opts SignOptions, base VersionedTable, kinds []Kind, entries
 		if succ.Lineage == nil {
 			return nil, fmt.Errorf("%w: a successor needs its predecessor's lineage", ErrLineage)
 		}
-		if err := succ.Lineage.Verify(); err != nil {
+		hashes, err := succ.Lineage.verify()
+		if err != nil {
 			return nil, fmt.Errorf("the predecessor's lineage: %w", err)
 		}
 		prev := succ.Lineage.Head()
@@ -374,15 +387,15 @@ func newMerkleGroup(opts SignOptions, base VersionedTable, kinds []Kind, entries
 			return nil, fmt.Errorf("%w: the members signed now differ from the group's in SDK section size (%d, the group's %d) or Gramine runtime (%d threads, EDMM %t, libpal %x; the group's %d, %t, %x)",
 				ErrSectionSize, base.SDKSectionSize, prev.SDKSectionSize, base.MaxThreads, base.EDMM, base.LibpalSHA256[:4], prev.MaxThreads, prev.EDMM, prev.LibpalSHA256[:4])
 		}
-		hashes, _ := succ.Lineage.links()
 		for i, k := range succ.Keep {
 			if k == nil || k.Proof == nil {
 				return nil, fmt.Errorf("%w: kept member %d has no lineage proof", ErrLineage, i)
 			}
-			if _, err := k.Lineage.links(); err != nil {
+			kh, err := k.Lineage.links()
+			if err != nil {
 				return nil, fmt.Errorf("kept member %d: %w", i, err)
 			}
-			if int(k.Measured) >= len(hashes) || k.Lineage.Tables[k.Measured].Hash() != hashes[k.Measured] {
+			if int(k.Measured) >= len(hashes) || int(k.Measured) >= len(kh) || kh[k.Measured] != hashes[k.Measured] {
 				return nil, fmt.Errorf("%w: kept member %d measured a table (epoch %d) that is not in this lineage", ErrLineage, i, k.Measured)
 			}
 			if err := checkProof(prev, k.Proof); err != nil {

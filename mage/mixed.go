@@ -77,8 +77,8 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	if opts.Date.IsZero() {
 		return nil, ErrMissingDate
 	}
-	if (opts.UpdateKey != nil || opts.Successor != nil) && !opts.Merkle {
-		return nil, fmt.Errorf("%w: update keys and successors need a Merkle table (SignOptions.Merkle)", ErrLineage)
+	if err := opts.checkLineage(); err != nil {
+		return nil, err
 	}
 	date := sgx.DateFromTime(opts.Date)
 	n := len(members)
@@ -136,7 +136,7 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	// versioned header and entries.
 	payloadLen := n * EntrySize
 	switch {
-	case opts.Merkle && (opts.UpdateKey != nil || opts.Successor != nil):
+	case opts.Merkle && opts.updatable():
 		payloadLen = updatableTableSize
 	case opts.Merkle:
 		payloadLen = v2HeaderSize + 32

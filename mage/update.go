@@ -271,16 +271,22 @@ func (l *Lineage) verifyStatement(e int, hashes [][32]byte) error {
 // and every statement. (Members verify a lineage from their own measured
 // table instead: see LineageVerifier.)
 func (l *Lineage) Verify() error {
+	_, err := l.verify()
+	return err
+}
+
+// verify is Verify, returning every table's hash.
+func (l *Lineage) verify() ([][32]byte, error) {
 	hashes, err := l.links()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for e := 1; e < len(l.Tables); e++ {
 		if err := l.verifyStatement(e, hashes); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return hashes, nil
 }
 
 // LineageProof is what a member of an updatable group proves its

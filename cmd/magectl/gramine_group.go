@@ -115,15 +115,6 @@ type memberProof struct {
 	lineage *mage.LineageProof
 }
 
-// membership returns the membership proof in the newest table the file
-// knows.
-func (p *memberProof) membership() *mage.MembershipProof {
-	if p.lineage != nil {
-		return p.lineage.Proof
-	}
-	return p.plain
-}
-
 // merkleView checks members of a Merkle group from one member's table:
 // their membership proofs against its root or, in an updatable group,
 // their lineage proofs from its table and its own lineage.

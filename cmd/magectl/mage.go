@@ -844,15 +844,20 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 		return rep
 	}
 	if ms[0].table.IsMerkle() {
+		// Each proof is beside its member, unless the manifest says
+		// where (a kept member's new proof).
+		proofOf := map[string]string{}
+		if man != nil {
+			for _, mm := range man.Members {
+				if mm.Proof != "" {
+					proofOf[mm.File] = mm.Proof
+				}
+			}
+		}
 		proofPaths := make([]string, len(ms))
 		for i, m := range ms {
-			proofPaths[i] = proofPathOf(m.path)
-			if man != nil {
-				for _, mm := range man.Members {
-					if mm.File == m.path && mm.Proof != "" {
-						proofPaths[i] = mm.Proof
-					}
-				}
+			if proofPaths[i] = proofOf[m.path]; proofPaths[i] == "" {
+				proofPaths[i] = proofPathOf(m.path)
 			}
 		}
 		verifyMerkle(ms, rep, problem, proofPaths)
