@@ -133,23 +133,7 @@ func TestMerkleGroup(t *testing.T) {
 func BenchmarkMembership(b *testing.B) {
 	for _, n := range []int{85, 10_000, 1_000_000} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
-			kinds := make([]Kind, n)
-			entries := make([]Entry, n)
-			for i := range entries {
-				kinds[i] = KindSDK
-				entries[i] = Entry{State: measure.State{Size: 64 * uint64(i+1), H: [8]uint32{uint32(i)}}, Offset: 0x3000}
-			}
-			t, proofs, err := NewMerkleTable(kinds, entries)
-			if err != nil {
-				b.Fatal(err)
-			}
-			t.SDKSectionSize = PageSize
-			section := make([]byte, PageSize)
-			copy(section, t.Marshal())
-			d, err := NewSectionDeriver(section, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
+			d, section, proofs := syntheticMerkle(b, n)
 			p := proofs[n/2]
 			depth := bits.Len(uint(n - 1))
 			h := measure.New().Batched()
@@ -215,22 +199,7 @@ func BenchmarkMerkleSign1000(b *testing.B) {
 // each get their own result.
 func TestDeriveProofConcurrent(t *testing.T) {
 	n := 16
-	kinds := make([]Kind, n)
-	entries := make([]Entry, n)
-	for i := range entries {
-		kinds[i], entries[i] = KindSDK, Entry{State: measure.State{Size: 64 * uint64(i+1), H: [8]uint32{uint32(i)}}, Offset: 0x3000}
-	}
-	tab, proofs, err := NewMerkleTable(kinds, entries)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tab.SDKSectionSize = PageSize
-	section := make([]byte, PageSize)
-	copy(section, tab.Marshal())
-	d, err := NewSectionDeriver(section, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, _, proofs := syntheticMerkle(t, n)
 	want := make([][32]byte, n)
 	for i := range want {
 		mr, err := d.DeriveProof(proofs[i])
@@ -257,4 +226,27 @@ func TestDeriveProofConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// syntheticMerkle is a Merkle group of n synthetic SDK members: the
+// deriver of its one-page section, the section, and every proof.
+func syntheticMerkle(tb testing.TB, n int) (*TableDeriver, []byte, []*MembershipProof) {
+	tb.Helper()
+	kinds := make([]Kind, n)
+	entries := make([]Entry, n)
+	for i := range entries {
+		kinds[i], entries[i] = KindSDK, Entry{State: measure.State{Size: 64 * uint64(i+1), H: [8]uint32{uint32(i)}}, Offset: 0x3000}
+	}
+	t, proofs, err := NewMerkleTable(kinds, entries)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t.SDKSectionSize = PageSize
+	section := make([]byte, PageSize)
+	copy(section, t.Marshal())
+	d, err := NewSectionDeriver(section, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d, section, proofs
 }
