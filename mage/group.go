@@ -401,6 +401,11 @@ func newMerkleGroup(opts SignOptions, base VersionedTable, kinds []Kind, entries
 			if err := checkProof(prev, k.Proof); err != nil {
 				return nil, fmt.Errorf("kept member %d is not a member of the predecessor (epoch %d): %w", i, prev.Epoch, err)
 			}
+			if mp := keptMeasuredProof(k); mp.Kind != k.Proof.Kind || mp.Entry != k.Proof.Entry {
+				return nil, fmt.Errorf("%w: kept member %d's proofs in epochs %d and %d are for different entries", ErrLineage, i, k.Measured, prev.Epoch)
+			} else if err := checkProof(succ.Lineage.Tables[k.Measured], mp); err != nil {
+				return nil, fmt.Errorf("kept member %d is not a member of the table it measured (epoch %d): %w", i, k.Measured, err)
+			}
 			allKinds, allEntries = append(allKinds, k.Proof.Kind), append(allEntries, k.Proof.Entry)
 		}
 	}
@@ -443,14 +448,23 @@ func newMerkleGroup(opts SignOptions, base VersionedTable, kinds []Kind, entries
 	}
 	if mg.lineage != nil {
 		for i, p := range mg.proofs {
-			measured := t.Epoch
+			lp := &LineageProof{Measured: t.Epoch, Lineage: *mg.lineage, Proof: p}
 			if i < mg.kept {
-				measured = succ.Keep[i].Measured
+				lp.Measured, lp.MeasuredProof = succ.Keep[i].Measured, keptMeasuredProof(succ.Keep[i])
 			}
-			mg.lineageProofs = append(mg.lineageProofs, &LineageProof{Measured: measured, Lineage: *mg.lineage, Proof: p})
+			mg.lineageProofs = append(mg.lineageProofs, lp)
 		}
 	}
 	return mg, nil
+}
+
+// keptMeasuredProof returns a kept member's membership proof in the table
+// it measured: its proof in the predecessor when it measured that table.
+func keptMeasuredProof(k *LineageProof) *MembershipProof {
+	if k.MeasuredProof != nil {
+		return k.MeasuredProof
+	}
+	return k.Proof
 }
 
 func memberName(i int, name string) string {

@@ -140,33 +140,46 @@ func (p *MembershipProof) Marshal() []byte {
 // ParseMembershipProof decodes a proof; it refuses a path longer than any
 // tree of a Merkle group can have.
 func ParseMembershipProof(b []byte) (*MembershipProof, error) {
+	p, rest, err := parseMembershipProofPrefix(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes for a path of %d hashes", ErrProof, len(b), len(p.Path))
+	}
+	return p, nil
+}
+
+// parseMembershipProofPrefix decodes the proof that starts b and returns
+// what follows it.
+func parseMembershipProofPrefix(b []byte) (*MembershipProof, []byte, error) {
 	const fixed = 8 + 8 + EntrySize + 1
 	if len(b) < fixed {
-		return nil, fmt.Errorf("%w: %d bytes, want at least %d", ErrProof, len(b), fixed)
+		return nil, nil, fmt.Errorf("%w: %d bytes, want at least %d", ErrProof, len(b), fixed)
 	}
 	p := &MembershipProof{Index: binary.LittleEndian.Uint64(b), Kind: Kind(b[8])}
 	if p.Kind != KindSDK && p.Kind != KindGramine {
-		return nil, fmt.Errorf("%w: kind %d", ErrProof, b[8])
+		return nil, nil, fmt.Errorf("%w: kind %d", ErrProof, b[8])
 	}
 	for _, c := range b[9:16] {
 		if c != 0 {
-			return nil, fmt.Errorf("%w: reserved bytes are not zero", ErrProof)
+			return nil, nil, fmt.Errorf("%w: reserved bytes are not zero", ErrProof)
 		}
 	}
 	e, err := ParseEntry(b[16 : 16+EntrySize])
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrProof, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrProof, err)
 	}
 	p.Entry = e
 	n := int(b[fixed-1])
 	if n > maxDepth(MaxMerkleMembers) {
-		return nil, fmt.Errorf("%w: a path of %d hashes is longer than any group's tree", ErrProof, n)
+		return nil, nil, fmt.Errorf("%w: a path of %d hashes is longer than any group's tree", ErrProof, n)
 	}
-	if len(b) != fixed+32*n {
-		return nil, fmt.Errorf("%w: %d bytes for a path of %d hashes", ErrProof, len(b), n)
+	if len(b) < fixed+32*n {
+		return nil, nil, fmt.Errorf("%w: %d bytes for a path of %d hashes", ErrProof, len(b), n)
 	}
 	for i := range n {
 		p.Path = append(p.Path, [32]byte(b[fixed+32*i:]))
 	}
-	return p, nil
+	return p, b[fixed+32*n:], nil
 }

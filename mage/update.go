@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/magesgx/mage/sgx"
@@ -48,7 +49,7 @@ const (
 	updatableTableSize = v2HeaderSize + 32 + 64
 	statementSize      = ed25519.SignatureSize
 	statementContext   = "MAGE successor statement v1\x00"
-	lineageProofTag    = "MAGElin\x01"
+	lineageProofTag    = "MAGElin\x02"
 	lineageTag         = "MAGElng\x01"
 )
 
@@ -292,25 +293,45 @@ func (l *Lineage) verify() ([][32]byte, error) {
 // LineageProof is what a member of an updatable group proves its
 // membership with, in a handshake and in the proof file beside it: the
 // group's lineage up to the newest table its host was given, the epoch of
-// the table it measured, and its membership proof in the newest table.
+// the table it measured, its membership proof in the newest table and,
+// when the table it measured is older, its membership proof in that table
+// too.
+//
+// An entry counts only in the tables that hold it: a member is accepted
+// when both the table it measured and the newest table hold its entry.
+// Code added at epoch 1 but built over epoch 0's table is in no table it
+// could have measured, so it is refused; otherwise such a build would trust
+// epoch 0's update key for ever, and a leaked retired key could fork its
+// view of the group after a rotation or a final epoch.
 type LineageProof struct {
 	Measured uint32
 	Lineage  Lineage
-	Proof    *MembershipProof
+	Proof    *MembershipProof // in the newest table of Lineage
+	// MeasuredProof is the membership proof in the table the member
+	// measured (Lineage.Tables[Measured]), required when that table is
+	// older than the newest and absent otherwise. Its kind and entry are
+	// Proof's; its index may differ.
+	MeasuredProof *MembershipProof
 }
 
 // IsLineageProof reports whether b starts an encoded LineageProof (rather
-// than a MembershipProof).
-func IsLineageProof(b []byte) bool { return len(b) >= 8 && string(b[:8]) == lineageProofTag }
+// than a MembershipProof), of any version.
+func IsLineageProof(b []byte) bool { return len(b) >= 8 && string(b[:7]) == lineageProofTag[:7] }
 
-// Marshal encodes the proof: the tag "MAGElin" 01, u32 measured epoch,
+// Marshal encodes the proof: the tag "MAGElin" 02, u32 measured epoch,
 // u32 number of tables n, the n tables (160 bytes each), the n-1
-// statements (64 bytes each), then the membership proof.
+// statements (64 bytes each), the membership proof in the newest table,
+// then, when the measured epoch is older than the newest, the membership
+// proof in the measured table.
 func (p *LineageProof) Marshal() []byte {
 	b := append([]byte(lineageProofTag), make([]byte, 8)...)
 	binary.LittleEndian.PutUint32(b[8:], p.Measured)
 	binary.LittleEndian.PutUint32(b[12:], uint32(len(p.Lineage.Tables)))
-	return append(p.Lineage.appendBody(b), p.Proof.Marshal()...)
+	b = append(p.Lineage.appendBody(b), p.Proof.Marshal()...)
+	if p.MeasuredProof != nil {
+		b = append(b, p.MeasuredProof.Marshal()...)
+	}
+	return b
 }
 
 // ParseLineageProof decodes a lineage proof. It bounds the lineage
@@ -320,6 +341,9 @@ func ParseLineageProof(b []byte) (*LineageProof, error) {
 	if !IsLineageProof(b) || len(b) < 16 {
 		return nil, fmt.Errorf("%w: not a lineage proof", ErrLineage)
 	}
+	if b[7] != lineageProofTag[7] {
+		return nil, fmt.Errorf("%w: lineage proof of version %d, want %d (sign the group's newest epoch again to get new proofs)", ErrLineage, b[7], lineageProofTag[7])
+	}
 	l, rest, err := parseLineageBody(binary.LittleEndian.Uint32(b[12:]), b[16:])
 	if err != nil {
 		return nil, err
@@ -328,22 +352,34 @@ func ParseLineageProof(b []byte) (*LineageProof, error) {
 	if int(p.Measured) >= len(l.Tables) {
 		return nil, fmt.Errorf("%w: measured epoch %d in a lineage of %d tables", ErrLineage, p.Measured, len(l.Tables))
 	}
-	if p.Proof, err = ParseMembershipProof(rest); err != nil {
+	if p.Proof, rest, err = parseMembershipProofPrefix(rest); err != nil {
 		return nil, err
+	}
+	if int(p.Measured) < len(l.Tables)-1 {
+		if p.MeasuredProof, rest, err = parseMembershipProofPrefix(rest); err != nil {
+			return nil, fmt.Errorf("the membership proof in the measured table (epoch %d): %w", p.Measured, err)
+		}
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the lineage proof", ErrProof, len(rest))
 	}
 	return p, nil
 }
 
 // LineageVerifier checks members of an updatable group, of any epoch,
 // from the table this member measured. It keeps the newest table it has
-// verified (so a member that has seen a successor refuses the members it
+// learned (so a member that has seen a successor refuses the members it
 // dropped) and is safe for concurrent use.
 type LineageVerifier struct {
-	mu       sync.Mutex
-	tables   []*VersionedTable // verified, epoch 0 to the newest known
-	hashes   [][32]byte
-	derivers []*TableDeriver // lazily, per epoch
-	own      *TableDeriver   // the measured table's
+	mu     sync.Mutex
+	tables []*VersionedTable // epoch 0 to the newest known
+	hashes [][32]byte
+	// statements[e-1] makes tables[e] the successor of tables[e-1]: as
+	// received up to the measured table (whose predecessors are checked by
+	// hash), verified after it.
+	statements [][]byte
+	derivers   []*TableDeriver // lazily, per epoch
+	own        *TableDeriver   // the measured table's
 }
 
 // LineageMember is a member a LineageVerifier accepted.
@@ -378,7 +414,8 @@ func NewLineageVerifier(d *TableDeriver, own *LineageProof) (*LineageVerifier, L
 	}
 	// Up to the measured table, the links are the measured table's own
 	// commitments; after it, each needs its statement.
-	v := &LineageVerifier{tables: own.Lineage.Tables[:e+1], hashes: hashes[:e+1], own: d}
+	v := &LineageVerifier{tables: own.Lineage.Tables[:e+1:e+1], hashes: hashes[:e+1:e+1],
+		statements: own.Lineage.Statements[:e:e], own: d}
 	v.derivers = make([]*TableDeriver, e+1)
 	v.derivers[e] = d
 	m, err := v.Verify(own)
@@ -402,56 +439,162 @@ func (v *LineageVerifier) Head() *VersionedTable {
 	return v.tables[len(v.tables)-1]
 }
 
-// Verify checks a member's lineage proof: its lineage must agree with
-// every table this verifier knows and reach at least the newest one (the
-// statements of any newer table are verified, and the newest is then
-// kept), its membership proof must hold in the newest table, and its
-// MRENCLAVE is finished over the table it measured.
+// Lineage returns the lineage the verifier knows, from epoch 0 to the
+// newest table: what a member persists so that a restart does not roll it
+// back (see Restore).
+func (v *LineageVerifier) Lineage() *Lineage {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return &Lineage{Tables: slices.Clone(v.tables), Statements: slices.Clone(v.statements)}
+}
+
+// Check checks a member's lineage proof without learning from it: its
+// lineage must agree with every table this verifier knows and reach at
+// least the newest one (the statements of any newer table are verified),
+// its membership proofs must hold in the newest table and in the table it
+// measured, and its MRENCLAVE is finished over the table it measured.
+func (v *LineageVerifier) Check(p *LineageProof) (LineageMember, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	m, _, err := v.check(p)
+	return m, err
+}
+
+// Verify is Check, then Learn: once the proof has verified in full, the
+// verifier keeps its newer tables.
 func (v *LineageVerifier) Verify(p *LineageProof) (LineageMember, error) {
-	if p == nil || p.Proof == nil {
-		return LineageMember{}, fmt.Errorf("%w: no lineage proof, or no membership proof in it", ErrLineage)
-	}
-	hashes, err := p.Lineage.links()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	m, hashes, err := v.check(p)
 	if err != nil {
 		return LineageMember{}, err
 	}
-	if int(p.Measured) >= len(hashes) {
-		return LineageMember{}, fmt.Errorf("%w: measured epoch %d in a lineage of %d tables", ErrLineage, p.Measured, len(hashes))
+	return m, v.learn(&p.Lineage, hashes)
+}
+
+// Learn keeps the newer tables of a member's lineage proof, once the proof
+// checks in full (as Check): a verifier learns successors only from members
+// whose own proof verifies. It reports whether the verifier learned a newer
+// table.
+func (v *LineageVerifier) Learn(p *LineageProof) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if p == nil || len(p.Lineage.Tables) <= len(v.tables) {
+		return false, nil
+	}
+	_, hashes, err := v.check(p)
+	if err != nil {
+		return false, err
+	}
+	return true, v.learn(&p.Lineage, hashes)
+}
+
+// Restore learns the newer tables of a lineage this verifier knew before
+// (from Lineage, kept by the member): its tables must agree with the ones
+// known, and every newer table's statement must verify. A lineage no newer
+// than what the verifier knows changes nothing.
+func (v *LineageVerifier) Restore(l *Lineage) error {
+	if l == nil {
+		return fmt.Errorf("%w: no lineage", ErrLineage)
+	}
+	hashes, err := l.links()
+	if err != nil {
+		return err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	known := len(v.tables)
-	for e := range min(known, len(hashes)) {
+	if err := v.agrees(hashes); err != nil {
+		return err
+	}
+	for e := len(v.tables); e < len(hashes); e++ {
+		if err := l.verifyStatement(e, hashes); err != nil {
+			return err
+		}
+	}
+	return v.learn(l, hashes)
+}
+
+// agrees checks that a lineage's first tables are the ones v knows.
+func (v *LineageVerifier) agrees(hashes [][32]byte) error {
+	for e := range min(len(v.tables), len(hashes)) {
 		if hashes[e] != v.hashes[e] {
-			return LineageMember{}, fmt.Errorf("%w: the peer's table of epoch %d is not this group's", ErrLineage, e)
+			return fmt.Errorf("%w: the table of epoch %d is not this group's", ErrLineage, e)
 		}
 	}
-	if len(hashes) < known {
-		return LineageMember{}, fmt.Errorf("%w: its lineage stops at epoch %d, this member knows epoch %d", ErrStale, len(hashes)-1, known-1)
+	return nil
+}
+
+// learn keeps the tables of l (whose hashes are given, and whose newer
+// statements are verified) past the ones v knows. v.mu is held.
+func (v *LineageVerifier) learn(l *Lineage, hashes [][32]byte) error {
+	for e := len(v.tables); e < len(hashes); e++ {
+		v.tables, v.hashes = append(v.tables, l.Tables[e]), append(v.hashes, hashes[e])
+		v.statements, v.derivers = append(v.statements, l.Statements[e-1]), append(v.derivers, nil)
 	}
-	for e := known; e < len(hashes); e++ {
-		if err := p.Lineage.verifyStatement(e, hashes); err != nil {
-			return LineageMember{}, err
-		}
+	return nil
+}
+
+// check is Check with v.mu held; it also returns the hashes of p's tables.
+func (v *LineageVerifier) check(p *LineageProof) (LineageMember, [][32]byte, error) {
+	if p == nil || p.Proof == nil {
+		return LineageMember{}, nil, fmt.Errorf("%w: no lineage proof, or no membership proof in it", ErrLineage)
 	}
-	for e := known; e < len(hashes); e++ {
-		v.tables, v.hashes, v.derivers = append(v.tables, p.Lineage.Tables[e]), append(v.hashes, hashes[e]), append(v.derivers, nil)
-	}
-	head := v.tables[len(v.tables)-1]
-	if err := checkProof(head, p.Proof); err != nil {
-		return LineageMember{}, fmt.Errorf("in the table of epoch %d: %w", head.Epoch, err)
-	}
-	d := v.derivers[p.Measured]
-	if d == nil {
-		t := v.tables[p.Measured]
-		if d, err = newVersionedDeriver(t, t.Marshal(), v.own.c.Libpal); err != nil {
-			return LineageMember{}, err
-		}
-		v.derivers[p.Measured] = d
-	}
-	mr, err := d.finishMember(p.Proof.Kind, p.Proof.Index, p.Proof.Entry)
+	hashes, err := p.Lineage.links()
 	if err != nil {
-		return LineageMember{}, err
+		return LineageMember{}, nil, err
 	}
-	return LineageMember{MRENCLAVE: mr, Index: p.Proof.Index, Epoch: head.Epoch, Measured: p.Measured}, nil
+	n := len(hashes)
+	if int(p.Measured) >= n {
+		return LineageMember{}, nil, fmt.Errorf("%w: measured epoch %d in a lineage of %d tables", ErrLineage, p.Measured, n)
+	}
+	known := len(v.tables)
+	if err := v.agrees(hashes); err != nil {
+		return LineageMember{}, nil, fmt.Errorf("the peer's lineage: %w", err)
+	}
+	if n < known {
+		return LineageMember{}, nil, fmt.Errorf("%w: its lineage stops at epoch %d, this member knows epoch %d", ErrStale, n-1, known-1)
+	}
+	for e := known; e < n; e++ {
+		if err := p.Lineage.verifyStatement(e, hashes); err != nil {
+			return LineageMember{}, nil, err
+		}
+	}
+	head := p.Lineage.Tables[n-1]
+	if err := checkProof(head, p.Proof); err != nil {
+		return LineageMember{}, nil, fmt.Errorf("in the table of epoch %d: %w", head.Epoch, err)
+	}
+	// The entry must also be in the table the member measured.
+	measured := p.Proof
+	switch mp := p.MeasuredProof; {
+	case int(p.Measured) == n-1 && mp != nil:
+		return LineageMember{}, nil, fmt.Errorf("%w: a second membership proof for a member that measured the newest table", ErrLineage)
+	case int(p.Measured) < n-1 && mp == nil:
+		return LineageMember{}, nil, fmt.Errorf("%w: the member measured the table of epoch %d but proves no membership in it: an entry counts only in the tables that hold it", ErrProof, p.Measured)
+	case mp != nil:
+		if mp.Kind != p.Proof.Kind || mp.Entry != p.Proof.Entry {
+			return LineageMember{}, nil, fmt.Errorf("%w: the membership proofs in epochs %d and %d are for different entries", ErrProof, p.Measured, head.Epoch)
+		}
+		if err := checkProof(p.Lineage.Tables[p.Measured], mp); err != nil {
+			return LineageMember{}, nil, fmt.Errorf("in the table it measured (epoch %d): %w", p.Measured, err)
+		}
+		measured = mp
+	}
+	var d *TableDeriver
+	if int(p.Measured) < known {
+		d = v.derivers[p.Measured]
+	}
+	if d == nil {
+		t := p.Lineage.Tables[p.Measured]
+		if d, err = newVersionedDeriver(t, t.Marshal(), v.own.c.Libpal); err != nil {
+			return LineageMember{}, nil, err
+		}
+		if int(p.Measured) < known {
+			v.derivers[p.Measured] = d
+		}
+	}
+	mr, err := d.finishMember(measured.Kind, measured.Index, measured.Entry)
+	if err != nil {
+		return LineageMember{}, nil, err
+	}
+	return LineageMember{MRENCLAVE: mr, Index: p.Proof.Index, Epoch: head.Epoch, Measured: p.Measured}, hashes, nil
 }

@@ -434,3 +434,145 @@ func TestMixedRollingUpdate(t *testing.T) {
 		t.Errorf("manifest %+v", man)
 	}
 }
+
+// TestEntryMustHoldInMeasuredTable: a member is accepted only when the
+// table it measured holds its entry too. Code added at epoch 1 but built
+// over epoch 0's table is refused, so no build trusts an update key older
+// than its own entry; and a fork signed by a retired key is refused by
+// every member that knows the current epoch.
+func TestEntryMustHoldInMeasuredTable(t *testing.T) {
+	members := groupOf(t, 8)
+	key0, key1 := testUpdateKey(t, 1), testUpdateKey(t, 2)
+	date := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	g0, err := SignGroup(t.Context(), members[:3], SignOptions{Date: date, Merkle: true, UpdateKey: key0.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Epoch 1 adds member 3 and rotates the update key to key1.
+	g1, err := SignGroup(t.Context(), members[3:4], SignOptions{Date: date, Merkle: true, Successor: &Successor{
+		Lineage: g0.Lineage, Key: key0, NextKey: key1.Public().(ed25519.PublicKey), Keep: g0.LineageProofs,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := g1.LineageProofs[3]
+	oldD := deriverOf(t, g0.Members[0].File)
+
+	// Member 3's code built over epoch 0's table: its entry is in epoch 1
+	// only. Its host dresses it in the real lineage.
+	early := &LineageProof{Measured: 0, Lineage: added.Lineage, Proof: added.Proof}
+	earlyMR, err := oldD.finishMember(added.Proof.Kind, added.Proof.Index, added.Proof.Entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With its proof in epoch 1 standing in for a proof in epoch 0.
+	early2 := *early
+	early2.MeasuredProof = added.Proof
+	if _, err := ParseLineageProof(early.Marshal()); !errors.Is(err, ErrProof) {
+		t.Errorf("a lineage proof from an older measured table without its proof there parses: %v", err)
+	}
+	newV, _, err := NewLineageVerifier(deriverOf(t, g1.Members[0].File), added)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldV, _, err := NewLineageVerifier(oldD, g0.LineageProofs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]*LineageVerifier{"epoch-1 member": newV, "epoch-0 member": oldV} {
+		for _, p := range []*LineageProof{early, &early2} {
+			if m, err := v.Check(p); err == nil || !errors.Is(err, ErrProof) {
+				t.Errorf("%s accepts member 3 built over epoch 0's table (%s): %+v %v", name, earlyMR, m, err)
+			}
+		}
+		if _, _, err := NewLineageVerifier(oldD, early); err == nil {
+			t.Errorf("member 3 built over epoch 0's table starts")
+		}
+	}
+
+	// A fork of epoch 1, signed by the retired key0, adding member 4.
+	fork, err := SignGroup(t.Context(), members[4:5], SignOptions{Date: date, Merkle: true, Successor: &Successor{
+		Lineage: g0.Lineage, Key: key0, Keep: g0.LineageProofs[:1],
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forkMember := fork.LineageProofs[1]
+	// Every member that knows epoch 1 refuses it: the new member, a kept
+	// member given its epoch-1 proof, and an old member that learned epoch
+	// 1 from a peer.
+	kept, _, err := NewLineageVerifier(deriverOf(t, g0.Members[1].File), g1.LineageProofs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	learned, _, err := NewLineageVerifier(deriverOf(t, g0.Members[2].File), g0.LineageProofs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := learned.Learn(reparse(t, g1.LineageProofs[3])); !ok || err != nil {
+		t.Fatalf("learning epoch 1 from the new member: %t %v", ok, err)
+	}
+	for name, v := range map[string]*LineageVerifier{"epoch-1 member": newV, "kept member": kept, "learned member": learned} {
+		for i, p := range fork.LineageProofs {
+			if _, err := v.Check(reparse(t, p)); err == nil {
+				t.Errorf("%s accepts fork member %d", name, i)
+			}
+		}
+	}
+	// The fork's member built over epoch 0's table is refused even by a
+	// member that never heard of epoch 1; one built over the fork's own
+	// table is what an unaware member cannot tell from a real successor
+	// (docs/table-format.md: the trust an update key adds).
+	forkEarly := &LineageProof{Measured: 0, Lineage: forkMember.Lineage, Proof: forkMember.Proof}
+	if _, err := oldV.Check(forkEarly); !errors.Is(err, ErrProof) {
+		t.Errorf("an epoch-0 member accepts the fork's member built over epoch 0's table: %v", err)
+	}
+	if _, err := oldV.Check(reparse(t, forkMember)); err != nil {
+		t.Errorf("an unaware epoch-0 member refuses the fork's member built over the fork: %v (the documented limit changed: update docs/table-format.md)", err)
+	}
+}
+
+// TestLearnOnlyFromVerifiedProofs: a peer whose membership proof fails
+// teaches the verifier nothing; Restore brings back a kept lineage.
+func TestLearnOnlyFromVerifiedProofs(t *testing.T) {
+	r := signRolling(t)
+	v, _, err := NewLineageVerifier(deriverOf(t, r.g0.Members[0].File), r.g0.LineageProofs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := *r.g1.LineageProofs[3]
+	bad.Proof = &MembershipProof{Index: bad.Proof.Index, Kind: bad.Proof.Kind, Entry: r.g0.LineageProofs[4].Proof.Entry, Path: bad.Proof.Path}
+	if _, err := v.Verify(reparse(t, &bad)); err == nil {
+		t.Fatal("a broken membership proof verifies")
+	}
+	if ok, err := v.Learn(reparse(t, &bad)); ok || err == nil {
+		t.Fatalf("learned from a broken proof: %t %v", ok, err)
+	}
+	if v.Epoch() != 0 {
+		t.Fatalf("a peer whose proof failed moved the verifier to epoch %d", v.Epoch())
+	}
+	// The member 4 of epoch 0 is still accepted.
+	if _, err := v.Check(r.g0.LineageProofs[4]); err != nil {
+		t.Fatal(err)
+	}
+	// A restarted member restores what it had learned.
+	w, _, err := NewLineageVerifier(deriverOf(t, r.g0.Members[0].File), r.g0.LineageProofs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Restore(r.g1.Lineage); err != nil || w.Epoch() != 1 {
+		t.Fatalf("restore: epoch %d, %v", w.Epoch(), err)
+	}
+	if _, err := w.Check(r.g0.LineageProofs[4]); !errors.Is(err, ErrStale) {
+		t.Fatalf("after restoring epoch 1, the dropped member 4: %v", err)
+	}
+	// Restoring a lineage with a forged statement fails.
+	forged := &Lineage{Tables: r.g1.Lineage.Tables, Statements: [][]byte{make([]byte, 64)}}
+	x, _, _ := NewLineageVerifier(deriverOf(t, r.g0.Members[0].File), r.g0.LineageProofs[0])
+	if err := x.Restore(forged); err == nil || x.Epoch() != 0 {
+		t.Fatalf("restored a forged statement: %v", err)
+	}
+	if l := w.Lineage(); !bytes.Equal(l.Marshal(), r.g1.Lineage.Marshal()) {
+		t.Fatal("the verifier's lineage is not the group's")
+	}
+}
