@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,10 +77,15 @@ type Backend interface {
 // Policy says which peers a member accepts, beyond "its MRENCLAVE is one of
 // the group's".
 type Policy struct {
-	AllowDebug bool              // accept peers with ATTRIBUTES.DEBUG
-	Members    []int             // accept only these member indices (nil: all)
-	MRSIGNER   []sgx.Measurement // accept only these signers (nil: any)
-	MinISVSVN  uint16            // accept only ISVSVN >= this
+	AllowDebug bool // accept peers with ATTRIBUTES.DEBUG
+	// MRENCLAVE accepts only the members with these measurements (nil:
+	// every member of the group). Members are selected by what they are,
+	// never by their index in a table: an index names another enclave
+	// after a successor drops or reorders members, while an MRENCLAVE is
+	// one build over one table (a kept member keeps it across epochs).
+	MRENCLAVE []sgx.Measurement
+	MRSIGNER  []sgx.Measurement // accept only these signers (nil: any)
+	MinISVSVN uint16            // accept only ISVSVN >= this
 	// AcceptKinds lists the evidence kinds accepted (nil: both).
 	AcceptKinds []Kind
 }
@@ -141,6 +147,14 @@ type Config struct {
 	// epoch of the group's lineage, keeps the newest table it has seen, and
 	// refuses members that table dropped.
 	Lineage *mage.LineageProof
+	// LineageStore, if set, keeps the newest lineage this member has
+	// verified across restarts (LineageFile keeps it in a file): NewMember
+	// restores it, checked again from the member's own table, and every
+	// newer table the member learns is stored before the handshake that
+	// taught it succeeds (a store that fails fails that handshake). Without
+	// it, a restarted member knows only what Lineage says, and its host can
+	// hand it an older lineage proof.
+	LineageStore LineageStore
 	// HandshakeTimeout bounds the TLS handshake and the attestation
 	// exchange (default 10s).
 	HandshakeTimeout time.Duration
@@ -168,6 +182,9 @@ type Member struct {
 	self    sgx.ReportBody
 	id      identity
 	check   *checker
+
+	storeMu *sync.Mutex // serializes LineageStore writes (shared by copies)
+	stored  *uint32     // the epoch last stored
 }
 
 // identity is a side's TLS key: a fresh self-signed certificate and the
@@ -227,6 +244,15 @@ func NewMember(cfg Config) (*Member, error) {
 	m := &Member{cfg: cfg, group: g, table: d, lineage: lv, self: self, check: ck}
 	m.ownLP = new(atomic.Pointer[mage.LineageProof])
 	m.ownLP.Store(cfg.Lineage)
+	m.storeMu = new(sync.Mutex)
+	switch {
+	case cfg.LineageStore != nil && lv == nil:
+		return nil, fmt.Errorf("%w: a LineageStore is set, but this member's table commits to no update key", ErrConfig)
+	case cfg.LineageStore != nil:
+		if err := m.restoreLineage(); err != nil {
+			return nil, err
+		}
+	}
 	m.id, err = newIdentity(fmt.Sprintf("mage member %d %s", g.Self, self.MRENCLAVE.String()[:16]))
 	if err != nil {
 		return nil, err
@@ -288,7 +314,10 @@ func selfSigned(key *ecdsa.PrivateKey, subject pkix.Name, dnsNames []string, ext
 
 // Peer is what a side learned about its attested peer.
 type Peer struct {
-	Index    int            // the peer's index in the group table (in an updatable group, the newest)
+	// Index is the peer's index in the group table (in an updatable group,
+	// the newest), for display only: it names another member after an
+	// update. Authorize by Identity (MRENCLAVE), as Policy.MRENCLAVE does.
+	Index    int
 	Identity sgx.ReportBody // the peer's attested report body
 	Evidence Kind           // the kind of evidence it presented
 	// In an updatable group: the epoch of the newest table, in which the
@@ -305,12 +334,15 @@ func (m *Member) SetLineage(p *mage.LineageProof) error {
 	if m.lineage == nil {
 		return fmt.Errorf("%w: this member's table commits to no update key", mage.ErrLineage)
 	}
-	lm, err := m.lineage.Verify(p)
+	lm, err := m.lineage.Check(p)
 	if err != nil {
 		return err
 	}
 	if lm.MRENCLAVE != m.self.MRENCLAVE {
 		return fmt.Errorf("%w: the lineage proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, lm.Index, lm.MRENCLAVE, m.self.MRENCLAVE)
+	}
+	if err := m.learn(p); err != nil {
+		return err
 	}
 	m.ownLP.Store(p)
 	return nil

@@ -161,10 +161,14 @@ func TestImpostors(t *testing.T) {
 		t.Errorf("debug peer with AllowDebug: %v", serr)
 	}
 
-	// Policy: member indices, MRSIGNER, ISVSVN.
-	only2 := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) { c.Policy.Members = []int{1} })
+	// Policy: MRENCLAVEs, MRSIGNER, ISVSVN.
+	only2 := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) { c.Policy.MRENCLAVE = []sgx.Measurement{good.Group()[1]} })
 	_, _, cerr, serr = pair(t, good, only2)
-	refused(t, "member index", cerr, serr, ErrPolicy)
+	refused(t, "MRENCLAVE", cerr, serr, ErrPolicy)
+	only0 := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) { c.Policy.MRENCLAVE = []sgx.Measurement{good.Identity().MRENCLAVE} })
+	if _, _, _, serr = pair(t, good, only0); serr != nil {
+		t.Errorf("a peer the policy lists: %v", serr)
+	}
 	svn := f.member(t, read(t, "signed/g1_v2.signed.so"), Remote, func(c *Config) { c.Policy.MinISVSVN = 5 })
 	_, _, cerr, serr = pair(t, good, svn)
 	refused(t, "min ISVSVN", cerr, serr, ErrPolicy)

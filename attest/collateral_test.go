@@ -19,7 +19,7 @@ func TestMemberWithPCCS(t *testing.T) {
 	srv := dcaptest.NewServer(col, "00A067110000")
 	defer srv.Close()
 	var now time.Time
-	cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL()}, Time: func() time.Time { return now }}
+	cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}, Time: func() time.Time { return now }}
 	defer cache.Close()
 	f := newFixture(t)
 	m := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) {

@@ -414,31 +414,38 @@ func TestVerifierOnly(t *testing.T) {
 	_, _, cerr, serr = pair(t, pinned, g2member)
 	refused(t, "member of another group", cerr, serr, ErrNotInGroup)
 
-	// As a server: a member connects to a monitoring verifier.
+	// A member dialing out requires a verified member, even with
+	// AllowUnattestedVerifiers: a server that presents no evidence (here a
+	// Verifier listening) is refused before the member makes any evidence
+	// or sends anything.
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer ln.Close()
-	peers := make(chan *Peer, 1)
+	serverErr := make(chan error, 1)
 	go func() {
 		c, err := byGroup.NewListener(ln).Accept()
 		if err != nil {
-			peers <- nil
+			serverErr <- err
 			return
 		}
 		defer c.Close()
-		c.(*Conn).Handshake(context.Background())
-		peers <- c.(*Conn).Peer()
+		serverErr <- c.(*Conn).Handshake(context.Background())
 	}()
-	mc, err := open("signed/g1_v1.signed.so").Dial(context.Background(), "tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatalf("member dialing a verifier: %v", err)
+	cb := &countingBackend{}
+	dialer := f.member(t, read(t, "signed/g1_v1.signed.so"), Remote, func(c *Config) {
+		c.AllowUnattestedVerifiers = true
+		cb.Backend = c.Backend
+		c.Backend = cb
+	})
+	mc, err := dialer.Dial(context.Background(), "tcp", ln.Addr().String())
+	if !errors.Is(err, ErrUnattested) {
+		t.Fatalf("member dialing a server without evidence: %v (conn %v)", err, mc)
 	}
-	if !mc.UnattestedVerifier() {
-		t.Error("member client does not see an unattested verifier server")
+	if err := <-serverErr; err == nil {
+		t.Error("the evidence-less server's handshake succeeded")
 	}
-	if p := <-peers; p == nil || p.Index != 1 {
-		t.Errorf("verifier server's peer: %+v", p)
+	if n := cb.quotes.Load() + cb.reports.Load(); n != 0 {
+		t.Errorf("the member made %d pieces of evidence for a server that presents none", n)
 	}
-	mc.Close()
 
 	// Over HTTP: the caller learns which member answered.
 	hl, _ := net.Listen("tcp", "127.0.0.1:0")

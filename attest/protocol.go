@@ -218,6 +218,10 @@ func (c *Conn) handshake(ctx context.Context) (err error) {
 	}
 	c.mu.Unlock()
 	c.tc.SetDeadline(deadline)
+	// Everything the exchange does, collateral fetches included, ends
+	// with it.
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.tc.SetDeadline(time.Unix(1, 0)) })
 	defer func() {
 		if !stop() && err == nil {
@@ -276,6 +280,11 @@ func (c *Conn) handshake(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: hello: %w", ErrProtocol, err)
 	}
+	if c.role == roleClient && peerKind == 0 {
+		// A client never accepts a server that presents no evidence: it
+		// stops here, before making evidence or sending anything.
+		return fmt.Errorf("%w: the server presents no evidence; a client requires an attested member", ErrUnattested)
+	}
 
 	// 2. The client proves itself and the server gives its verdict; only
 	// then does the server prove itself, so a server never makes evidence
@@ -331,7 +340,10 @@ func (c *Conn) checkPeer(ctx context.Context, kind, peerKind Kind, want [sgx.Rep
 	switch {
 	case peerKind == 0 && kind == 0:
 		verr = fmt.Errorf("%w: neither side presents evidence", ErrUnattested)
-	case peerKind == 0 && !c.side.allowUnattested():
+	case peerKind == 0 && (c.role != roleServer || !c.side.allowUnattested()):
+		// Only a member's listener admits relying parties without
+		// evidence, and only when asked to: a member dialing out always
+		// requires a verified member, whatever its Config says.
 		verr = ErrUnattested
 	case peerKind == 0:
 	default:

@@ -21,8 +21,11 @@ type checker struct {
 	simRoot    *x509.Certificate // not Intel's key (newChecker refuses it)
 	intel      *x509.Certificate
 	quotes     *dcap.Verifier // remembers verified simulated PCK chains
-	now        func() time.Time
-	policy     Policy
+	// intelQuotes remembers verified Intel PCK chains: a quote's chain and
+	// signatures are checked before any collateral is fetched for it.
+	intelQuotes *dcap.Verifier
+	now         func() time.Time
+	policy      Policy
 }
 
 func newChecker(col dcap.CollateralSource, acceptTCB []dcap.TCBStatus, simRoot *x509.Certificate, now func() time.Time, pol Policy) (*checker, error) {
@@ -38,7 +41,8 @@ func newChecker(col dcap.CollateralSource, acceptTCB []dcap.TCBStatus, simRoot *
 	if pol.AcceptKinds != nil && len(pol.AcceptKinds) == 0 {
 		return nil, fmt.Errorf("%w: Policy.AcceptKinds is empty: no evidence could be accepted", ErrConfig)
 	}
-	c := &checker{collateral: col, acceptTCB: acceptTCB, simRoot: simRoot, intel: intel, now: now, policy: pol}
+	c := &checker{collateral: col, acceptTCB: acceptTCB, simRoot: simRoot, intel: intel, now: now, policy: pol,
+		intelQuotes: &dcap.Verifier{Root: intel}}
 	if simRoot != nil {
 		c.quotes = &dcap.Verifier{Root: simRoot}
 	}
@@ -96,6 +100,13 @@ func (c *checker) quote(ctx context.Context, ev []byte) (*sgx.ReportBody, error)
 		}
 		return nil, fmt.Errorf("%w: %w: the PCK chain ends at neither the simulation root nor the Intel root", ErrEvidence, dcap.ErrUntrustedRoot)
 	}
+	// Collateral is fetched for the FMSPC of a PCK certificate, so only
+	// once the chain to the Intel root and the quote's signatures verify:
+	// an unauthenticated peer cannot make this member fetch for a forged
+	// FMSPC. The fetch runs under the handshake's context and deadline.
+	if _, _, err := c.intelQuotes.VerifySignatures(q, c.now()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
+	}
 	col, err := c.collateral.Collateral(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("%w: collateral: %w", ErrEvidence, err)
@@ -128,8 +139,8 @@ func (c *checker) policyAt(idx int, b *sgx.ReportBody, kind Kind) (*Peer, error)
 		return nil, fmt.Errorf("%w: member %d is a DEBUG enclave", ErrPolicy, idx)
 	case b.Attributes.Flags&sgx.AttrInit == 0:
 		return nil, fmt.Errorf("%w: member %d is not initialised (INIT clear)", ErrPolicy, idx)
-	case pol.Members != nil && !slices.Contains(pol.Members, idx):
-		return nil, fmt.Errorf("%w: member %d may not connect", ErrPolicy, idx)
+	case pol.MRENCLAVE != nil && !slices.Contains(pol.MRENCLAVE, b.MRENCLAVE):
+		return nil, fmt.Errorf("%w: member %d (%s) is not one the policy lists", ErrPolicy, idx, b.MRENCLAVE)
 	case pol.MRSIGNER != nil && !slices.Contains(pol.MRSIGNER, b.MRSIGNER):
 		return nil, fmt.Errorf("%w: member %d is signed by %s", ErrPolicy, idx, b.MRSIGNER)
 	case b.ISVSVN < pol.MinISVSVN:
@@ -185,7 +196,7 @@ func (m *Member) verifyWithProof(ctx context.Context, kind Kind, ev []byte, want
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNotInGroup, err)
 		}
-		lm, err := m.lineage.Verify(p)
+		lm, err := m.lineage.Check(p)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNotInGroup, err)
 		}
@@ -194,6 +205,11 @@ func (m *Member) verifyWithProof(ctx context.Context, kind Kind, ev []byte, want
 		}
 		peer, err := m.check.policyAt(int(lm.Index), body, kind)
 		if err != nil {
+			return nil, err
+		}
+		// The peer proved itself: only now does this member keep the
+		// newer tables its lineage shows.
+		if err := m.learn(p); err != nil {
 			return nil, err
 		}
 		peer.Epoch, peer.MeasuredEpoch = lm.Epoch, lm.Measured

@@ -256,7 +256,7 @@ func windowDetail(from, to time.Time) string {
 // checkCRL verifies that crl was issued by issuer (name and signature), is
 // current at now (thisUpdate <= now <= nextUpdate; a CRL without
 // nextUpdate is refused, as it could be replayed forever), and does not
-// revoke cert.
+// revoke cert (if not nil).
 func checkCRL(crl *x509.RevocationList, issuer *x509.Certificate, now time.Time, cert *x509.Certificate) error {
 	if crl == nil {
 		return fmt.Errorf("%w: missing", ErrCRL)
@@ -273,6 +273,9 @@ func checkCRL(crl *x509.RevocationList, issuer *x509.Certificate, now time.Time,
 	}
 	if err := checkWindow(crl.ThisUpdate, crl.NextUpdate, now); err != nil {
 		return fmt.Errorf("%w: %q CRL %w", ErrCRL, name, err)
+	}
+	if cert == nil {
+		return nil
 	}
 	for _, r := range crl.RevokedCertificateEntries {
 		if r.SerialNumber != nil && r.SerialNumber.Cmp(cert.SerialNumber) == 0 {

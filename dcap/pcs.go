@@ -91,7 +91,9 @@ type PCS struct {
 	RootCACRLURL string
 	// Update selects standard or early TCB data (default standard).
 	Update Update
-	// Getter sends the requests (default: an http.Client).
+	// Getter sends the requests (default: an http.Client that follows
+	// redirects only within the origin asked). Whatever the Getter, an
+	// answer from another scheme or host is refused.
 	Getter Getter
 	// Timeout bounds each attempt (default 30s).
 	Timeout time.Duration
@@ -101,6 +103,50 @@ type PCS struct {
 	// Backoff is the first retry's delay, doubled at each retry (default
 	// 200ms).
 	Backoff time.Duration
+	// InsecureHTTP allows http:// URLs. Collateral is signed, but over
+	// plain HTTP anyone on the path can withhold it, serve stale copies
+	// until they expire, or answer for another host; by default only
+	// https:// is used. For a PCCS on a trusted local network, or tests.
+	InsecureHTTP bool
+}
+
+// ErrInsecureURL is wrapped when a URL is not https:// (and
+// PCS.InsecureHTTP is not set), or a response was redirected to another
+// scheme or host.
+var ErrInsecureURL = errors.New("dcap: collateral URL refused")
+
+// checkURL refuses a URL that is not https:// unless p.InsecureHTTP.
+func (p *PCS) checkURL(u string) (*url.URL, error) {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInsecureURL, err)
+	}
+	switch {
+	case pu.Scheme == "https" && pu.Host != "":
+	case pu.Scheme == "http" && pu.Host != "" && p.InsecureHTTP:
+	case pu.Scheme == "http" && pu.Host != "":
+		return nil, fmt.Errorf("%w: %s is plain HTTP (use https://, or set InsecureHTTP / --insecure-http for a trusted local PCCS)", ErrInsecureURL, truncate(u, 200))
+	default:
+		return nil, fmt.Errorf("%w: %q is not an https:// URL", ErrInsecureURL, truncate(u, 200))
+	}
+	return pu, nil
+}
+
+// sameOrigin reports whether two URLs have the same scheme and host.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)
+}
+
+// checkRedirect follows redirects only within the origin of the first
+// request.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return fmt.Errorf("%w: more than 5 redirects", ErrInsecureURL)
+	}
+	if !sameOrigin(req.URL, via[0].URL) {
+		return fmt.Errorf("%w: redirect from %s://%s to %s://%s", ErrInsecureURL, via[0].URL.Scheme, via[0].URL.Host, req.URL.Scheme, truncate(req.URL.Host, 100))
+	}
+	return nil
 }
 
 func (p *PCS) base() string {
@@ -112,7 +158,8 @@ func (p *PCS) base() string {
 
 func (p *PCS) getter() Getter {
 	if p.Getter == nil {
-		return http.DefaultClient
+		// net/http's transport, pooled; redirects stay within the origin.
+		return &http.Client{CheckRedirect: checkRedirect}
 	}
 	return p.Getter
 }
@@ -156,6 +203,10 @@ func (p *PCS) get(ctx context.Context, u string) ([]byte, http.Header, error) {
 // once makes one attempt. retryAfter is negative when the failure must not
 // be retried, else the delay the server asked for (0: none).
 func (p *PCS) once(ctx context.Context, u string, timeout time.Duration) (body []byte, hdr http.Header, retryAfter time.Duration, err error) {
+	pu, err := p.checkURL(u)
+	if err != nil {
+		return nil, nil, -1, fmt.Errorf("%w: %w", ErrFetch, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -164,9 +215,17 @@ func (p *PCS) once(ctx context.Context, u string, timeout time.Duration) (body [
 	}
 	resp, err := p.getter().Do(req)
 	if err != nil {
+		if errors.Is(err, ErrInsecureURL) {
+			return nil, nil, -1, fmt.Errorf("%w: GET %s: %w", ErrFetch, u, err)
+		}
 		return nil, nil, 0, fmt.Errorf("%w: GET %s: %w", ErrFetch, u, err)
 	}
 	defer resp.Body.Close()
+	// A Getter of its own may follow redirects: the answer must still come
+	// from the origin asked.
+	if resp.Request != nil && resp.Request.URL != nil && !sameOrigin(resp.Request.URL, pu) {
+		return nil, nil, -1, fmt.Errorf("%w: GET %s: %w: answered from %s://%s", ErrFetch, u, ErrInsecureURL, resp.Request.URL.Scheme, truncate(resp.Request.URL.Host, 100))
+	}
 	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("%w: GET %s: reading the response: %w", ErrFetch, u, err)

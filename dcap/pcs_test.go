@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"os"
 	"sync"
 	"testing"
@@ -63,7 +64,7 @@ func TestPCSVerify(t *testing.T) {
 	raw, q, col := phala(t)
 	srv := dcaptest.NewServer(col, phalaFMSPC)
 	defer srv.Close()
-	pcs := &dcap.PCS{BaseURL: srv.BaseURL()}
+	pcs := &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}
 	got, err := pcs.Fetch(t.Context(), q)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +99,7 @@ func TestCacheSingleflight(t *testing.T) {
 	defer srv.Close()
 	srv.Fail = func(*http.Request) int { time.Sleep(30 * time.Millisecond); return 0 } // slow, so the callers overlap
 	clock := inWindow
-	cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL()}, Time: func() time.Time { return clock }}
+	cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}, Time: func() time.Time { return clock }}
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	for range 100 {
@@ -138,7 +139,7 @@ func TestCacheExpiry(t *testing.T) {
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	set := func(t time.Time) { mu.Lock(); clock = t; mu.Unlock() }
 	dir := t.TempDir()
-	cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL()}, Dir: dir, Time: now, RefreshBefore: time.Hour}
+	cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}, Dir: dir, Time: now, RefreshBefore: time.Hour}
 	defer cache.Close()
 	if _, err := cache.Collateral(t.Context(), q); err != nil {
 		t.Fatal(err)
@@ -155,7 +156,7 @@ func TestCacheExpiry(t *testing.T) {
 	}
 	// A restart with the same directory uses the kept collateral.
 	set(inWindow)
-	again := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL()}, Dir: dir, Time: now}
+	again := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}, Dir: dir, Time: now}
 	before := srv.Requests()["/tcb"]
 	if _, err := again.Collateral(t.Context(), q); err != nil {
 		t.Fatal(err)
@@ -164,18 +165,22 @@ func TestCacheExpiry(t *testing.T) {
 		t.Error("a new cache on the same directory fetched again")
 	}
 	// Past expiry nothing stale is served: the cache fetches, the server
-	// has only stale collateral, and verification refuses it by name.
+	// has only stale collateral, and the cache refuses to keep or serve
+	// it; uncached, verification refuses it by name.
 	set(afterCRL)
-	c, err := cache.Collateral(t.Context(), q)
+	if _, err := cache.Collateral(t.Context(), q); !errors.Is(err, dcap.ErrFetch) || !errors.Is(err, dcap.ErrCRL) {
+		t.Errorf("stale CRL through the cache: %v, want ErrFetch and ErrCRL", err)
+	}
+	if srv.Requests()["/pckcrl"] < 2 {
+		t.Error("an expired CRL was served from the cache")
+	}
+	c, err := (&dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}).Fetch(t.Context(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := dcap.Verify(raw, c, dcap.Options{Time: afterCRL, Accept: acceptCfg})
 	if err == nil || failedCheck(res) != dcap.CheckPCKCRL {
 		t.Errorf("stale CRL: %v (failed check %q, want %q)", err, failedCheck(res), dcap.CheckPCKCRL)
-	}
-	if srv.Requests()["/pckcrl"] < 2 {
-		t.Error("an expired CRL was served from the cache")
 	}
 }
 
@@ -196,7 +201,7 @@ func TestPCSErrors(t *testing.T) {
 			}
 			return 0
 		}
-		pcs := &dcap.PCS{BaseURL: srv.BaseURL(), Backoff: time.Millisecond}
+		pcs := &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true, Backoff: time.Millisecond}
 		if _, err := pcs.Fetch(t.Context(), q); err != nil {
 			t.Errorf("%d twice, then OK: %v", code, err)
 		}
@@ -206,7 +211,7 @@ func TestPCSErrors(t *testing.T) {
 		srv.Close()
 	}
 	srv := dcaptest.NewServer(col, "FFFFFFFFFFFF") // no TCB Info for this platform: 404
-	pcs := &dcap.PCS{BaseURL: srv.BaseURL(), Backoff: time.Millisecond}
+	pcs := &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true, Backoff: time.Millisecond}
 	if _, err := pcs.Fetch(t.Context(), q); !errors.Is(err, dcap.ErrFetch) || srv.Requests()["/tcb"] != 1 {
 		t.Errorf("404: %v after %d attempts, want one attempt", err, srv.Requests()["/tcb"])
 	}
@@ -214,7 +219,7 @@ func TestPCSErrors(t *testing.T) {
 
 	srv = dcaptest.NewServer(col, phalaFMSPC)
 	srv.Fail = func(*http.Request) int { time.Sleep(300 * time.Millisecond); return 0 }
-	pcs = &dcap.PCS{BaseURL: srv.BaseURL(), Timeout: 50 * time.Millisecond, Retries: -1}
+	pcs = &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true, Timeout: 50 * time.Millisecond, Retries: -1}
 	if _, err := pcs.Fetch(t.Context(), q); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("timeout: %v", err)
 	}
@@ -234,19 +239,27 @@ func TestPCSErrors(t *testing.T) {
 		_, _, fresh := phala(t)
 		c.mod(fresh)
 		srv := dcaptest.NewServer(fresh, phalaFMSPC)
-		got, err := (&dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL()}, Time: func() time.Time { return inWindow }}).Collateral(t.Context(), q)
+		// The cache verifies before it keeps anything: it refuses all of
+		// them, and keeps nothing on disk.
+		dir := t.TempDir()
+		_, err := (&dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}, Dir: dir, Time: func() time.Time { return inWindow }}).Collateral(t.Context(), q)
+		if !errors.Is(err, dcap.ErrFetch) {
+			t.Errorf("%s: cache: %v, want ErrFetch", name, err)
+		}
+		piece := "tcb-*.json"
+		if c.check == dcap.CheckQEIdentitySignature {
+			piece = "qe-*.json"
+		}
+		if kept, _ := filepath.Glob(filepath.Join(dir, piece)); len(kept) != 0 {
+			t.Errorf("%s: the cache kept %v", name, kept)
+		}
+		// The uncached client hands it to Verify, which refuses it.
+		got, err := (&dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}).Fetch(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if c.check == "fetch" {
-			// The cache refuses to keep another platform's TCB Info; the
-			// uncached client hands it to Verify, which refuses it.
-			if !errors.Is(err, dcap.ErrFetch) {
-				t.Errorf("%s: cache: %v, want ErrFetch", name, err)
-			}
-			if got, err = (&dcap.PCS{BaseURL: srv.BaseURL()}).Fetch(t.Context(), q); err != nil {
-				t.Fatal(err)
-			}
 			c.check = dcap.CheckTCBInfoSignature
-		} else if err != nil {
-			t.Fatalf("%s: %v", name, err)
 		}
 		res, err := dcap.Verify(raw, got, dcap.Options{Time: inWindow, Accept: acceptCfg})
 		if err == nil || failedCheck(res) != c.check {

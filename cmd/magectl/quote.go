@@ -435,6 +435,7 @@ type pcsFlags struct {
 	pcs    *bool
 	cache  *string
 	update *string
+	http   *bool
 }
 
 func addPCSFlags(fs *flag.FlagSet) *pcsFlags {
@@ -443,6 +444,7 @@ func addPCSFlags(fs *flag.FlagSet) *pcsFlags {
 		pcs:    fs.Bool("pcs", false, "fetch collateral from Intel's PCS ("+dcap.IntelPCS+")"),
 		cache:  fs.String("cache", "", "keep fetched collateral in `DIR` and reuse it until it expires"),
 		update: fs.String("update", "standard", "TCB data to fetch: `standard` or early"),
+		http:   fs.Bool("insecure-http", false, "allow a plain http:// --pccs URL (INSECURE: anyone on the path can withhold collateral or answer for the PCCS; for a trusted local PCCS)"),
 	}
 }
 
@@ -460,7 +462,7 @@ func (p *pcsFlags) source(at time.Time) (dcap.CollateralSource, func(), error) {
 	if u != dcap.UpdateStandard && u != dcap.UpdateEarly {
 		return nil, nil, usagef("--update %q: want standard or early", *p.update)
 	}
-	pcs := &dcap.PCS{BaseURL: *p.pccs, Update: u}
+	pcs := &dcap.PCS{BaseURL: *p.pccs, Update: u, InsecureHTTP: *p.http}
 	if *p.cache == "" {
 		return pcs, func() {}, nil
 	}

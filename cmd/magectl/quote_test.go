@@ -103,22 +103,22 @@ func TestCLICollateral(t *testing.T) {
 	d := t.TempDir()
 	at := []string{"--time", "2025-06-20T00:00:00Z", "--accept", "ConfigurationAndSWHardeningNeeded"}
 	q := phalaDir + "sgx_quote"
-	online := mustRun(t, append([]string{"quote", "verify", "--json", "--pccs", srv.BaseURL(), q}, at...)...)
+	online := mustRun(t, append([]string{"quote", "verify", "--json", "--pccs", srv.BaseURL(), "--insecure-http", q}, at...)...)
 	bundle := filepath.Join(d, "bundle.json")
-	mustRun(t, "collateral", "fetch", q, "--pccs", srv.BaseURL(), "--out", bundle)
+	mustRun(t, "collateral", "fetch", q, "--pccs", srv.BaseURL(), "--insecure-http", "--out", bundle)
 	offline := mustRun(t, append([]string{"quote", "verify", "--json", "--collateral", bundle, q}, at...)...)
 	if online != offline || !strings.Contains(online, `"ok": true`) {
 		t.Errorf("--pccs and a fetched bundle differ:\n%s\n%s", online, offline)
 	}
 	// Outside the window: refused (exit 1).
-	if code, _, _ := magectl(t, nil, "quote", "verify", "--pccs", srv.BaseURL(), "--time", "2025-09-01T00:00:00Z", "--accept", "ConfigurationAndSWHardeningNeeded", q); code != 1 {
+	if code, _, _ := magectl(t, nil, "quote", "verify", "--pccs", srv.BaseURL(), "--insecure-http", "--time", "2025-09-01T00:00:00Z", "--accept", "ConfigurationAndSWHardeningNeeded", q); code != 1 {
 		t.Errorf("outside the window: exit %d", code)
 	}
 	// A cache directory: the second verification makes no request.
 	cache := filepath.Join(d, "cache")
-	mustRun(t, append([]string{"quote", "verify", "--pccs", srv.BaseURL(), "--cache", cache, q}, at...)...)
+	mustRun(t, append([]string{"quote", "verify", "--pccs", srv.BaseURL(), "--insecure-http", "--cache", cache, q}, at...)...)
 	n := srv.Requests()["/tcb"]
-	mustRun(t, append([]string{"quote", "verify", "--pccs", srv.BaseURL(), "--cache", cache, q}, at...)...)
+	mustRun(t, append([]string{"quote", "verify", "--pccs", srv.BaseURL(), "--insecure-http", "--cache", cache, q}, at...)...)
 	if srv.Requests()["/tcb"] != n {
 		t.Error("--cache fetched again")
 	}

@@ -47,6 +47,13 @@ func NewServer(col *dcap.Collateral, fmspc string) *Server {
 // BaseURL is the API base to give dcap.PCS.
 func (s *Server) BaseURL() string { return s.URL + Prefix }
 
+// SetCollateral makes the server serve col from now on.
+func (s *Server) SetCollateral(col *dcap.Collateral) {
+	s.mu.Lock()
+	s.col = col
+	s.mu.Unlock()
+}
+
 // Requests returns how many requests each path received.
 func (s *Server) Requests() map[string]int {
 	s.mu.Lock()
@@ -70,7 +77,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, Prefix)
 	s.mu.Lock()
 	s.requests[path]++
-	fail := s.Fail
+	fail, col := s.Fail, s.col
 	s.mu.Unlock()
 	if fail != nil {
 		if code := fail(r); code != 0 {
@@ -91,27 +98,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
-		w.Header().Set(dcap.HeaderTCBInfoIssuerChain, chainHeader(s.col.TCBInfoIssuerChain))
+		w.Header().Set(dcap.HeaderTCBInfoIssuerChain, chainHeader(col.TCBInfoIssuerChain))
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"tcbInfo":%s,"signature":"%s"}`, s.col.TCBInfo, hex.EncodeToString(s.col.TCBInfoSignature))
+		fmt.Fprintf(w, `{"tcbInfo":%s,"signature":"%s"}`, col.TCBInfo, hex.EncodeToString(col.TCBInfoSignature))
 	case "/qe/identity":
-		w.Header().Set(dcap.HeaderQEIdentityIssuerChain, chainHeader(s.col.QEIdentityIssuerChain))
+		w.Header().Set(dcap.HeaderQEIdentityIssuerChain, chainHeader(col.QEIdentityIssuerChain))
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"enclaveIdentity":%s,"signature":"%s"}`, s.col.QEIdentity, hex.EncodeToString(s.col.QEIdentitySignature))
+		fmt.Fprintf(w, `{"enclaveIdentity":%s,"signature":"%s"}`, col.QEIdentity, hex.EncodeToString(col.QEIdentitySignature))
 	case "/pckcrl":
 		if ca := q.Get("ca"); ca != "processor" && ca != "platform" {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		chain := s.col.PCKCRLIssuerChain
+		chain := col.PCKCRLIssuerChain
 		if chain == nil {
-			chain = s.col.TCBInfoIssuerChain[len(s.col.TCBInfoIssuerChain)-1:]
+			chain = col.TCBInfoIssuerChain[len(col.TCBInfoIssuerChain)-1:]
 		}
 		w.Header().Set(dcap.HeaderPCKCRLIssuerChain, chainHeader(chain))
 		w.Header().Set("Content-Type", "application/pkix-crl")
-		w.Write(s.col.PCKCRL.Raw)
+		w.Write(col.PCKCRL.Raw)
 	case "/rootcacrl":
-		w.Write([]byte(hex.EncodeToString(s.col.RootCACRL.Raw))) // as a PCCS serves it
+		w.Write([]byte(hex.EncodeToString(col.RootCACRL.Raw))) // as a PCCS serves it
 	default:
 		http.NotFound(w, r)
 	}

@@ -27,7 +27,7 @@ func Example() {
 		panic(err)
 	}
 	at := time.Date(2025, 6, 20, 0, 0, 0, 0, time.UTC)
-	cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL()}, Time: func() time.Time { return at }}
+	cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}, Time: func() time.Time { return at }}
 	defer cache.Close()
 	fetched, err := cache.Collateral(context.Background(), q)
 	if err != nil {
