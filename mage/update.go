@@ -414,7 +414,7 @@ func NewLineageVerifier(d *TableDeriver, own *LineageProof) (*LineageVerifier, L
 	}
 	// Up to the measured table, the links are the measured table's own
 	// commitments; after it, each needs its statement.
-	v := &LineageVerifier{tables: own.Lineage.Tables[:e+1:e+1], hashes: hashes[:e+1:e+1],
+	v := &LineageVerifier{tables: own.Lineage.Tables[: e+1 : e+1], hashes: hashes[: e+1 : e+1],
 		statements: own.Lineage.Statements[:e:e], own: d}
 	v.derivers = make([]*TableDeriver, e+1)
 	v.derivers[e] = d
