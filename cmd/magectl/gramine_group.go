@@ -68,11 +68,11 @@ func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
 		mode := os.FileMode(0o755)
 		if sm.Kind == mage.KindGramine {
 			mode = 0o644
-			if err := stageOutput(e, &batch, g.gf.Members[i].Sig, sm.Sig, 0o644, g.force); err != nil {
+			if err := g.stage(e, &batch, g.gf.Members[i].Sig, sm.Sig, 0o644); err != nil {
 				return err
 			}
 		}
-		if err := stageOutput(e, &batch, files[i], sm.File, mode, g.force); err != nil {
+		if err := g.stage(e, &batch, files[i], sm.File, mode); err != nil {
 			return err
 		}
 	}

@@ -112,7 +112,7 @@ func runGroupSign(e *env, args []string) error {
 	if *predecessor != "" {
 		return runSuccessorSign(e, arg, gf, *predecessor, *updateKey, *nextKey, *date, *manifest, *force, *workers, *quiet, *jsonOut)
 	}
-	gs, err := openGroup(e, arg, gf, *date, *manifest, *force, nil)
+	gs, err := openGroup(e, arg, gf, *date, *manifest, *force, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -144,6 +144,35 @@ type groupSigning struct {
 	kept      []mage.ManifestMember
 	keys      map[string]*rsa.PrivateKey
 	pubKey    bool // keys may be public (catsig): Member.Key stays nil
+
+	// Every output is checked, as it is staged, against every input of the
+	// run and every other output: no flow overwrites an input, with or
+	// without -force.
+	mu     sync.Mutex
+	inputs map[fileKey]string
+	staged map[fileKey]string
+}
+
+// stage stages an output after checking that it is neither an input of
+// the run nor another output.
+func (g *groupSigning) stage(e *env, b *atomicfile.Batch, name string, data []byte, perm os.FileMode) error {
+	if name != "-" {
+		k := keyOf(name)
+		g.mu.Lock()
+		in, isInput := g.inputs[k]
+		prev, twice := g.staged[k]
+		if !isInput && !twice {
+			g.staged[k] = name
+		}
+		g.mu.Unlock()
+		switch {
+		case isInput:
+			return usagef("output %s is also an input (%s): refusing to overwrite an input, with or without -force", name, in)
+		case twice:
+			return usagef("two outputs are the same file: %s and %s", prev, name)
+		}
+	}
+	return stageOutput(e, b, name, data, perm, g.force)
 }
 
 // readGroupFile reads and checks a group file; kept members need a
@@ -176,7 +205,7 @@ func readAnyGroupFile(arg string) (*mage.GroupFile, error) {
 // openGroup prepares signing the group gf read from arg: the date, the
 // manifest's path, and the output checks (extraOutputs, if not nil, are
 // the only outputs, as for gendata's material).
-func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, force bool, extraOutputs []string) (*groupSigning, error) {
+func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, force bool, extraOutputs, extraInputs []string) (*groupSigning, error) {
 	if date == "" {
 		date = gf.Date
 	}
@@ -188,7 +217,7 @@ func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, fo
 	if mpath == "" {
 		mpath = filepath.Join(filepath.Dir(arg), "group.json")
 	}
-	inputs := []string{arg, gf.Libpal}
+	inputs := append([]string{arg, gf.Libpal}, extraInputs...)
 	for _, m := range gf.Members {
 		inputs = append(inputs, m.Enclave, m.Manifest, m.Config, m.Key)
 	}
@@ -209,7 +238,14 @@ func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, fo
 			}
 		}
 	}
-	return &groupSigning{gf: gf, date: sigDate, mpath: mpath, force: force, keys: map[string]*rsa.PrivateKey{}}, nil
+	g := &groupSigning{gf: gf, date: sigDate, mpath: mpath, force: force, keys: map[string]*rsa.PrivateKey{},
+		inputs: map[fileKey]string{}, staged: map[fileKey]string{}}
+	for _, p := range inputs {
+		if p != "" && p != "-" {
+			g.inputs[keyOf(p)] = p
+		}
+	}
+	return g, nil
 }
 
 // loader returns the member loader for mage.SignGroupStream: files are read
@@ -260,7 +296,7 @@ func (g *groupSigning) run(e *env, workers int, quiet, jsonOut bool, sign func(i
 	}
 	kept := len(g.kept)
 	sg, err := mage.SignGroupStream(e.ctx, len(g.gf.Members), g.loader(), opts, func(sm *mage.SignedMember) error {
-		return stageOutput(e, &batch, files[sm.Index-kept], sm.File, 0o755, g.force)
+		return g.stage(e, &batch, files[sm.Index-kept], sm.File, 0o755)
 	})
 	if err != nil {
 		return err
@@ -279,7 +315,7 @@ func (g *groupSigning) run(e *env, workers int, quiet, jsonOut bool, sign func(i
 func (g *groupSigning) stageProofs(e *env, batch *atomicfile.Batch, man *mage.Manifest, files []string, proofs []*mage.MembershipProof, lineage *mage.Lineage, lineageProofs []*mage.LineageProof) error {
 	if lineage == nil {
 		for i, p := range proofs {
-			if err := stageOutput(e, batch, proofPathOf(files[i]), p.Marshal(), 0o644, g.force); err != nil {
+			if err := g.stage(e, batch, proofPathOf(files[i]), p.Marshal(), 0o644); err != nil {
 				return err
 			}
 			man.Members[i].Proof = proofPathOf(files[i])
@@ -291,12 +327,12 @@ func (g *groupSigning) stageProofs(e *env, batch *atomicfile.Batch, man *mage.Ma
 	}
 	man.Members = append(slices.Clone(g.kept), man.Members...)
 	for i, p := range lineageProofs {
-		if err := stageOutput(e, batch, man.Members[i].Proof, p.Marshal(), 0o644, g.force); err != nil {
+		if err := g.stage(e, batch, man.Members[i].Proof, p.Marshal(), 0o644); err != nil {
 			return err
 		}
 	}
 	lpath := strings.TrimSuffix(g.mpath, ".json") + ".lineage"
-	if err := stageOutput(e, batch, lpath, lineage.Marshal(), 0o644, g.force); err != nil {
+	if err := g.stage(e, batch, lpath, lineage.Marshal(), 0o644); err != nil {
 		return err
 	}
 	man.Lineage = filepath.Base(lpath)
@@ -308,7 +344,7 @@ func (g *groupSigning) stageProofs(e *env, batch *atomicfile.Batch, man *mage.Ma
 func (g *groupSigning) commit(e *env, batch *atomicfile.Batch, man *mage.Manifest, start time.Time, quiet, jsonOut bool) error {
 	mj, _ := json.MarshalIndent(man, "", "  ")
 	mj = append(mj, '\n')
-	if err := stageOutput(e, batch, g.mpath, mj, 0o644, g.force); err != nil {
+	if err := g.stage(e, batch, g.mpath, mj, 0o644); err != nil {
 		return err
 	}
 	if err := batch.Commit(); err != nil {
@@ -396,7 +432,7 @@ DIR/NNN-NAME.sig, then run "magectl group catsig".
 		mat, _ := materialName(*out, i, m.Name)
 		mats = append(mats, mat)
 	}
-	gs, err := openGroup(e, arg, gf, *date, "", *force, mats)
+	gs, err := openGroup(e, arg, gf, *date, "", *force, mats, nil)
 	if err != nil {
 		return err
 	}
@@ -448,7 +484,7 @@ file may be its public key. The date comes from the material.
 		return fmt.Errorf("%s: signing material of %d bytes, want 256 (from group gendata)", mat0, len(m0))
 	}
 	d := binary.LittleEndian.Uint32(m0[20:])
-	gs, err := openGroup(e, arg, gf, fmt.Sprintf("%08x", d), *manifest, *force, nil)
+	gs, err := openGroup(e, arg, gf, fmt.Sprintf("%08x", d), *manifest, *force, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -93,17 +93,17 @@ func readLineageProof(path string) (*mage.LineageProof, error) {
 
 // readPredecessor reads an updatable group's manifest and its lineage,
 // and checks that they agree.
-func readPredecessor(path string) (*mage.Manifest, *mage.Lineage, error) {
+func readPredecessor(path string) (*mage.Manifest, *mage.Lineage, string, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	man, err := mage.ParseManifest(raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, "", fmt.Errorf("%s: %w", path, err)
 	}
 	if man.UpdateKey == "" {
-		return nil, nil, failed(fmt.Errorf("%s: the group commits to no update key: it can have no successor (sign a new group)", path))
+		return nil, nil, "", failed(fmt.Errorf("%s: the group commits to no update key: it can have no successor (sign a new group)", path))
 	}
 	lpath := man.Lineage
 	if !filepath.IsAbs(lpath) {
@@ -111,23 +111,23 @@ func readPredecessor(path string) (*mage.Manifest, *mage.Lineage, error) {
 	}
 	lraw, err := os.ReadFile(lpath)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	l, err := mage.ParseLineage(lraw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", lpath, err)
+		return nil, nil, "", fmt.Errorf("%s: %w", lpath, err)
 	}
 	if err := l.Verify(); err != nil {
-		return nil, nil, failed(fmt.Errorf("%s: %w", lpath, err))
+		return nil, nil, "", failed(fmt.Errorf("%s: %w", lpath, err))
 	}
 	head := l.Head()
 	if hex.EncodeToString(head.UpdateKey[:]) != man.UpdateKey || head.Epoch != man.Epoch {
-		return nil, nil, fmt.Errorf("%s: its lineage (%s) ends at epoch %d with another update key than the manifest's", path, lpath, head.Epoch)
+		return nil, nil, "", fmt.Errorf("%s: its lineage (%s) ends at epoch %d with another update key than the manifest's", path, lpath, head.Epoch)
 	}
 	if head.UpdateKey == [32]byte{} {
-		return nil, nil, failed(fmt.Errorf("%s: the group is final (its update key is all zeros): it can have no successor", path))
+		return nil, nil, "", failed(fmt.Errorf("%s: the group is final (its update key is all zeros): it can have no successor", path))
 	}
-	return man, l, nil
+	return man, l, lpath, nil
 }
 
 // runSuccessorSign signs a successor of the updatable group whose manifest
@@ -141,7 +141,7 @@ func runSuccessorSign(e *env, arg string, gf *mage.GroupFile, predecessor, keyPa
 	if key == nil {
 		return usagef("--update-key %s is a public key: signing a successor needs the private update key", keyPath)
 	}
-	prev, lineage, err := readPredecessor(predecessor)
+	prev, lineage, lpath, err := readPredecessor(predecessor)
 	if err != nil {
 		return err
 	}
@@ -162,6 +162,11 @@ func runSuccessorSign(e *env, arg string, gf *mage.GroupFile, predecessor, keyPa
 		}
 	}
 	var kept []mage.ManifestMember
+	// The predecessor's files are inputs: no output may replace them.
+	inputs := []string{predecessor, lpath, keyPath}
+	if nextKeyPath != "none" {
+		inputs = append(inputs, nextKeyPath)
+	}
 	for _, m := range gf.Members {
 		if !m.Keep {
 			signed.Members = append(signed.Members, m)
@@ -174,6 +179,7 @@ func runSuccessorSign(e *env, arg string, gf *mage.GroupFile, predecessor, keyPa
 		if mm.Proof == "" {
 			return fmt.Errorf("%s: member %s names no proof file", predecessor, m.Name)
 		}
+		inputs = append(inputs, mm.Proof)
 		lp, err := readLineageProof(mm.Proof)
 		if err != nil {
 			return err
@@ -189,7 +195,7 @@ func runSuccessorSign(e *env, arg string, gf *mage.GroupFile, predecessor, keyPa
 	for _, k := range kept {
 		proofOuts = append(proofOuts, k.Proof)
 	}
-	if err := checkOutputs([]string{arg, predecessor, keyPath}, proofOuts); err != nil {
+	if err := checkOutputs(append([]string{arg}, inputs...), proofOuts); err != nil {
 		return err
 	}
 	if !force {
@@ -199,7 +205,7 @@ func runSuccessorSign(e *env, arg string, gf *mage.GroupFile, predecessor, keyPa
 			}
 		}
 	}
-	gs, err := openGroup(e, arg, &signed, date, manifest, force, nil)
+	gs, err := openGroup(e, arg, &signed, date, manifest, force, nil, inputs)
 	if err != nil {
 		return err
 	}

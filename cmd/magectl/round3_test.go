@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/magesgx/mage/mage"
+)
+
+// TestCLISuccessorNeverOverwritesInputs (issue 18, hole 7): signing a
+// successor never replaces the predecessor's manifest, lineage or proofs,
+// with or without -force, whichever path names them.
+func TestCLISuccessorNeverOverwritesInputs(t *testing.T) {
+	d := t.TempDir()
+	member := func(i int) string {
+		cfg := filepath.Join(d, fmt.Sprintf("c%d.xml", i))
+		os.WriteFile(cfg, fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+i*0x1000), 0o644)
+		return fmt.Sprintf(`{"name": "m%d", "enclave": %q, "config": %q, "key": %q, "output": "out/m%d.so"}`, i, v("enclaves/g1_m0.so"), cfg, v("keys/g1_k0.pem"), i)
+	}
+	upd := filepath.Join(d, "upd.pem")
+	mustRun(t, "keygen", "--update-key", "-out", upd, "-pubout", upd+".pub")
+	v0 := filepath.Join(d, "v0")
+	os.MkdirAll(v0, 0o755)
+	g0 := filepath.Join(v0, "g.json")
+	os.WriteFile(g0, []byte(`{"name": "rolling", "date": "20261205", "members": [`+member(0)+`,`+member(1)+`]}`), 0o644)
+	mustRun(t, "group", "sign", "-q", "--table", "merkle", "--update-key", upd+".pub", g0)
+	man0 := filepath.Join(v0, "group.json")
+	m0, err := mage.ParseManifest([]byte(mustReadString(t, man0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lineage0 := filepath.Join(v0, "group.lineage")
+	inputs := []string{man0, lineage0, m0.Members[0].Proof, m0.Members[1].Proof}
+	snapshot := func() [][]byte {
+		var out [][]byte
+		for _, p := range inputs {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	before := snapshot()
+
+	write := func(name, members string) string {
+		p := filepath.Join(v0, name)
+		os.WriteFile(p, []byte(`{"name": "rolling", "date": "20261205", "members": [`+members+`]}`), 0o644)
+		return p
+	}
+	// Beside the predecessor: the default manifest is the predecessor's.
+	beside := write("g1.json", `{"name": "m0", "keep": true, "proof": "next/m0.proof"}, `+strings.Replace(member(2), "out/m2.so", "next/m2.so", 1))
+	// A kept member's new proof is the predecessor's proof file.
+	sameProof := write("g1b.json", fmt.Sprintf(`{"name": "m0", "keep": true, "proof": %q}, `, m0.Members[0].Proof)+strings.Replace(member(2), "out/m2.so", "next2/m2.so", 1))
+	// A new member's output is the predecessor's lineage.
+	onLineage := write("g1c.json", `{"name": "m0", "keep": true, "proof": "next3/m0.proof"}, `+strings.Replace(member(2), "out/m2.so", "group.lineage", 1))
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"default manifest beside the predecessor", []string{beside}},
+		{"--manifest is the predecessor's lineage", []string{"--manifest", lineage0, beside}},
+		{"--manifest whose lineage is the predecessor's", []string{"--manifest", filepath.Join(v0, "group.json"), beside}},
+		{"a kept member's proof is its old proof", []string{"--manifest", filepath.Join(d, "v1.json"), sameProof}},
+		{"a member's output is the predecessor's lineage", []string{"--manifest", filepath.Join(d, "v1c.json"), onLineage}},
+	} {
+		for _, force := range []bool{false, true} {
+			args := []string{"group", "sign", "-q", "--predecessor", man0, "--update-key", upd}
+			if force {
+				args = append(args, "-force")
+			}
+			code, _, errs := magectl(t, nil, append(args, c.args...)...)
+			if code != 2 || !strings.Contains(errs, "input") {
+				t.Errorf("%s (force %t): exit %d, want 2 naming the input: %s", c.name, force, code, errs)
+			}
+			for i, b := range snapshot() {
+				if !bytes.Equal(b, before[i]) {
+					t.Fatalf("%s (force %t) changed %s", c.name, force, inputs[i])
+				}
+			}
+		}
+	}
+}
