@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -472,8 +473,9 @@ func (e *ELF) TextRelocations() []uint64 {
 	return out
 }
 
-// textRelocations calls f with the target of every text relocation.
-func (e *ELF) textRelocations(f func(at uint64)) {
+// textRelocations calls f with the target of every text relocation, and
+// returns the number of relocation entries it read.
+func (e *ELF) textRelocations(f func(at uint64)) (scanned uint64) {
 	var exec [][2]uint64 // [addr, end) of executable sections, sorted
 	for _, x := range e.sectionList {
 		if x.Flags&0x4 != 0 && x.Size != 0 && x.Addr+x.Size > x.Addr { // SHF_EXECINSTR
@@ -481,24 +483,21 @@ func (e *ELF) textRelocations(f func(at uint64)) {
 		}
 	}
 	if len(exec) == 0 {
-		return
+		return 0
 	}
-	// Merge into disjoint ranges (sections may overlap in a hostile file).
-	slices.SortFunc(exec, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
-	merged := exec[:1]
-	for _, x := range exec[1:] {
-		if last := &merged[len(merged)-1]; x[0] <= last[1] {
-			last[1] = max(last[1], x[1])
-		} else {
-			merged = append(merged, x)
-		}
-	}
+	merged := mergeRanges(exec)
 	inExec := func(at uint64) bool {
 		i, _ := slices.BinarySearchFunc(merged, at+1, func(x [2]uint64, v uint64) int { return cmp.Compare(x[0], v) })
 		return i > 0 && at < merged[i-1][1]
 	}
-	le := binary.LittleEndian
-	seen := map[[2]uint64]bool{}
+	// Relocation sections may overlap (in a hostile file, a thousand may
+	// cover the whole file). Entries at the same offset with the same size
+	// are the same entries, so the byte ranges of each class (entry size,
+	// offset modulo it) are merged and each is scanned once: a class of
+	// entry size n holds at most len(file)/n entries, and there are n
+	// classes per size, so at most len(file) entries per size are read.
+	type class struct{ ent, align uint64 }
+	ranges := map[class][][2]uint64{}
 	for _, r := range e.sectionList {
 		if (r.Type != 4 && r.Type != 9) || r.Size == 0 { // SHT_RELA, SHT_REL
 			continue
@@ -507,21 +506,46 @@ func (e *ELF) textRelocations(f func(at uint64)) {
 		if r.Type == 9 {
 			ent = 16
 		}
-		key := [2]uint64{r.Offset, r.Size / ent * ent}
-		if seen[key] {
+		n := r.Size / ent * ent
+		if n == 0 || r.Offset+n < r.Offset {
 			continue
 		}
-		seen[key] = true
-		raw, err := e.bytesAt(key[0], key[1], "relocations")
-		if err != nil {
-			continue
-		}
-		for o := uint64(0); o+ent <= uint64(len(raw)); o += ent {
-			if at := le.Uint64(raw[o:]); inExec(at) {
-				f(at)
+		c := class{ent, r.Offset % ent}
+		ranges[c] = append(ranges[c], [2]uint64{r.Offset, r.Offset + n})
+	}
+	classes := slices.Collect(maps.Keys(ranges))
+	slices.SortFunc(classes, func(a, b class) int { return cmp.Or(cmp.Compare(a.ent, b.ent), cmp.Compare(a.align, b.align)) })
+	le := binary.LittleEndian
+	for _, c := range classes {
+		for _, rg := range mergeRanges(ranges[c]) {
+			raw, err := e.bytesAt(rg[0], rg[1]-rg[0], "relocations")
+			if err != nil {
+				continue
+			}
+			for o := uint64(0); o+c.ent <= uint64(len(raw)); o += c.ent {
+				scanned++
+				if at := le.Uint64(raw[o:]); inExec(at) {
+					f(at)
+				}
 			}
 		}
 	}
+	return scanned
+}
+
+// mergeRanges sorts [start, end) ranges and merges those that overlap or
+// touch. It reorders rs.
+func mergeRanges(rs [][2]uint64) [][2]uint64 {
+	slices.SortFunc(rs, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	merged := [][2]uint64{rs[0]}
+	for _, x := range rs[1:] {
+		if last := &merged[len(merged)-1]; x[0] <= last[1] {
+			last[1] = max(last[1], x[1])
+		} else {
+			merged = append(merged, x)
+		}
+	}
+	return merged
 }
 
 func (e *ELF) parseMetadataNote() error {
