@@ -19,6 +19,17 @@ var (
 	ErrInvalidAttrs    = errors.New("sim: EGETKEY: the enclave lacks the attribute this key requires")
 	ErrReportMAC       = errors.New("sim: REPORT MAC does not verify (not targeted at this enclave, from another platform, or altered)")
 	ErrInvalidReserved = errors.New("sim: reserved fields must be zero")
+	// ErrInvalidKeyPolicy is the #GP(0) hardware raises for a KEYPOLICY
+	// with reserved bits, or with KSS-only bits in an enclave without KSS.
+	ErrInvalidKeyPolicy = errors.New("sim: EGETKEY: invalid KEYPOLICY (#GP)")
+)
+
+// KEYPOLICY bits (Intel SDM Vol. 3D, 38.17 KEY REQUEST (KEYREQUEST), Table
+// 38-24): 15:6 are reserved; NOISVPRODID, CONFIGID, ISVFAMILYID and
+// ISVEXTPRODID exist only with Key Separation and Sharing.
+const (
+	keyPolicyReserved uint16 = 0xffc0
+	keyPolicyKSSOnly         = sgx.KeyPolicyNoISVProdID | sgx.KeyPolicyConfigID | sgx.KeyPolicyISVFamilyID | sgx.KeyPolicyISVExtProdID
 )
 
 // deriveKey is the simulated key derivation: AES-CMAC, keyed by a key
@@ -71,6 +82,16 @@ func (p *Platform) getKey(e *Enclave, req *sgx.KeyRequest) ([16]byte, error) {
 		return zero, fmt.Errorf("%w: KEYREQUEST", ErrInvalidReserved)
 	}
 	id := e.Identity
+	// SDM, EGETKEY (Operation), before the key name is looked at:
+	// IF (KEYPOLICY.RESERVED != 0) or (SECS.ATTRIBUTES.KSS = 0 and
+	// (KEYPOLICY.NOISVPRODID | CONFIGID | ISVFAMILYID | ISVEXTPRODID) != 0)
+	// THEN #GP(0).
+	if req.KeyPolicy&keyPolicyReserved != 0 {
+		return zero, fmt.Errorf("%w: reserved bits %#x", ErrInvalidKeyPolicy, req.KeyPolicy&keyPolicyReserved)
+	}
+	if id.Attributes.Flags&sgx.AttrKSS == 0 && req.KeyPolicy&keyPolicyKSSOnly != 0 {
+		return zero, fmt.Errorf("%w: bits %#x need KSS, which the enclave does not have", ErrInvalidKeyPolicy, req.KeyPolicy&keyPolicyKSSOnly)
+	}
 	switch req.KeyName {
 	case sgx.KeyReport:
 		ti := e.TargetInfo()
