@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/magesgx/mage/mage"
@@ -83,6 +84,85 @@ func TestCLISuccessorNeverOverwritesInputs(t *testing.T) {
 					t.Fatalf("%s (force %t) changed %s", c.name, force, inputs[i])
 				}
 			}
+		}
+	}
+}
+
+// TestKeygenPrivateKeyFiles (issue 18, hole 10): a private key goes only
+// to a new regular file of mode 0600, or in place of a regular file with
+// -force; never through a symbolic link (dangling or not), into a FIFO or
+// a device, whatever -force says.
+func TestKeygenPrivateKeyFiles(t *testing.T) {
+	d := t.TempDir()
+	// Both kinds of key share the writer; update keys are fast to make.
+	for _, update := range []bool{true} {
+		keygen := func(args ...string) (int, string) {
+			if update {
+				args = append([]string{"--update-key"}, args...)
+			}
+			code, _, errs := magectl(t, nil, append([]string{"keygen"}, args...)...)
+			return code, errs
+		}
+		sub := filepath.Join(d, fmt.Sprint(update))
+		os.MkdirAll(sub, 0o755)
+		fresh := filepath.Join(sub, "new", "key.pem")
+		if code, errs := keygen("-out", fresh); code != 0 {
+			t.Fatalf("new file: exit %d: %s", code, errs)
+		}
+		if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("new key file: %v %v", fi, err)
+		}
+		// An existing regular file: refused, then replaced with -force
+		// (mode 0600 whatever the old file had).
+		old := filepath.Join(sub, "old.pem")
+		os.WriteFile(old, []byte("old"), 0o644)
+		if code, _ := keygen("-out", old); code == 0 || mustReadString(t, old) != "old" {
+			t.Errorf("an existing file without -force: exit %d", code)
+		}
+		if code, errs := keygen("-out", old, "-force"); code != 0 {
+			t.Errorf("an existing file with -force: exit %d: %s", code, errs)
+		}
+		if fi, _ := os.Stat(old); fi.Mode().Perm() != 0o600 || mustReadString(t, old) == "old" {
+			t.Errorf("replaced key file: mode %v", fi.Mode())
+		}
+		// Links, dangling or not, and a FIFO with a reader waiting.
+		target := filepath.Join(sub, "target")
+		os.WriteFile(target, []byte("target"), 0o644)
+		link := filepath.Join(sub, "link.pem")
+		os.Symlink(target, link)
+		dangling := filepath.Join(sub, "dangling.pem")
+		os.Symlink(filepath.Join(sub, "nowhere"), dangling)
+		devnull := filepath.Join(sub, "devnull.pem")
+		os.Symlink("/dev/null", devnull)
+		fifo := filepath.Join(sub, "fifo.pem")
+		if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		reader, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{link, dangling, devnull, fifo} {
+			for _, force := range []bool{false, true} {
+				args := []string{"-out", p}
+				if force {
+					args = append(args, "-force")
+				}
+				if code, errs := keygen(args...); code == 0 || !strings.Contains(errs, "regular file") {
+					t.Errorf("%s (force %t): exit %d: %s", filepath.Base(p), force, code, errs)
+				}
+			}
+		}
+		buf := make([]byte, 64)
+		if n, _ := reader.Read(buf); n != 0 {
+			t.Errorf("%d bytes of a private key written into a FIFO", n)
+		}
+		reader.Close()
+		if mustReadString(t, target) != "target" {
+			t.Error("a private key was written through a link")
+		}
+		if _, err := os.Lstat(filepath.Join(sub, "nowhere")); err == nil {
+			t.Error("a dangling link's target was created")
 		}
 	}
 }

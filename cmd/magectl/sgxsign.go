@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/magesgx/mage/internal/atomicfile"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
@@ -453,7 +454,7 @@ func runKeygen(e *env, args []string) error {
 	fs := newFlagSet(e.stderr, "keygen", "keygen [-update-key] -out KEY.pem [-pubout PUBLIC.pem] [-force]")
 	out := fs.String("out", "", "write the private key (PEM, mode 0600) to `file`")
 	pubout := fs.String("pubout", "", "also write the public key (PEM) to `file`")
-	force := fs.Bool("force", false, "overwrite existing files")
+	force := fs.Bool("force", false, "replace existing regular files (a private key is never written through a link or into a FIFO or device)")
 	update := fs.Bool("update-key", false, "make an Ed25519 group update key (group sign --update-key) instead of an enclave signing key")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -464,7 +465,16 @@ func runKeygen(e *env, args []string) error {
 	if err := checkOutputs(nil, []string{*out, *pubout}); err != nil {
 		return err
 	}
-	write := func(name string, data []byte, perm os.FileMode) error { return e.writeOutput(name, data, perm, *force) }
+	// A private key goes only to a new regular file of mode 0600 (or, with
+	// -force, in place of a regular file), never through a link or into a
+	// FIFO or device; "-" is standard output, when asked.
+	writeKey := func(name string, data []byte) error {
+		if name == "-" {
+			return e.writeOutput(name, data, 0o600, *force)
+		}
+		return atomicfile.WritePrivate(name, data, *force)
+	}
+	writePub := func(name string, data []byte) error { return e.writeOutput(name, data, 0o644, *force) }
 	if *update {
 		_, key, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
@@ -474,11 +484,11 @@ func runKeygen(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := write(*out, priv, 0o600); err != nil {
+		if err := writeKey(*out, priv); err != nil {
 			return err
 		}
 		if *pubout != "" {
-			if err := write(*pubout, pub, 0o644); err != nil {
+			if err := writePub(*pubout, pub); err != nil {
 				return err
 			}
 		}
@@ -489,11 +499,11 @@ func runKeygen(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := write(*out, sgx.MarshalSigningKey(key), 0o600); err != nil {
+	if err := writeKey(*out, sgx.MarshalSigningKey(key)); err != nil {
 		return err
 	}
 	if *pubout != "" {
-		if err := write(*pubout, sgx.MarshalPublicKey(&key.PublicKey), 0o644); err != nil {
+		if err := writePub(*pubout, sgx.MarshalPublicKey(&key.PublicKey)); err != nil {
 			return err
 		}
 	}
