@@ -304,7 +304,11 @@ func FuzzParseLineageProof(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add((&LineageProof{Lineage: *l, Proof: proofs[1]}).Marshal())
-	f.Add((&LineageProof{Lineage: *l1, Proof: proofs1[0]}).Marshal())
+	f.Add((&LineageProof{Measured: 1, Lineage: *l1, Proof: proofs1[0]}).Marshal())
+	f.Add((&LineageProof{Measured: 0, Lineage: *l1, Proof: proofs1[0], MeasuredProof: proofs[0]}).Marshal())
+	old := (&LineageProof{Measured: 1, Lineage: *l1, Proof: proofs1[0]}).Marshal()
+	old[7] = 1 // a version 1 proof
+	f.Add(old)
 	f.Add(l1.Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if p, err := ParseLineageProof(b); err == nil {
