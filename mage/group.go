@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/magesgx/mage/sgx"
@@ -196,7 +197,13 @@ func signStream(ctx context.Context, n int, load func(i int) (Member, error), op
 
 	// 1. Measure every member up to its section: its table entry.
 	progress := newProgress(opts.Progress, n)
+	// A classic table too small for the group is found at the first
+	// member's section, before anything is measured.
+	var tooMany atomic.Pointer[error]
 	err := forEach(ctx, n, opts.Workers, func(i int) error {
+		if tooMany.Load() != nil {
+			return errStageCanceled
+		}
 		m, err := load(i)
 		if err != nil {
 			return err
@@ -213,6 +220,11 @@ func signStream(ctx context.Context, n int, load func(i int) (Member, error), op
 		if !ok {
 			return ErrNoSection
 		}
+		if c := Capacity(int(min(size, MaxSectionSize))); !opts.Merkle && n > c {
+			err := fmt.Errorf("%w: %d members, but a %d-byte .sgx_mage section holds at most %d in a classic table: sign with a Merkle table (SignOptions.Merkle, magectl group sign --table merkle), whose one page serves any number", ErrCapacity, n, size, c)
+			tooMany.CompareAndSwap(nil, &err)
+			return err
+		}
 		st, err := img.MeasurePrefixContext(ctx)
 		if err != nil {
 			return err
@@ -222,6 +234,9 @@ func signStream(ctx context.Context, n int, load func(i int) (Member, error), op
 		progress("measure")
 		return nil
 	}, name)
+	if p := tooMany.Load(); p != nil {
+		return nil, *p
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -84,9 +84,15 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 		g.Libpal = filepath.Join(dir, g.Libpal)
 	}
 	if g.Date != "" {
-		if _, err := time.Parse("20060102", g.Date); err != nil || len(g.Date) != 8 {
-			return nil, fmt.Errorf("group file: date %q: want YYYYMMDD", g.Date)
+		// YYYYMMDD as sgx_sign takes it, or YYYY-MM-DD as gramine-sgx-sign
+		// does; kept as YYYYMMDD.
+		t, err := time.Parse("20060102", g.Date)
+		if err != nil || len(g.Date) != 8 {
+			if t, err = time.Parse("2006-01-02", g.Date); err != nil || len(g.Date) != 10 {
+				return nil, fmt.Errorf("group file: date %q: want YYYYMMDD or YYYY-MM-DD", g.Date)
+			}
 		}
+		g.Date = t.Format("20060102")
 	}
 	names := map[string]int{}
 	outputs := map[string]int{}

@@ -102,7 +102,7 @@ func TestCLIErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"sign", "-enclave", v("enclaves/e1_small.so"), "-out", filepath.Join(d, "x")}, 2, "-key is required"},
-		{[]string{"sign", "-enclave", v("enclaves/e1_small.so"), "-key", v("keys/k1.pem"), "-out", filepath.Join(d, "x"), "-date", "2026-11-23"}, 2, "YYYYMMDD"},
+		{[]string{"sign", "-enclave", v("enclaves/e1_small.so"), "-key", v("keys/k1.pem"), "-out", filepath.Join(d, "x"), "-date", "2026-13-23"}, 2, "YYYYMMDD"},
 		{[]string{"sign", "-enclave", v("signed/s1_e1_cA.signed.so"), "-key", v("keys/k1.pem"), "-out", filepath.Join(d, "x")}, 3, "already signed"},
 		{[]string{"sign", "-enclave", v("keys/k1.pem"), "-key", v("keys/k1.pem"), "-out", filepath.Join(d, "x")}, 3, "not an ELF"},
 		{[]string{"sign", "-enclave", v("enclaves/e1_small.so"), "-key", v("keys/k1.pub.pem"), "-out", filepath.Join(d, "x")}, 3, "PEM block"},

@@ -170,7 +170,7 @@ type demoChild struct {
 }
 
 func runDemo(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "demo", "demo [--json] [--platform DIR] [--keep] [--update]")
+	fs := newFlagSet(e, "demo", "demo [--json] [--platform DIR] [--keep] [--update]")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	platformDir := fs.String("platform", "", "simulated platform `directory` (default: a temporary one)")
 	keep := fs.Bool("keep", false, "keep the temporary directory with the signed members")
@@ -549,7 +549,7 @@ func (ps *demoProcs) setLineage(c *demoChild, proof string) error {
 // on the simulated platform, serving attested connections and dialing as
 // told on stdin.
 func runDemoMember(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "_demo-member", "_demo-member -platform DIR -file SIGNED -name NAME [-debug]")
+	fs := newFlagSet(e, "_demo-member", "_demo-member -platform DIR -file SIGNED -name NAME [-debug]")
 	platformDir := fs.String("platform", "", "platform directory")
 	file := fs.String("file", "", "signed member")
 	name := fs.String("name", "", "member name")

@@ -60,7 +60,7 @@ type gramineMeasure struct {
 }
 
 func runGramineMeasure(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "gramine measure", "gramine measure MANIFEST.sgx --libpal PAL [--json]")
+	fs := newFlagSet(e, "gramine measure", "gramine measure MANIFEST.sgx --libpal PAL [--json]")
 	libpal := fs.String("libpal", "", "the Gramine build's `libpal.so` (<pkglibdir>/sgx/libpal.so)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	arg, err := parseOneArg(fs, args, "manifest")
@@ -81,7 +81,7 @@ func runGramineMeasure(e *env, args []string) error {
 }
 
 func runGramineSign(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "gramine sign", "gramine sign MANIFEST.sgx --libpal PAL --key KEY.pem --date YYYY-MM-DD --out APP.sig")
+	fs := newFlagSet(e, "gramine sign", "gramine sign MANIFEST.sgx --libpal PAL --key KEY.pem --date YYYY-MM-DD --out APP.sig")
 	libpal := fs.String("libpal", "", "the Gramine build's `libpal.so`")
 	keyFile := fs.String("key", "", "RSA-3072, e=3 signing `key` (PEM)")
 	date := fs.String("date", "", "SIGSTRUCT `date`, YYYY-MM-DD (default: $SOURCE_DATE_EPOCH, else today UTC)")
@@ -136,7 +136,7 @@ type gramineShow struct {
 }
 
 func runGramineShow(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "gramine show", "gramine show APP.sig [--json]")
+	fs := newFlagSet(e, "gramine show", "gramine show APP.sig [--json]")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	arg, err := parseOneArg(fs, args, "SIGSTRUCT file")
 	if err != nil {

@@ -30,7 +30,7 @@ import (
 // ---- magectl group ----
 
 func runGroup(e *env, args []string) error {
-	return dispatch(e, args, "group", `Usage: magectl group <sign|verify> [flags]
+	return dispatch(e, args, "group", `Usage: magectl group <sign|verify|gendata|catsig> [flags]
 
   sign GROUP.json     sign every member of a group so each carries the
                       .sgx_mage table; writes the members and group.json
@@ -67,7 +67,7 @@ func parseInterspersed(fs interface {
 }
 
 func runGroupSign(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "group sign", "group sign [flags] GROUP.json")
+	fs := newFlagSet(e, "group sign", "group sign [flags] GROUP.json")
 	date := fs.String("date", "", "SIGSTRUCT date `YYYYMMDD` (default: the group file's, $SOURCE_DATE_EPOCH, else today UTC)")
 	manifest := fs.String("manifest", "", "where to write the group manifest (default: group.json beside the group file)")
 	force := fs.Bool("force", false, "overwrite existing outputs")
@@ -388,13 +388,42 @@ func stageOutput(e *env, b *atomicfile.Batch, name string, data []byte, perm os.
 	return b.Stage(name, data, perm, replace)
 }
 
+// progressPrinter reports progress on standard error: redrawn in place on
+// a terminal, else (a log, a pipe) a line at most every progressEvery and
+// at the end of each stage.
 func progressPrinter(e *env) func(string, int, int) {
-	return func(stage string, done, total int) {
-		fmt.Fprintf(e.stderr, "\r%s %d/%d", stage, done, total)
-		if done == total {
-			fmt.Fprintln(e.stderr)
+	if isTerminal(e.stderr) {
+		return func(stage string, done, total int) {
+			fmt.Fprintf(e.stderr, "\r%s %d/%d", stage, done, total)
+			if done == total {
+				fmt.Fprintln(e.stderr)
+			}
 		}
 	}
+	var mu sync.Mutex
+	var last time.Time
+	return func(stage string, done, total int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if now := time.Now(); done == total || now.Sub(last) >= progressEvery {
+			last = now
+			fmt.Fprintf(e.stderr, "%s %d/%d\n", stage, done, total)
+		}
+	}
+}
+
+// progressEvery is how often progress is logged when standard error is not
+// a terminal.
+const progressEvery = 5 * time.Second
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && fi.Mode()&os.ModeDevice != 0
 }
 
 // materialName is where group gendata writes member i's signing material
@@ -405,7 +434,7 @@ func materialName(dir string, i int, name string) (material, signature string) {
 }
 
 func runGroupGendata(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "group gendata", `group gendata [flags] --out DIR GROUP.json
+	fs := newFlagSet(e, "group gendata", `group gendata [flags] --out DIR GROUP.json
 
 Writes DIR/NNN-NAME.material for every member: the 256 bytes (SIGSTRUCT
 header and body) its key must sign with RSA-3072 PKCS#1 v1.5 over SHA-256,
@@ -450,7 +479,7 @@ DIR/NNN-NAME.sig, then run "magectl group catsig".
 }
 
 func runGroupCatsig(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "group catsig", `group catsig [flags] --sigs DIR GROUP.json
+	fs := newFlagSet(e, "group catsig", `group catsig [flags] --sigs DIR GROUP.json
 
 Attaches the signatures DIR/NNN-NAME.sig made over the material that
 "magectl group gendata" wrote to DIR, and writes the signed members and the
@@ -570,7 +599,9 @@ func signingDate(e *env, flagValue string) (time.Time, error) {
 	if flagValue != "" {
 		t, err := time.Parse("20060102", flagValue)
 		if err != nil || len(flagValue) != 8 {
-			return time.Time{}, usagef("-date %q: want YYYYMMDD", flagValue)
+			if t, err = time.Parse("2006-01-02", flagValue); err != nil || len(flagValue) != 10 {
+				return time.Time{}, usagef("--date %q: want YYYYMMDD or YYYY-MM-DD", flagValue)
+			}
 		}
 		return t, nil
 	}
@@ -622,7 +653,7 @@ type provenMember struct {
 }
 
 func runDerive(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "derive", "derive [--json] [--trust MRENCLAVE] [--libpal PAL] SIGNED_MEMBER (an SDK enclave, or a Gramine member's .manifest.sgx with its .sig beside it)")
+	fs := newFlagSet(e, "derive", "derive [--json] [--trust MRENCLAVE] [--libpal PAL] SIGNED_MEMBER (an SDK enclave, or a Gramine member's .manifest.sgx with its .sig beside it)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	libpal := fs.String("libpal", "", "the `libpal.so` Gramine members run (needed for Gramine members)")
 	trust := fs.String("trust", "", "a trusted `MRENCLAVE` (hex) of this member: check the table belongs to it before trusting the group")
@@ -789,7 +820,7 @@ type verifyMember struct {
 }
 
 func runGroupVerify(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "group verify", "group verify [--json] [--manifest group.json] [--libpal PAL] [SIGNED_MEMBER...] (default: every member of the manifest)")
+	fs := newFlagSet(e, "group verify", "group verify [--json] [--manifest group.json] [--libpal PAL] [SIGNED_MEMBER...] (default: every member of the manifest)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	manifest := fs.String("manifest", "", "also check the members against this group manifest (`group.json` from group sign)")
 	libpal := fs.String("libpal", "", "the `libpal.so` Gramine members run (needed for Gramine members)")

@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -55,6 +57,22 @@ var extraCommands = registered()
 const version = "0.1.0-dev"
 
 func runVersion(e *env, args []string) error {
+	fs := newFlagSet(e, "version", "version [--json]")
+	jsonOut := fs.Bool("json", false, "print {\"version\", \"go\", \"os\", \"arch\"} as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("version takes no arguments")
+	}
+	if *jsonOut {
+		return json.NewEncoder(e.stdout).Encode(struct {
+			Version string `json:"version"`
+			Go      string `json:"go"`
+			OS      string `json:"os"`
+			Arch    string `json:"arch"`
+		}{version, runtime.Version(), runtime.GOOS, runtime.GOARCH})
+	}
 	fmt.Fprintln(e.stdout, "magectl", version)
 	return nil
 }
@@ -95,10 +113,11 @@ func run(e *env, args []string) int {
 		if len(args) > 1 {
 			return run(e, []string{args[1], "--help"})
 		}
-		printUsage(e.stdout)
 		if len(args) == 0 {
+			printUsage(e.stderr) // a usage error: help beside it
 			return exitUsage
 		}
+		printUsage(e.stdout)
 		return exitOK
 	}
 	name := args[0]

@@ -111,7 +111,7 @@ func decodeText(raw []byte) []byte {
 }
 
 func runQuoteShow(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "quote show", "quote show QUOTE [--json]\n\nPrints a quote's fields. Nothing is verified: use \"magectl quote verify\".")
+	fs := newFlagSet(e, "quote show", "quote show QUOTE [--json]\n\nPrints a quote's fields. Nothing is verified: use \"magectl quote verify\".")
 	jsonOut := fs.Bool("json", false, "print JSON instead of text")
 	arg, err := parseQuoteArgs(fs, args)
 	if err != nil {
@@ -226,7 +226,7 @@ func statusList() string {
 }
 
 func runQuoteVerify(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "quote verify", `quote verify QUOTE (--collateral BUNDLE.json | --tcb-info F --qe-identity F --pck-crl F --root-crl F --tcb-info-issuer-chain F [...] | --no-collateral --root ROOT) [--root ROOT] [--pck-chain F] [--time RFC3339] [--accept STATUS,...] [--json]
+	fs := newFlagSet(e, "quote verify", `quote verify QUOTE (--collateral BUNDLE.json | --tcb-info F --qe-identity F --pck-crl F --root-crl F --tcb-info-issuer-chain F [...] | --no-collateral --root ROOT) [--root ROOT] [--pck-chain F] [--time RFC3339] [--accept STATUS,...] [--json]
 
 Verifies a DCAP quote: the PCK chain to the root (pinned by public key),
 the QE report signature and binding, the quote signature and, with
@@ -559,7 +559,7 @@ Run "magectl collateral fetch --help" for flags.
 }
 
 func runCollateralFetch(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "collateral fetch", "collateral fetch QUOTE (--pccs URL | --pcs) [--cache DIR] --out BUNDLE.json")
+	fs := newFlagSet(e, "collateral fetch", "collateral fetch QUOTE (--pccs URL | --pcs) [--cache DIR] --out BUNDLE.json")
 	src := addPCSFlags(fs)
 	out := fs.String("out", "", "write the bundle to `file` (\"-\": standard output)")
 	force := fs.Bool("force", false, "overwrite an existing bundle")

@@ -41,7 +41,7 @@ type signCommand struct {
 
 func (c signCommand) parse(e *env, args []string) (*signFlags, error) {
 	f := &signFlags{}
-	fs := newFlagSet(e.stderr, c.name, c.usage)
+	fs := newFlagSet(e, c.name, c.usage)
 	vars := map[string]*string{
 		"enclave": &f.enclave, "config": &f.config, "key": &f.key, "out": &f.out, "sig": &f.sig,
 		"unsigned": &f.unsigned, "dumpfile": &f.dumpfile, "cssfile": &f.cssfile,
@@ -362,7 +362,7 @@ type mageInfo struct {
 }
 
 func runMeasure(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "measure", "measure -enclave FILE [-config FILE] [--json]")
+	fs := newFlagSet(e, "measure", "measure --enclave FILE [--config FILE] [--json]")
 	enclave := fs.String("enclave", "", "the enclave `file`, unsigned or signed")
 	config := fs.String("config", "", "Enclave.config.xml `file` for an unsigned enclave (default: the signer's defaults)")
 	jsonOut := fs.Bool("json", false, "print JSON")
@@ -373,7 +373,7 @@ func runMeasure(e *env, args []string) error {
 		if fs.NArg() == 1 {
 			*enclave = fs.Arg(0)
 		} else {
-			return usagef("-enclave is required")
+			return usagef("--enclave is required")
 		}
 	}
 	raw, err := os.ReadFile(*enclave)
@@ -384,7 +384,7 @@ func runMeasure(e *env, args []string) error {
 	var mismatch error
 	if s, err := sgxsdk.ParseSigned(raw); err == nil {
 		if *config != "" {
-			return usagef("-config applies to unsigned enclaves; %s is signed and carries its metadata", *enclave)
+			return usagef("--config applies to unsigned enclaves; %s is signed and carries its metadata", *enclave)
 		}
 		mr, err := s.Measure(e.ctx)
 		if err != nil {
@@ -451,7 +451,7 @@ func runMeasure(e *env, args []string) error {
 // ---- keygen ----
 
 func runKeygen(e *env, args []string) error {
-	fs := newFlagSet(e.stderr, "keygen", "keygen [-update-key] -out KEY.pem [-pubout PUBLIC.pem] [-force]")
+	fs := newFlagSet(e, "keygen", "keygen [--update-key] --out KEY.pem [--pubout PUBLIC.pem] [--force]")
 	out := fs.String("out", "", "write the private key (PEM, mode 0600) to `file`")
 	pubout := fs.String("pubout", "", "also write the public key (PEM) to `file`")
 	force := fs.Bool("force", false, "replace existing regular files (a private key is never written through a link or into a FIFO or device)")
@@ -460,7 +460,7 @@ func runKeygen(e *env, args []string) error {
 		return err
 	}
 	if *out == "" {
-		return usagef("-out is required")
+		return usagef("--out is required")
 	}
 	if err := checkOutputs(nil, []string{*out, *pubout}); err != nil {
 		return err

@@ -19,7 +19,7 @@ func runSim(e *env, args []string) error {
 	sub := func(name string) func(*env, []string) error {
 		return func(e *env, rest []string) error { return runSimCommand(e, name, rest) }
 	}
-	return dispatch(e, args, "sim", `Usage: magectl sim <load|root> -platform DIR [flags]
+	return dispatch(e, args, "sim", `Usage: magectl sim <load|root> --platform DIR [flags]
 
   load SIGNED.so   load a signed enclave on the simulated platform (EINIT's
                    checks) and print its identity and derived group
@@ -31,11 +31,11 @@ The platform directory is created on first use (mode 0700).
 }
 
 func runSimCommand(e *env, name string, args []string) error {
-	usage := "sim load -platform DIR [--json] [-debug] [--libpal PAL [--sig APP.sig]] (SIGNED.so | APP.manifest.sgx)"
+	usage := "sim load --platform DIR [--json] [--debug] [--libpal PAL [--sig APP.sig]] (SIGNED.so | APP.manifest.sgx)"
 	if name == "root" {
-		usage = "sim root -platform DIR"
+		usage = "sim root --platform DIR"
 	}
-	fs := newFlagSet(e.stderr, "sim "+name, usage)
+	fs := newFlagSet(e, "sim "+name, usage)
 	dir := fs.String("platform", "", "simulated platform `directory`")
 	var debug, jsonOut *bool
 	var libpal, sigFile *string
@@ -50,7 +50,7 @@ func runSimCommand(e *env, name string, args []string) error {
 		return mapFlagErr(err)
 	}
 	if *dir == "" {
-		return usagef("-platform is required")
+		return usagef("--platform is required")
 	}
 	p, err := sim.Open(*dir)
 	if err != nil {
