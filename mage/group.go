@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -557,11 +559,88 @@ type Manifest struct {
 	// An updatable group's update key (hex), epoch, predecessor (the
 	// SHA-256 of its table's payload, hex) and lineage file (the tables
 	// and statements so far, relative to the manifest's directory).
-	UpdateKey   string           `json:"update_key,omitempty"`
-	Epoch       uint32           `json:"epoch,omitempty"`
-	Predecessor string           `json:"predecessor_sha256,omitempty"`
-	Lineage     string           `json:"lineage,omitempty"`
-	Members     []ManifestMember `json:"members"`
+	UpdateKey   string `json:"update_key,omitempty"`
+	Epoch       uint32 `json:"epoch,omitempty"`
+	Predecessor string `json:"predecessor_sha256,omitempty"`
+	Lineage     string `json:"lineage,omitempty"`
+	// Paths says what the members' relative file and proof paths are
+	// relative to: "manifest", the manifest's own folder (what group sign
+	// writes, so that a group's folder can move), or "" (manifests written
+	// before that: the folder group sign ran in).
+	Paths   string           `json:"paths,omitempty"`
+	Members []ManifestMember `json:"members"`
+}
+
+// PathsRelativeToManifest is the Manifest.Paths value of manifests whose
+// paths are relative to the manifest's folder.
+const PathsRelativeToManifest = "manifest"
+
+// RelativeTo rewrites the members' file and proof paths (usable from the
+// working directory) relative to dir, the folder the manifest is written
+// to, and marks the manifest so (Paths).
+func (m *Manifest) RelativeTo(dir string) error {
+	base, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	rel := func(p string) (string, error) {
+		if p == "" {
+			return "", nil
+		}
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return "", err
+		}
+		r, err := filepath.Rel(base, a)
+		if err != nil {
+			return a, nil // on another volume: absolute
+		}
+		return filepath.ToSlash(r), nil
+	}
+	for i := range m.Members {
+		mm := &m.Members[i]
+		if mm.File, err = rel(mm.File); err != nil {
+			return err
+		}
+		if mm.Proof, err = rel(mm.Proof); err != nil {
+			return err
+		}
+	}
+	m.Paths = PathsRelativeToManifest
+	return nil
+}
+
+// resolve makes the members' relative paths usable from the working
+// directory, for a manifest read from dir.
+func (m *Manifest) resolve(dir string) {
+	if m.Paths != PathsRelativeToManifest {
+		return // an older manifest: relative to where it was signed
+	}
+	join := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, filepath.FromSlash(p))
+	}
+	for i := range m.Members {
+		m.Members[i].File, m.Members[i].Proof = join(m.Members[i].File), join(m.Members[i].Proof)
+	}
+}
+
+// LoadManifest reads a group manifest from a file and resolves its
+// members' paths (written relative to the manifest's folder) so that they
+// open from the working directory. ParseManifest leaves them as written.
+func LoadManifest(path string) (*Manifest, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseManifest(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m.resolve(filepath.Dir(path))
+	return m, nil
 }
 
 // ManifestMember is one member of a Manifest: its index, name, output

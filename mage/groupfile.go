@@ -198,6 +198,9 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if len(m.Members) == 0 {
 		return nil, errors.New("group manifest: no members")
 	}
+	if m.Paths != "" && m.Paths != PathsRelativeToManifest {
+		return nil, fmt.Errorf("group manifest: paths %q: want %q or none", m.Paths, PathsRelativeToManifest)
+	}
 	switch m.Format {
 	case "":
 		if err := checkSectionSize(m.SectionSize); err != nil {

@@ -105,6 +105,10 @@ func (e Entry) check() error {
 // ErrTable is wrapped by every table error.
 var ErrTable = errors.New("mage: table")
 
+// ErrNeedLibpal is wrapped when a table has Gramine members and no
+// libpal.so was given to derive them with.
+var ErrNeedLibpal = errors.New("no libpal.so given")
+
 // ErrCapacity is wrapped when a group does not fit in the section.
 var ErrCapacity = errors.New("mage: group does not fit in the section")
 

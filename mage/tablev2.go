@@ -275,7 +275,7 @@ func NewSectionDeriver(section []byte, libpal *gramine.Libpal) (*TableDeriver, e
 // header gives the constants (c.Libpal must be the build it names).
 func NewPayloadDeriver(payload []byte, c GramineConstants) (*TableDeriver, error) {
 	if c.Libpal == nil {
-		return nil, fmt.Errorf("%w: deriving Gramine members needs the libpal", ErrTable)
+		return nil, fmt.Errorf("%w: %w: deriving Gramine members needs it", ErrTable, ErrNeedLibpal)
 	}
 	if IsVersioned(payload) {
 		t, err := ParseVersionedTable(payload)
@@ -315,7 +315,7 @@ func newVersionedDeriver(t *VersionedTable, payload []byte, libpal *gramine.Libp
 			continue
 		}
 		if libpal == nil {
-			return nil, fmt.Errorf("%w: the group has Gramine members: deriving them needs the libpal.so whose SHA-256 is %x", ErrTable, t.LibpalSHA256)
+			return nil, fmt.Errorf("%w: %w: the group has Gramine members, and deriving them needs the libpal.so whose SHA-256 is %x", ErrTable, ErrNeedLibpal, t.LibpalSHA256)
 		}
 		if libpal.SHA256 != t.LibpalSHA256 {
 			return nil, fmt.Errorf("%w: the group's Gramine members run the libpal with SHA-256 %x, not %x", ErrTable, t.LibpalSHA256, libpal.SHA256)

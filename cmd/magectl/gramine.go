@@ -127,12 +127,15 @@ func runGramineSign(e *env, args []string) error {
 }
 
 type gramineShow struct {
-	Identity      sgx.Identity   `json:"identity"` // as the SIGSTRUCT states it (unverified unless signature_valid)
-	SignatureOK   bool           `json:"signature_valid"`
-	Date          string         `json:"date"`
-	AttributeMask sgx.Attributes `json:"attribute_mask"`
-	MiscMask      uint32         `json:"misc_mask"`
-	Modulus       string         `json:"modulus"`
+	Identity    sgx.Identity `json:"identity"` // as the SIGSTRUCT states it (unverified unless signature_valid)
+	SignatureOK bool         `json:"signature_valid"`
+	Date        string       `json:"date"`
+	// SigstructAttributes are the ATTRIBUTES field as signed; the
+	// identity's attributes add INIT, which every initialized enclave has.
+	SigstructAttributes sgx.Attributes `json:"sigstruct_attributes"`
+	AttributeMask       sgx.Attributes `json:"attribute_mask"`
+	MiscMask            uint32         `json:"misc_mask"`
+	Modulus             string         `json:"modulus"`
 }
 
 func runGramineShow(e *env, args []string) error {
@@ -152,7 +155,7 @@ func runGramineShow(e *env, args []string) error {
 	}
 	verr := css.Verify()
 	v := gramineShow{Identity: css.SignedIdentity(), SignatureOK: verr == nil, Date: fmt.Sprintf("%04x-%02x-%02x", css.Date>>16, css.Date>>8&0xff, css.Date&0xff),
-		AttributeMask: css.AttributeMask, MiscMask: css.MiscMask, Modulus: fmt.Sprintf("%x", css.Modulus[:8]) + "..."}
+		SigstructAttributes: css.Attributes, AttributeMask: css.AttributeMask, MiscMask: css.MiscMask, Modulus: fmt.Sprintf("%x", css.Modulus[:8]) + "..."}
 	if *jsonOut {
 		if err := writeJSON(e.stdout, v); err != nil {
 			return err
@@ -160,7 +163,8 @@ func runGramineShow(e *env, args []string) error {
 	} else {
 		w := e.stdout
 		fmt.Fprintf(w, "mr_enclave:  %s\nmr_signer:   %s\nisv_prod_id: %d\nisv_svn:     %d\n", v.Identity.MRENCLAVE, v.Identity.MRSIGNER, v.Identity.ISVProdID, v.Identity.ISVSVN)
-		fmt.Fprintf(w, "attributes:  %s (mask flags=%#x xfrm=%#x)\nmisc_select: %#x (mask %#x)\ndate:        %s\n", css.Attributes, v.AttributeMask.Flags, v.AttributeMask.Xfrm, css.MiscSelect, v.MiscMask, v.Date)
+		fmt.Fprintf(w, "attributes:  %s as initialized (SIGSTRUCT %s, INIT added; mask flags=%#x xfrm=%#x)\nmisc_select: %#x (mask %#x)\ndate:        %s\n",
+			v.Identity.Attributes, css.Attributes, v.AttributeMask.Flags, v.AttributeMask.Xfrm, css.MiscSelect, v.MiscMask, v.Date)
 		fmt.Fprintf(w, "debug:       %t\nsignature:   %s\n", css.Attributes.Debug(), map[bool]string{true: "valid", false: "INVALID"}[verr == nil])
 	}
 	if verr != nil {

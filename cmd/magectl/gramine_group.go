@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -189,9 +190,12 @@ func readProofFile(path string) (*memberProof, error) {
 		}
 		return &memberProof{lineage: lp}, nil
 	}
+	if isELF(b) || (len(b) >= 8 && string(b[:7]) == "MAGElng") {
+		return nil, fmt.Errorf("%s is not a proof file (%s): give the member's .proof file, written beside it by group sign", path, map[bool]string{true: "a signed enclave", false: "a group lineage"}[isELF(b)])
+	}
 	p, err := mage.ParseMembershipProof(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s is not a proof file: %w", path, err)
 	}
 	return &memberProof{plain: p}, nil
 }
@@ -225,6 +229,9 @@ func loadMemberFile(ctx context.Context, path string, pal *gramine.Libpal) (*mem
 			sigErr = fmt.Errorf("%s: %w", path, sigErr)
 		}
 		d, err := mage.NewSectionDeriver(section, pal)
+		if errors.Is(err, mage.ErrNeedLibpal) {
+			return nil, usagef("%s: --libpal is required: its group has Gramine members, and deriving them needs the libpal.so they run (%v)", path, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}

@@ -85,7 +85,7 @@ func TestCLIGramineGroups(t *testing.T) {
 			gf := filepath.Join(dir, "g.group.json")
 			writeFile(t, gf, fmt.Sprintf(`{"name": %q, "date": "20261125", "libpal": %q, "members": [%s]}`, c.name, g("fakepal.so"), strings.Join(c.members, ",")))
 			mustRun(t, "group", "sign", "-q", gf)
-			man := mustReadString(t, filepath.Join(dir, "group.json"))
+			man := mustReadString(t, filepath.Join(dir, "g.manifest.json"))
 			if !strings.Contains(man, `"format": "`+c.format+`"`) {
 				t.Errorf("group.json format:\n%s", man)
 			}
@@ -93,7 +93,7 @@ func TestCLIGramineGroups(t *testing.T) {
 			for _, f := range c.files {
 				paths = append(paths, filepath.Join(dir, "out", f))
 			}
-			out := mustRun(t, append([]string{"group", "verify", "--libpal", g("fakepal.so"), "--manifest", filepath.Join(dir, "group.json")}, paths...)...)
+			out := mustRun(t, append([]string{"group", "verify", "--libpal", g("fakepal.so"), "--manifest", filepath.Join(dir, "g.manifest.json")}, paths...)...)
 			if strings.Contains(out, "MISMATCH") || strings.Contains(out, "problem") {
 				t.Errorf("group verify:\n%s", out)
 			}
@@ -178,12 +178,12 @@ func TestCLIMixedRollingUpdate(t *testing.T) {
 	mustRun(t, "group", "sign", "-q", "--table", "merkle", "--update-key", upd, g0)
 	g1 := filepath.Join(d, "v1", "g.json")
 	writeFile(t, g1, fmt.Sprintf(`{"name": "mixed", "date": "20261130", "libpal": %q, "members": [{"name": "a", "keep": true}, {"name": "x", "keep": true}, %s]}`, pal, gram("y2")))
-	mustRun(t, "group", "sign", "-q", "--predecessor", filepath.Join(d, "v0", "group.json"), "--update-key", upd, g1)
-	man, err := mage.ParseManifest([]byte(mustReadString(t, filepath.Join(d, "v1", "group.json"))))
+	mustRun(t, "group", "sign", "-q", "--predecessor", filepath.Join(d, "v0", "g.manifest.json"), "--update-key", upd, g1)
+	man, err := mage.LoadManifest(filepath.Join(d, "v1", "g.manifest.json"))
 	if err != nil || man.Format != "merkle" || man.Epoch != 1 || len(man.Members) != 3 || man.Members[2].Name != "y2" {
 		t.Fatalf("epoch 1 manifest: %+v %v", man, err)
 	}
-	out := mustRun(t, "group", "verify", "--libpal", pal, "--manifest", filepath.Join(d, "v1", "group.json"))
+	out := mustRun(t, "group", "verify", "--libpal", pal, "--manifest", filepath.Join(d, "v1", "g.manifest.json"))
 	if strings.Contains(out, "problem") || strings.Contains(out, "MISMATCH") {
 		t.Fatalf("group verify:\n%s", out)
 	}

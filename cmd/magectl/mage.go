@@ -69,7 +69,7 @@ func parseInterspersed(fs interface {
 func runGroupSign(e *env, args []string) error {
 	fs := newFlagSet(e, "group sign", "group sign [flags] GROUP.json")
 	date := fs.String("date", "", "SIGSTRUCT date `YYYYMMDD` (default: the group file's, $SOURCE_DATE_EPOCH, else today UTC)")
-	manifest := fs.String("manifest", "", "where to write the group manifest (default: group.json beside the group file)")
+	manifest := fs.String("manifest", "", "where to write the group `manifest` (a file, or a folder to put it in; default: NAME.manifest.json beside the group file NAME.json or NAME.group.json)")
 	force := fs.Bool("force", false, "overwrite existing outputs")
 	workers := fs.Int("j", 0, "members signed in parallel (default: number of CPUs)")
 	jsonOut := fs.Bool("json", false, "print the manifest as JSON on stdout")
@@ -202,6 +202,29 @@ func readAnyGroupFile(arg string) (*mage.GroupFile, error) {
 	return gf, nil
 }
 
+// defaultManifestPath is where group sign writes the manifest of the group
+// file arg by default: beside it, named after it (payments.group.json and
+// payments.json give payments.manifest.json), so that it is never the
+// group file itself and two group files in a folder do not share it.
+func defaultManifestPath(arg string) string {
+	stem := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(arg), ".json"), ".group")
+	return filepath.Join(filepath.Dir(arg), stem+".manifest.json")
+}
+
+// checkManifestOwner refuses to write the manifest of group name over the
+// manifest of another group, with or without -force.
+func checkManifestOwner(mpath, name string) error {
+	raw, err := os.ReadFile(mpath)
+	if err != nil {
+		return nil
+	}
+	other, err := mage.ParseManifest(raw)
+	if err != nil || other.Name == name {
+		return nil
+	}
+	return usagef("%s is the manifest of another group (%q, not %q): choose another --manifest for this one (--force would destroy it, so it is refused too)", mpath, other.Name, name)
+}
+
 // openGroup prepares signing the group gf read from arg: the date, the
 // manifest's path, and the output checks (extraOutputs, if not nil, are
 // the only outputs, as for gendata's material).
@@ -214,8 +237,14 @@ func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, fo
 		return nil, err
 	}
 	mpath := manifest
-	if mpath == "" {
-		mpath = filepath.Join(filepath.Dir(arg), "group.json")
+	switch fi, err := os.Stat(mpath); {
+	case mpath == "":
+		mpath = defaultManifestPath(arg)
+	case err == nil && fi.IsDir():
+		mpath = filepath.Join(mpath, filepath.Base(defaultManifestPath(arg)))
+	}
+	if err := checkManifestOwner(mpath, gf.Name); err != nil {
+		return nil, err
 	}
 	inputs := append([]string{arg, gf.Libpal}, extraInputs...)
 	for _, m := range gf.Members {
@@ -342,7 +371,18 @@ func (g *groupSigning) stageProofs(e *env, batch *atomicfile.Batch, man *mage.Ma
 // commit stages the group manifest, commits every output together, and
 // reports.
 func (g *groupSigning) commit(e *env, batch *atomicfile.Batch, man *mage.Manifest, start time.Time, quiet, jsonOut bool) error {
-	mj, _ := json.MarshalIndent(man, "", "  ")
+	// Written with paths relative to its own folder, so the group's folder
+	// can move; printed with paths from here.
+	written := *man
+	written.Members = slices.Clone(man.Members)
+	dir := filepath.Dir(g.mpath)
+	if g.mpath == "-" {
+		dir = "."
+	}
+	if err := written.RelativeTo(dir); err != nil {
+		return err
+	}
+	mj, _ := json.MarshalIndent(&written, "", "  ")
 	mj = append(mj, '\n')
 	if err := g.stage(e, batch, g.mpath, mj, 0o644); err != nil {
 		return err
@@ -487,7 +527,7 @@ manifest as "magectl group sign" does. Each member's "key" in the group
 file may be its public key. The date comes from the material.
 `)
 	dir := fs.String("sigs", "", "`directory` with the material and the signatures")
-	manifest := fs.String("manifest", "", "where to write the group manifest (default: group.json beside the group file)")
+	manifest := fs.String("manifest", "", "where to write the group `manifest` (a file, or a folder to put it in; default: NAME.manifest.json beside the group file NAME.json or NAME.group.json)")
 	force := fs.Bool("force", false, "overwrite existing outputs")
 	workers := fs.Int("j", 0, "members signed in parallel (default: number of CPUs)")
 	jsonOut := fs.Bool("json", false, "print the manifest as JSON on stdout")
@@ -590,7 +630,11 @@ func printMembers(w io.Writer, m *mage.Manifest) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%d\t%d\n", mm.Index, mm.Name, id.MRENCLAVE, id.MRSIGNER.String()[:16], id.ISVProdID, id.ISVSVN)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "table sha256 %s (%d bytes)\n", m.TableSHA256, m.SectionSize)
+	if m.SectionSize > 0 {
+		fmt.Fprintf(w, "table sha256 %s (in a %d-byte .sgx_mage section)\n", m.TableSHA256, m.SectionSize)
+	} else {
+		fmt.Fprintf(w, "table sha256 %s (in each manifest's loader.env.MAGE_TABLE)\n", m.TableSHA256)
+	}
 }
 
 // signingDate picks the SIGSTRUCT date: the flag, else SOURCE_DATE_EPOCH
@@ -632,11 +676,15 @@ func mapFlagErr(err error) error {
 // ---- magectl derive ----
 
 type deriveResult struct {
-	File     string            `json:"file"`
-	Self     int               `json:"self"`
-	Identity sgx.Identity      `json:"identity"` // the file's own, verified (replayed and signed)
-	Trusted  bool              `json:"trusted,omitempty"`
-	Members  []sgx.Measurement `json:"members"`
+	File     string       `json:"file"`
+	Self     int          `json:"self"`
+	Identity sgx.Identity `json:"identity"` // the file's own, verified (replayed and signed)
+	Trusted  bool         `json:"trusted,omitempty"`
+	// Members is every member's MRENCLAVE, from the table (classic and
+	// versioned tables); absent in a Merkle group, whose table holds a root:
+	// there, this member is identity.mrenclave, and the others are the
+	// proven ones.
+	Members []sgx.Measurement `json:"members,omitempty"`
 	// In a Merkle group: the group's size, and the members derived from
 	// the proofs given (--proof), each checked against this table's root.
 	GroupSize int            `json:"group_size,omitempty"`
@@ -699,6 +747,7 @@ func runDerive(e *env, args []string) error {
 		} else {
 			fmt.Fprintf(e.stdout, "Merkle group of %d members; this is member %d\n", res.GroupSize, res.Self)
 		}
+		fmt.Fprintf(e.stdout, "%d %s  (self)\n", res.Self, res.Identity.MRENCLAVE)
 		for _, p := range res.Proven {
 			fmt.Fprintf(e.stdout, "%d %s  (from %s)\n", p.Index, p.MRENCLAVE, p.Proof)
 		}
@@ -809,7 +858,8 @@ type verifyReport struct {
 	NotGiven int               `json:"members_not_given,omitempty"` // table members whose files were not given
 	Epoch    uint32            `json:"epoch,omitempty"`             // an updatable group: the newest table's epoch
 
-	badInput bool // a file could not be read or is not a signed member
+	badInput bool  // a file could not be read or is not a signed member
+	usage    error // a flag the files need is missing (--libpal)
 }
 
 type verifyMember struct {
@@ -822,7 +872,7 @@ type verifyMember struct {
 func runGroupVerify(e *env, args []string) error {
 	fs := newFlagSet(e, "group verify", "group verify [--json] [--manifest group.json] [--libpal PAL] [SIGNED_MEMBER...] (default: every member of the manifest)")
 	jsonOut := fs.Bool("json", false, "print JSON")
-	manifest := fs.String("manifest", "", "also check the members against this group manifest (`group.json` from group sign)")
+	manifest := fs.String("manifest", "", "also check the members against this group `manifest` (NAME.manifest.json, from group sign)")
 	libpal := fs.String("libpal", "", "the `libpal.so` Gramine members run (needed for Gramine members)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -830,12 +880,8 @@ func runGroupVerify(e *env, args []string) error {
 	}
 	var man *mage.Manifest
 	if *manifest != "" {
-		raw, err := os.ReadFile(*manifest)
-		if err != nil {
+		if man, err = mage.LoadManifest(*manifest); err != nil {
 			return err
-		}
-		if man, err = mage.ParseManifest(raw); err != nil {
-			return fmt.Errorf("%s: %w", *manifest, err)
 		}
 	}
 	if len(pos) == 0 {
@@ -854,6 +900,9 @@ func runGroupVerify(e *env, args []string) error {
 		return err
 	}
 	rep := verifyGroup(e.ctx, pos, man, pal)
+	if rep.usage != nil {
+		return rep.usage
+	}
 	if *jsonOut {
 		if err := writeJSON(e.stdout, rep); err != nil {
 			return err
@@ -896,6 +945,10 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 	var ms []*memberFile
 	for _, p := range paths {
 		mf, err := loadMemberFile(ctx, p, pal)
+		var u usageError
+		if errors.As(err, &u) && rep.usage == nil {
+			rep.usage = err
+		}
 		if err != nil {
 			problem("%v", err)
 			rep.badInput = true
@@ -994,8 +1047,15 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 		// The manifest must describe this very group: the same table, the
 		// same members in the same order, each with the identity its
 		// signed file carries.
-		if rep.Group != nil && !slices.Equal(man.Measurements(), rep.Group) {
-			problem("the manifest's members are not the group the tables derive")
+		if want := man.Measurements(); rep.Group != nil && !slices.Equal(want, rep.Group) {
+			if len(want) != len(rep.Group) {
+				problem("the manifest lists %d members, the tables derive %d", len(want), len(rep.Group))
+			}
+			for k := range min(len(want), len(rep.Group)) {
+				if want[k] != rep.Group[k] {
+					problem("member %d (%s): the manifest says MRENCLAVE %s, the tables derive %s", k, man.Members[k].Name, want[k], rep.Group[k])
+				}
+			}
 		}
 		for i, m := range ms {
 			if m.tableSHA != man.TableSHA256 {
@@ -1007,12 +1067,41 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 				continue
 			}
 			if got, want := m.id, man.Members[idx].Identity; got != want {
-				problem("%s: identity %+v differs from the manifest's member %d (%s)", rep.Members[i].File, got, idx, man.Members[idx].Name)
+				problem("%s: member %d (%s) differs from the manifest: %s", rep.Members[i].File, idx, man.Members[idx].Name, identityDiff(got, want))
 				rep.Members[i].OK = false
 			}
 		}
 	}
 	return rep
+}
+
+// identityDiff names the fields in which got differs from want, each with
+// both values (in hex for measurements).
+func identityDiff(got, want sgx.Identity) string {
+	var d []string
+	add := func(name string, g, w any) { d = append(d, fmt.Sprintf("%s %v, the manifest says %v", name, g, w)) }
+	if got.MRENCLAVE != want.MRENCLAVE {
+		add("MRENCLAVE", got.MRENCLAVE, want.MRENCLAVE)
+	}
+	if got.MRSIGNER != want.MRSIGNER {
+		add("MRSIGNER", got.MRSIGNER, want.MRSIGNER)
+	}
+	if got.Attributes != want.Attributes {
+		add("ATTRIBUTES", got.Attributes, want.Attributes)
+	}
+	if got.MiscSelect != want.MiscSelect {
+		add("MISCSELECT", fmt.Sprintf("%#x", got.MiscSelect), fmt.Sprintf("%#x", want.MiscSelect))
+	}
+	if got.ISVProdID != want.ISVProdID {
+		add("ISVPRODID", got.ISVProdID, want.ISVProdID)
+	}
+	if got.ISVSVN != want.ISVSVN {
+		add("ISVSVN", got.ISVSVN, want.ISVSVN)
+	}
+	if got.ConfigID != want.ConfigID || got.ConfigSVN != want.ConfigSVN || got.ISVExtProdID != want.ISVExtProdID || got.ISVFamilyID != want.ISVFamilyID {
+		d = append(d, "its KSS fields (CONFIGID, CONFIGSVN, ISVEXTPRODID, ISVFAMILYID) differ")
+	}
+	return strings.Join(d, "; ")
 }
 
 // signedMageSection parses a signed member once and returns it with its
@@ -1094,8 +1183,12 @@ func verifyMerkle(ms []*memberFile, rep *verifyReport, problem func(string, ...a
 				continue
 			}
 			mr, _, err := v.derive(proofs[j])
-			if err != nil || mr != ms[j].mr {
-				problem("%s's table does not derive %s from its proof (%v)", m.path, ms[j].path, err)
+			switch {
+			case err != nil:
+				problem("%s's table does not derive %s from its proof: %v", m.path, ms[j].path, err)
+				rep.Members[j].OK = false
+			case mr != ms[j].mr:
+				problem("%s's table derives MRENCLAVE %s from the proof of %s, which measures %s", m.path, mr, ms[j].path, ms[j].mr)
 				rep.Members[j].OK = false
 			}
 		}

@@ -22,6 +22,9 @@ const (
 	exitFailed   = 1 // a check failed: verification, mismatch, refusal
 	exitUsage    = 2 // bad command line
 	exitBadInput = 3 // unreadable or malformed input, I/O error
+	// exitInterrupted is the shell's code for a command ended by SIGINT
+	// (128 + 2); magectl uses it for SIGTERM too.
+	exitInterrupted = 130
 )
 
 // env is what a command sees of the outside world, so commands are testable
@@ -129,6 +132,13 @@ func run(e *env, args []string) int {
 				if errors.As(err, &sub) {
 					name += " " + sub.sub
 				}
+				if e.ctx.Err() != nil {
+					// Ctrl-C or SIGTERM: whatever the work was doing, it
+					// stopped there (outputs are committed whole or not
+					// at all).
+					fmt.Fprintf(e.stderr, "magectl %s: interrupted\n", name)
+					return exitInterrupted
+				}
 				fmt.Fprintf(e.stderr, "magectl %s: %v\n", name, err)
 				return exitCode(err)
 			}
@@ -152,7 +162,7 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run \"magectl <command> --help\" for a command's flags.")
-	fmt.Fprintln(w, "Exit codes: 0 ok, 1 a check failed, 2 usage error, 3 bad input or I/O error.")
+	fmt.Fprintln(w, "Exit codes: 0 ok, 1 a check failed, 2 usage error, 3 bad input or I/O error, 130 interrupted.")
 }
 
 func main() {

@@ -87,7 +87,7 @@ func canonical(p string) string {
 
 // describeExists is the error for an existing output without -force.
 func describeExists(p string) error {
-	return fmt.Errorf("%s: %w (use -force to overwrite)", p, atomicfile.ErrExists)
+	return fmt.Errorf("%s: %w (use --force to overwrite)", p, atomicfile.ErrExists)
 }
 
 func sha256Hex(b []byte) string {

@@ -29,12 +29,12 @@ func TestCLISuccessorNeverOverwritesInputs(t *testing.T) {
 	g0 := filepath.Join(v0, "g.json")
 	os.WriteFile(g0, []byte(`{"name": "rolling", "date": "20261205", "members": [`+member(0)+`,`+member(1)+`]}`), 0o644)
 	mustRun(t, "group", "sign", "-q", "--table", "merkle", "--update-key", upd+".pub", g0)
-	man0 := filepath.Join(v0, "group.json")
-	m0, err := mage.ParseManifest([]byte(mustReadString(t, man0)))
+	man0 := filepath.Join(v0, "g.manifest.json")
+	m0, err := mage.LoadManifest(man0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lineage0 := filepath.Join(v0, "group.lineage")
+	lineage0 := filepath.Join(v0, "g.manifest.lineage")
 	inputs := []string{man0, lineage0, m0.Members[0].Proof, m0.Members[1].Proof}
 	snapshot := func() [][]byte {
 		var out [][]byte
@@ -54,19 +54,21 @@ func TestCLISuccessorNeverOverwritesInputs(t *testing.T) {
 		os.WriteFile(p, []byte(`{"name": "rolling", "date": "20261205", "members": [`+members+`]}`), 0o644)
 		return p
 	}
-	// Beside the predecessor: the default manifest is the predecessor's.
-	beside := write("g1.json", `{"name": "m0", "keep": true, "proof": "next/m0.proof"}, `+strings.Replace(member(2), "out/m2.so", "next/m2.so", 1))
+	// Beside the predecessor, named so that its default manifest is the
+	// predecessor's.
+	beside := write("g.group.json", `{"name": "m0", "keep": true, "proof": "next/m0.proof"}, `+strings.Replace(member(2), "out/m2.so", "next/m2.so", 1))
 	// A kept member's new proof is the predecessor's proof file.
 	sameProof := write("g1b.json", fmt.Sprintf(`{"name": "m0", "keep": true, "proof": %q}, `, m0.Members[0].Proof)+strings.Replace(member(2), "out/m2.so", "next2/m2.so", 1))
 	// A new member's output is the predecessor's lineage.
-	onLineage := write("g1c.json", `{"name": "m0", "keep": true, "proof": "next3/m0.proof"}, `+strings.Replace(member(2), "out/m2.so", "group.lineage", 1))
+	onLineage := write("g1c.json", `{"name": "m0", "keep": true, "proof": "next3/m0.proof"}, `+strings.Replace(member(2), "out/m2.so", "g.manifest.lineage", 1))
 	for _, c := range []struct {
 		name string
 		args []string
 	}{
 		{"default manifest beside the predecessor", []string{beside}},
 		{"--manifest is the predecessor's lineage", []string{"--manifest", lineage0, beside}},
-		{"--manifest whose lineage is the predecessor's", []string{"--manifest", filepath.Join(v0, "group.json"), beside}},
+		{"--manifest whose lineage is the predecessor's", []string{"--manifest", filepath.Join(v0, "g.manifest.json"), beside}},
+		{"--manifest is the predecessor's folder", []string{"--manifest", v0, beside}},
 		{"a kept member's proof is its old proof", []string{"--manifest", filepath.Join(d, "v1.json"), sameProof}},
 		{"a member's output is the predecessor's lineage", []string{"--manifest", filepath.Join(d, "v1c.json"), onLineage}},
 	} {

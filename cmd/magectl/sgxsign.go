@@ -347,7 +347,7 @@ type measureResult struct {
 	Signed    bool             `json:"signed"`
 	MRENCLAVE sgx.Measurement  `json:"mrenclave"`
 	Sigstruct *sgx.Measurement `json:"sigstruct_mrenclave,omitempty"`
-	Match     *bool            `json:"match,omitempty"`           // the SIGSTRUCT is validly signed and signs the replayed MRENCLAVE
+	Match     *bool            `json:"match,omitempty"`           // the SIGSTRUCT's ENCLAVEHASH is the replayed MRENCLAVE (whatever its signature)
 	SigValid  *bool            `json:"signature_valid,omitempty"` // the SIGSTRUCT's RSA signature (and q1/q2) verify
 	Identity  *sgx.Identity    `json:"identity,omitempty"`        // only when the SIGSTRUCT verified and matches
 
@@ -394,9 +394,9 @@ func runMeasure(e *env, args []string) error {
 		hash := sgx.Measurement(css.EnclaveHash)
 		sigErr := css.Verify()
 		valid := sigErr == nil
-		match := valid && hash == mr
+		match := hash == mr
 		res.Signed, res.MRENCLAVE, res.Sigstruct, res.Match, res.SigValid, res.signer = true, mr, &hash, &match, &valid, css.MRSigner()
-		if match {
+		if valid && match {
 			id := css.SignedIdentity()
 			res.Identity = &id
 		}
@@ -437,7 +437,7 @@ func runMeasure(e *env, args []string) error {
 	if res.Signed {
 		status := map[bool]string{true: "match", false: "MISMATCH"}[*res.Match]
 		if !*res.SigValid {
-			status = "BAD SIGNATURE"
+			status += ", BAD SIGNATURE"
 		}
 		fmt.Fprintf(e.stdout, "sigstruct %s (%s)\n", *res.Sigstruct, status)
 		fmt.Fprintf(e.stdout, "mrsigner  %s\n", res.signer)

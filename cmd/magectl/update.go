@@ -94,13 +94,9 @@ func readLineageProof(path string) (*mage.LineageProof, error) {
 // readPredecessor reads an updatable group's manifest and its lineage,
 // and checks that they agree.
 func readPredecessor(path string) (*mage.Manifest, *mage.Lineage, string, error) {
-	raw, err := os.ReadFile(path)
+	man, err := mage.LoadManifest(path)
 	if err != nil {
 		return nil, nil, "", err
-	}
-	man, err := mage.ParseManifest(raw)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("%s: %w", path, err)
 	}
 	if man.UpdateKey == "" {
 		return nil, nil, "", failed(fmt.Errorf("%s: the group commits to no update key: it can have no successor (sign a new group)", path))

@@ -122,6 +122,7 @@ const maxSyncs = 32
 type staged struct {
 	name, dest, tmp string
 	replace         bool
+	existed         bool   // dest existed at Stage (so a failed Commit cannot undo it)
 	direct          []byte // for a non-regular destination
 }
 
@@ -134,7 +135,7 @@ func (b *Batch) Stage(name string, data []byte, perm fs.FileMode, replace bool) 
 		return fail(err)
 	}
 	if !replace && fi != nil && (fi.Mode().IsRegular() || fi.IsDir()) {
-		return fmt.Errorf("%s: %w (use -force to overwrite)", name, ErrExists)
+		return fmt.Errorf("%s: %w (use --force to overwrite)", name, ErrExists)
 	}
 	if fi != nil && fi.IsDir() {
 		return fmt.Errorf("writing %s: is a directory", name)
@@ -161,7 +162,7 @@ func (b *Batch) Stage(name string, data []byte, perm fs.FileMode, replace bool) 
 		os.Remove(tmp)
 		return fail(err)
 	}
-	b.add(staged{name: name, dest: dest, tmp: tmp, replace: replace})
+	b.add(staged{name: name, dest: dest, tmp: tmp, replace: replace, existed: fi != nil})
 	// Sync in the background, so the caller goes on computing while the
 	// storage works; Commit waits for every sync.
 	b.mu.Lock()
@@ -195,8 +196,12 @@ func (b *Batch) add(s staged) {
 }
 
 // Commit moves every staged file into place and syncs each directory once.
-// On an error, the files not yet moved are removed.
-func (b *Batch) Commit() error {
+// Destinations that are not regular files (devices, FIFOs) are written
+// first, since such a write cannot be taken back: if one fails, nothing
+// has been moved. If moving a file fails, the files not yet moved are
+// removed, and so are those this Commit created; a regular file that
+// existed before and was already replaced stays replaced.
+func (b *Batch) Commit() (err error) {
 	b.syncs.Wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -204,13 +209,25 @@ func (b *Batch) Commit() error {
 	if b.err != nil {
 		return b.err
 	}
+	for i := range b.staged {
+		if s := &b.staged[i]; s.tmp == "" {
+			if err := writeInto(s.dest, s.direct); err != nil {
+				return fmt.Errorf("writing %s: %w", s.name, cause(err))
+			}
+		}
+	}
+	var created []string
+	defer func() {
+		if err != nil {
+			for _, p := range created {
+				os.Remove(p)
+			}
+		}
+	}()
 	dirs := map[string]bool{}
 	for i := range b.staged {
 		s := &b.staged[i]
 		if s.tmp == "" {
-			if err := writeInto(s.dest, s.direct); err != nil {
-				return fmt.Errorf("writing %s: %w", s.name, cause(err))
-			}
 			continue
 		}
 		if s.replace {
@@ -222,7 +239,7 @@ func (b *Batch) Commit() error {
 			os.Remove(s.tmp)
 			if errors.Is(err, fs.ErrExist) {
 				s.tmp = ""
-				return fmt.Errorf("%s: %w (use -force to overwrite)", s.name, ErrExists)
+				return fmt.Errorf("%s: %w (use --force to overwrite)", s.name, ErrExists)
 			}
 			if err != nil {
 				s.tmp = ""
@@ -230,6 +247,9 @@ func (b *Batch) Commit() error {
 			}
 		}
 		s.tmp = ""
+		if !s.existed {
+			created = append(created, s.dest)
+		}
 		dirs[filepath.Dir(s.dest)] = true
 	}
 	for d := range dirs {
