@@ -7,6 +7,7 @@
 package gramine
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -30,6 +31,9 @@ type Settings struct {
 
 // FromEnv reads the settings Gramine passes from the manifest.
 func FromEnv() (Settings, error) {
+	if os.Getenv("MAGE_TABLE") == "" {
+		return Settings{}, errors.New("MAGE_TABLE is not set: this program is a MAGE group member meant to run in a Gramine SGX enclave, whose final manifest (from magectl group sign) sets it; run it with gramine-sgx, not directly")
+	}
 	s := Settings{Table: os.Getenv("MAGE_TABLE"), LibpalPath: os.Getenv("MAGE_LIBPAL"), EDMM: os.Getenv("MAGE_EDMM") == "true"}
 	n, err := strconv.Atoi(os.Getenv("MAGE_MAX_THREADS"))
 	if err != nil {

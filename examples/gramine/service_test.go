@@ -28,7 +28,7 @@ func expand(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	s := strings.NewReplacer("{{ gramine.libos }}", "/usr/lib/x86_64-linux-gnu/gramine/libsysdb.so",
-		"{{ gramine.runtimedir() }}", "/usr/lib/x86_64-linux-gnu/gramine/runtime/glibc", `"/ledger"`, `"/`+name+`"`).Replace(string(b))
+		"{{ gramine.runtimedir() }}", "/usr/lib/x86_64-linux-gnu/gramine/runtime/glibc", "{{ name }}", name).Replace(string(b))
 	return []byte(s)
 }
 
