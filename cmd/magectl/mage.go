@@ -214,6 +214,11 @@ func defaultManifestPath(arg string) string {
 // checkManifestOwner refuses to write the manifest of group name over the
 // manifest of another group, with or without -force.
 func checkManifestOwner(mpath, name string) error {
+	// Only a regular file can hold another group's manifest (a device or
+	// FIFO may never end, or block).
+	if fi, err := os.Stat(mpath); err != nil || !fi.Mode().IsRegular() || fi.Size() > 64<<20 {
+		return nil
+	}
 	raw, err := os.ReadFile(mpath)
 	if err != nil {
 		return nil

@@ -96,3 +96,12 @@ func TestLedgerInGroup(t *testing.T) {
 		t.Errorf("auditor got %q", body)
 	}
 }
+
+// TestFromEnvOutsideGramine: run outside Gramine (no MAGE_TABLE), the
+// service says it needs Gramine rather than failing on a missing number.
+func TestFromEnvOutsideGramine(t *testing.T) {
+	t.Setenv("MAGE_TABLE", "")
+	if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "Gramine") {
+		t.Errorf("FromEnv outside Gramine: %v", err)
+	}
+}
