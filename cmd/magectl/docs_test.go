@@ -131,12 +131,15 @@ func TestDocumentedCommands(t *testing.T) {
 		}
 	}
 	seen := map[string]bool{}
+	ran, withBlocks := 0, 0
 	for _, f := range files {
 		blocks := commandBlocks(t, filepath.Join(root, f))
 		if len(blocks) == 0 {
 			continue
 		}
+		withBlocks++
 		t.Run(f, func(t *testing.T) {
+			ran++
 			rel := filepath.Dir(f)
 			dir := cloneOverlay(t, root, t.TempDir(), filepath.ToSlash(rel))
 			for i, b := range blocks {
@@ -144,8 +147,27 @@ func TestDocumentedCommands(t *testing.T) {
 			}
 		})
 	}
+	// The README's install command (inline, not a block) works from a
+	// clone.
+	t.Run("install", func(t *testing.T) {
+		readme := mustReadString(t, filepath.Join(root, "README.md"))
+		m := regexp.MustCompile("`((?:CGO_ENABLED=0 )?go install [^`]*)`").FindStringSubmatch(readme)
+		if m == nil {
+			t.Fatal("README.md gives no go install command")
+		}
+		gobin := t.TempDir()
+		cmd := exec.Command("bash", "-euo", "pipefail", "-c", m[1])
+		cmd.Dir = cloneOverlay(t, root, t.TempDir(), ".")
+		cmd.Env = append(os.Environ(), "GOBIN="+gobin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", m[1], err, out)
+		}
+		if _, err := os.Stat(filepath.Join(gobin, "magectl")); err != nil {
+			t.Errorf("%s installed no magectl: %v", m[1], err)
+		}
+	})
 	for want := range expectations {
-		if !seen[want] {
+		if ran == withBlocks && !seen[want] {
 			t.Errorf("no documented block holds %q any more: update the expectations", want)
 		}
 	}
