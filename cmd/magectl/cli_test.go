@@ -580,6 +580,14 @@ func TestCLIGroupTwoStep(t *testing.T) {
 	}
 }
 
+// heapMember writes a config giving g1_m0 a heap of its own (so member i
+// is distinct) in dir, and returns member i's group file entry.
+func heapMember(dir string, i int) string {
+	cfg := filepath.Join(dir, fmt.Sprintf("c%d.xml", i))
+	os.WriteFile(cfg, fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+i*0x1000), 0o644)
+	return fmt.Sprintf(`{"name": "m%d", "enclave": %q, "config": %q, "key": %q, "output": "out/m%d.so"}`, i, v("enclaves/g1_m0.so"), cfg, v("keys/g1_k0.pem"), i)
+}
+
 // TestCLIMerkleGroup: group sign --table merkle writes one-page tables and
 // a proof beside each member; group verify checks every member's proof
 // against every member's table; derive --proof derives a peer; a swapped
@@ -588,10 +596,7 @@ func TestCLIMerkleGroup(t *testing.T) {
 	d := t.TempDir()
 	var members []string
 	for i := range 12 {
-		cfg := filepath.Join(d, fmt.Sprintf("c%d.xml", i))
-		os.WriteFile(cfg, fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+i*0x1000), 0o644)
-		members = append(members, fmt.Sprintf(`{"name": "m%d", "enclave": %q, "config": %q, "key": %q, "output": "out/m%d.so"}`,
-			i, v("enclaves/g1_m0.so"), cfg, v("keys/g1_k0.pem"), i))
+		members = append(members, heapMember(d, i))
 	}
 	gf := filepath.Join(d, "g.json")
 	os.WriteFile(gf, []byte(`{"name": "big", "date": "20261125", "members": [`+strings.Join(members, ",")+`]}`), 0o644)
@@ -634,11 +639,7 @@ func TestCLIMerkleGroup(t *testing.T) {
 // 14.)
 func TestCLIRollingUpdate(t *testing.T) {
 	d := t.TempDir()
-	member := func(i int) string {
-		cfg := filepath.Join(d, fmt.Sprintf("c%d.xml", i))
-		os.WriteFile(cfg, fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+i*0x1000), 0o644)
-		return fmt.Sprintf(`{"name": "m%d", "enclave": %q, "config": %q, "key": %q, "output": "out/m%d.so"}`, i, v("enclaves/g1_m0.so"), cfg, v("keys/g1_k0.pem"), i)
-	}
+	member := func(i int) string { return heapMember(d, i) }
 	upd, other := filepath.Join(d, "upd.pem"), filepath.Join(d, "other.pem")
 	mustRun(t, "keygen", "--update-key", "-out", upd, "-pubout", upd+".pub")
 	mustRun(t, "keygen", "--update-key", "-out", other)

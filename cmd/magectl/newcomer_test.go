@@ -161,9 +161,7 @@ func TestProgressInLogs(t *testing.T) {
 	d := t.TempDir()
 	var members []string
 	for i := range 12 {
-		cfg := filepath.Join(d, fmt.Sprintf("c%d.xml", i))
-		os.WriteFile(cfg, fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+i*0x1000), 0o644)
-		members = append(members, fmt.Sprintf(`{"name": "m%d", "enclave": %q, "config": %q, "key": %q, "output": "out/m%d.so"}`, i, v("enclaves/g1_m0.so"), cfg, v("keys/g1_k0.pem"), i))
+		members = append(members, heapMember(d, i))
 	}
 	gf := filepath.Join(d, "g.json")
 	os.WriteFile(gf, []byte(`{"name": "big", "date": "2026-12-05", "members": [`+strings.Join(members, ",")+`]}`), 0o644)

@@ -17,11 +17,7 @@ import (
 // with or without -force, whichever path names them.
 func TestCLISuccessorNeverOverwritesInputs(t *testing.T) {
 	d := t.TempDir()
-	member := func(i int) string {
-		cfg := filepath.Join(d, fmt.Sprintf("c%d.xml", i))
-		os.WriteFile(cfg, fmt.Appendf(nil, "<EnclaveConfiguration><HeapMaxSize>%#x</HeapMaxSize></EnclaveConfiguration>", 0x100000+i*0x1000), 0o644)
-		return fmt.Sprintf(`{"name": "m%d", "enclave": %q, "config": %q, "key": %q, "output": "out/m%d.so"}`, i, v("enclaves/g1_m0.so"), cfg, v("keys/g1_k0.pem"), i)
-	}
+	member := func(i int) string { return heapMember(d, i) }
 	upd := filepath.Join(d, "upd.pem")
 	mustRun(t, "keygen", "--update-key", "-out", upd, "-pubout", upd+".pub")
 	v0 := filepath.Join(d, "v0")
