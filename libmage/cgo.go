@@ -4,6 +4,7 @@ package libmage
 
 /*
 #cgo CFLAGS: -std=c99 -O2
+#include <stdlib.h>
 #include "mage.h"
 #include "sgx_mage.h"
 */
@@ -16,15 +17,22 @@ type Status int
 
 // The C library's statuses.
 const (
-	OK       Status = C.MAGE_OK
-	ErrNull  Status = C.MAGE_ERR_NULL
-	ErrSize  Status = C.MAGE_ERR_SIZE
-	ErrCount Status = C.MAGE_ERR_COUNT
-	ErrIndex Status = C.MAGE_ERR_INDEX
-	ErrEntry Status = C.MAGE_ERR_ENTRY
-	ErrPad   Status = C.MAGE_ERR_PADDING
-	ErrNone  Status = C.MAGE_ERR_NOT_FOUND
-	ErrVer   Status = C.MAGE_ERR_VERSION
+	OK        Status = C.MAGE_OK
+	ErrNull   Status = C.MAGE_ERR_NULL
+	ErrSize   Status = C.MAGE_ERR_SIZE
+	ErrCount  Status = C.MAGE_ERR_COUNT
+	ErrIndex  Status = C.MAGE_ERR_INDEX
+	ErrEntry  Status = C.MAGE_ERR_ENTRY
+	ErrPad    Status = C.MAGE_ERR_PADDING
+	ErrNone   Status = C.MAGE_ERR_NOT_FOUND
+	ErrVer    Status = C.MAGE_ERR_VERSION
+	ErrHdr    Status = C.MAGE_ERR_HEADER
+	ErrPal    Status = C.MAGE_ERR_LIBPAL
+	ErrPalMM  Status = C.MAGE_ERR_LIBPAL_MISMATCH
+	ErrBadPal Status = C.MAGE_ERR_BAD_LIBPAL
+	ErrLayout Status = C.MAGE_ERR_LAYOUT
+	ErrMerkle Status = C.MAGE_ERR_MERKLE
+	ErrProof  Status = C.MAGE_ERR_PROOF
 )
 
 func (s Status) String() string { return C.GoString(C.mage_status_string(C.int(s))) }
@@ -60,6 +68,66 @@ func Trust(section []byte, pinned [32]byte) (uint64, Status) {
 	var self C.uint64_t
 	st := C.mage_trust(ptr(section), C.size_t(len(section)), (*C.uint8_t)(unsafe.Pointer(&pinned[0])), &self)
 	return uint64(self), Status(st)
+}
+
+// Libpal is a libpal.so parsed by mage_libpal_parse; it keeps the bytes
+// (and the C copy they point into) alive.
+type Libpal struct {
+	raw *C.uint8_t
+	c   C.mage_libpal
+}
+
+// ParseLibpal is mage_libpal_parse. Free releases its C copy of the bytes.
+func ParseLibpal(b []byte) (*Libpal, Status) {
+	p := &Libpal{raw: (*C.uint8_t)(C.CBytes(b))}
+	st := Status(C.mage_libpal_parse(p.raw, C.size_t(len(b)), &p.c))
+	if st != OK {
+		p.Free()
+		return nil, st
+	}
+	return p, OK
+}
+
+// Free releases the libpal's C memory.
+func (p *Libpal) Free() {
+	if p != nil && p.raw != nil {
+		C.free(unsafe.Pointer(p.raw))
+		p.raw = nil
+	}
+}
+
+func (p *Libpal) cptr() *C.mage_libpal {
+	if p == nil {
+		return nil
+	}
+	return &p.c
+}
+
+// DerivePal is mage_derive_pal (pal may be nil).
+func DerivePal(section []byte, pal *Libpal, idx uint64) ([32]byte, Status) {
+	var out [32]byte
+	st := C.mage_derive_pal(ptr(section), C.size_t(len(section)), pal.cptr(), C.uint64_t(idx), (*C.uint8_t)(unsafe.Pointer(&out[0])))
+	return out, Status(st)
+}
+
+// FindPal is mage_find_pal.
+func FindPal(section []byte, pal *Libpal, mr [32]byte) int64 {
+	return int64(C.mage_find_pal(ptr(section), C.size_t(len(section)), pal.cptr(), (*C.uint8_t)(unsafe.Pointer(&mr[0]))))
+}
+
+// TrustPal is mage_trust_pal.
+func TrustPal(section []byte, pal *Libpal, pinned [32]byte) (uint64, Status) {
+	var self C.uint64_t
+	st := C.mage_trust_pal(ptr(section), C.size_t(len(section)), pal.cptr(), (*C.uint8_t)(unsafe.Pointer(&pinned[0])), &self)
+	return uint64(self), Status(st)
+}
+
+// MerkleDerive is mage_merkle_derive.
+func MerkleDerive(section []byte, pal *Libpal, proof []byte) ([32]byte, uint64, Status) {
+	var out [32]byte
+	var idx C.uint64_t
+	st := C.mage_merkle_derive(ptr(section), C.size_t(len(section)), pal.cptr(), ptr(proof), C.size_t(len(proof)), (*C.uint8_t)(unsafe.Pointer(&out[0])), &idx)
+	return out, uint64(idx), Status(st)
 }
 
 // SHA256 is mage_sha256.

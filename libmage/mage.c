@@ -158,6 +158,20 @@ const char *mage_status_string(int status)
 		return "not a member of the group";
 	case MAGE_ERR_VERSION:
 		return "unknown table format";
+	case MAGE_ERR_HEADER:
+		return "inconsistent versioned table header";
+	case MAGE_ERR_LIBPAL:
+		return "a Gramine member: its group's libpal.so is needed";
+	case MAGE_ERR_LIBPAL_MISMATCH:
+		return "the libpal.so is not the one the table names";
+	case MAGE_ERR_BAD_LIBPAL:
+		return "not a libpal.so that can be replayed";
+	case MAGE_ERR_LAYOUT:
+		return "a Gramine entry with an impossible enclave layout";
+	case MAGE_ERR_MERKLE:
+		return "a Merkle table: derive members from their proofs";
+	case MAGE_ERR_PROOF:
+		return "invalid membership proof";
 	}
 	return "unknown status";
 }
@@ -218,6 +232,10 @@ static void measure(sha_state *s, uint64_t offset, const uint8_t *section, size_
 	finish(s, out);
 }
 
+static int v2_count(const uint8_t *section, size_t len, uint64_t *count);
+static int v2_derive(const uint8_t *section, size_t len, const mage_libpal *pal, uint64_t idx, uint8_t out[32]);
+static int is_v2(const uint8_t *b, size_t len);
+
 int mage_count(const uint8_t *section, size_t len, uint64_t *count)
 {
 	uint64_t n, i, off;
@@ -226,6 +244,8 @@ int mage_count(const uint8_t *section, size_t len, uint64_t *count)
 	int err;
 	if (count == NULL)
 		return MAGE_ERR_NULL;
+	if (section != NULL && is_v2(section, len))
+		return v2_count(section, len, count);
 	if ((err = header(section, len, &n)) != MAGE_OK)
 		return err;
 	for (i = 0; i < n; i++)
@@ -240,11 +260,18 @@ int mage_count(const uint8_t *section, size_t len, uint64_t *count)
 
 int mage_derive(const uint8_t *section, size_t len, uint64_t idx, uint8_t out[32])
 {
+	return mage_derive_pal(section, len, NULL, idx, out);
+}
+
+int mage_derive_pal(const uint8_t *section, size_t len, const mage_libpal *pal, uint64_t idx, uint8_t out[32])
+{
 	uint64_t n, off;
 	sha_state s;
 	int err;
 	if (out == NULL)
 		return MAGE_ERR_NULL;
+	if (section != NULL && is_v2(section, len))
+		return v2_derive(section, len, pal, idx, out);
 	if ((err = header(section, len, &n)) != MAGE_OK)
 		return err;
 	if (idx >= n)
@@ -265,37 +292,643 @@ static int equal32(const uint8_t *a, const uint8_t *b)
 }
 
 /* search derives members in order and stores the first whose MRENCLAVE is
- * mr. */
-static int search(const uint8_t *section, size_t len, const uint8_t mr[32], uint64_t *idx)
+ * mr. A member that cannot be derived (a Gramine member without the
+ * libpal) makes a miss MAGE_ERR_LIBPAL rather than MAGE_ERR_NOT_FOUND. */
+static int search(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t mr[32], uint64_t *idx)
 {
-	uint64_t n, i, off;
+	uint64_t n, i;
 	uint8_t got[32];
-	sha_state s;
-	int err;
+	int err, missing = 0;
 	if (mr == NULL || idx == NULL)
 		return MAGE_ERR_NULL;
 	if ((err = mage_count(section, len, &n)) != MAGE_OK)
 		return err;
 	for (i = 0; i < n; i++) {
-		entry(section, i, &s, &off); /* checked by mage_count */
-		measure(&s, off, section, len, got);
+		err = mage_derive_pal(section, len, pal, i, got);
+		if (err == MAGE_ERR_LIBPAL) {
+			missing = 1;
+			continue;
+		}
+		if (err != MAGE_OK)
+			return err;
 		if (equal32(got, mr)) {
 			*idx = i;
 			return MAGE_OK;
 		}
 	}
-	return MAGE_ERR_NOT_FOUND;
+	return missing ? MAGE_ERR_LIBPAL : MAGE_ERR_NOT_FOUND;
 }
 
 int64_t mage_find(const uint8_t *section, size_t len, const uint8_t mr[32])
 {
+	return mage_find_pal(section, len, NULL, mr);
+}
+
+int64_t mage_find_pal(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t mr[32])
+{
 	uint64_t i;
-	if (search(section, len, mr, &i) != MAGE_OK)
+	if (search(section, len, pal, mr, &i) != MAGE_OK)
 		return -1;
 	return (int64_t)i;
 }
 
 int mage_trust(const uint8_t *section, size_t len, const uint8_t pinned[32], uint64_t *self)
 {
-	return search(section, len, pinned, self);
+	return search(section, len, NULL, pinned, self);
+}
+
+int mage_trust_pal(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t pinned[32], uint64_t *self)
+{
+	return search(section, len, pal, pinned, self);
+}
+
+/* ---- versioned tables (docs/table-format.md, version 2) ---- */
+
+#define V2_HEADER 64u
+#define V2_ENTRY 56u
+#define V2_MAX_MEMBERS 1365u
+#define FLAG_MERKLE 1u
+#define FLAG_UPDATE 2u
+#define MAX_MERKLE_MEMBERS (1ul << 24)
+#define MAX_EPOCH 255u
+#define GRAMINE_LAYOUT_V15 1u
+#define GRAMINE_MAX_THREADS 4096u
+
+static const uint8_t v2_tag[8] = {'M', 'A', 'G', 'E', 2, 0, 0, 0x80};
+
+typedef struct {
+	uint32_t count, flags, sdk_size, threads, epoch;
+	int edmm, gramine, sdk;
+	const uint8_t *libpal_sha, *root;
+	size_t payload; /* bytes of the table proper: header and entries, or root (and key, predecessor) */
+} v2_table;
+
+static int is_v2(const uint8_t *b, size_t len)
+{
+	size_t i;
+	if (len < 8)
+		return 0;
+	for (i = 0; i < 8; i++)
+		if (b[i] != v2_tag[i])
+			return 0;
+	return 1;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	uint8_t d = 0;
+	while (n--)
+		d |= *p++;
+	return d == 0;
+}
+
+static int section_size_ok(uint64_t n)
+{
+	return n != 0 && n % MAGE_PAGE_SIZE == 0 && n <= MAGE_MAX_SECTION_SIZE;
+}
+
+/* entry_at decodes a 48-byte entry. */
+static int entry_at(const uint8_t *e, sha_state *s, uint64_t *offset)
+{
+	int k;
+	s->bytes = le64(e);
+	*offset = le64(e + 8);
+	if (s->bytes == 0 || s->bytes % RECORD != 0 || *offset % MAGE_PAGE_SIZE != 0)
+		return MAGE_ERR_ENTRY;
+	for (k = 0; k < 8; k++)
+		s->h[k] = le32(e + 16 + 4 * k);
+	return MAGE_OK;
+}
+
+/* v2_parse checks a versioned table in b (a section: the table, then
+ * zeros), as package mage's ParseVersionedTable does. */
+static int v2_parse(const uint8_t *b, size_t len, v2_table *t)
+{
+	uint64_t i, end;
+	sha_state s;
+	uint64_t off;
+	int err;
+	if (!is_v2(b, len) || len < V2_HEADER)
+		return MAGE_ERR_VERSION;
+	t->count = le32(b + 8);
+	t->flags = le32(b + 12);
+	t->sdk_size = le32(b + 16);
+	t->threads = le32(b + 20);
+	t->edmm = b[24] == 1;
+	t->libpal_sha = b + 32;
+	t->root = NULL;
+	t->epoch = 0;
+	t->gramine = t->sdk = 0;
+	if (t->flags & ~(FLAG_MERKLE | FLAG_UPDATE))
+		return MAGE_ERR_VERSION;
+	if ((t->flags & FLAG_UPDATE) && !(t->flags & FLAG_MERKLE))
+		return MAGE_ERR_HEADER;
+	if (t->flags & FLAG_UPDATE)
+		t->epoch = le32(b + 28);
+	if (b[24] > 1 || b[26] != 0 || b[27] != 0 || (!(t->flags & FLAG_UPDATE) && le32(b + 28) != 0))
+		return MAGE_ERR_HEADER;
+	if (t->flags & FLAG_MERKLE) {
+		if (t->count == 0 || t->count > MAX_MERKLE_MEMBERS)
+			return MAGE_ERR_COUNT;
+		end = V2_HEADER + 32;
+		if (len < end)
+			return MAGE_ERR_HEADER;
+		t->root = b + V2_HEADER;
+		if (t->flags & FLAG_UPDATE) {
+			end += 64;
+			if (len < end || t->epoch > MAX_EPOCH || (t->epoch == 0) != all_zero(b + V2_HEADER + 64, 32))
+				return MAGE_ERR_HEADER;
+		}
+		if (!all_zero(b + end, len - end))
+			return MAGE_ERR_PADDING;
+		if (t->sdk_size != 0 && !section_size_ok(t->sdk_size))
+			return MAGE_ERR_HEADER;
+		if (t->threads > GRAMINE_MAX_THREADS || (t->threads > 0 && b[25] != GRAMINE_LAYOUT_V15))
+			return MAGE_ERR_HEADER;
+		t->gramine = t->threads > 0;
+		t->sdk = t->sdk_size > 0;
+		t->payload = (size_t)end;
+		return MAGE_OK;
+	}
+	if (t->count == 0 || t->count > V2_MAX_MEMBERS)
+		return MAGE_ERR_COUNT;
+	end = V2_HEADER + (uint64_t)t->count * V2_ENTRY;
+	if (end > len)
+		return MAGE_ERR_COUNT;
+	for (i = 0; i < t->count; i++) {
+		const uint8_t *rec = b + V2_HEADER + i * V2_ENTRY;
+		if ((rec[0] != MAGE_KIND_SDK && rec[0] != MAGE_KIND_GRAMINE) || !all_zero(rec + 1, 7))
+			return MAGE_ERR_VERSION;
+		if ((err = entry_at(rec + 8, &s, &off)) != MAGE_OK)
+			return err;
+		t->gramine |= rec[0] == MAGE_KIND_GRAMINE;
+		t->sdk |= rec[0] == MAGE_KIND_SDK;
+	}
+	if (!all_zero(b + end, len - (size_t)end))
+		return MAGE_ERR_PADDING;
+	if (t->sdk && (!section_size_ok(t->sdk_size) || t->sdk_size < end))
+		return MAGE_ERR_HEADER;
+	if (t->gramine && (t->threads < 1 || t->threads > GRAMINE_MAX_THREADS || b[25] != GRAMINE_LAYOUT_V15))
+		return MAGE_ERR_HEADER;
+	t->payload = (size_t)end;
+	return MAGE_OK;
+}
+
+/* v2_section parses the versioned table of an SDK member's section. */
+static int v2_section(const uint8_t *section, size_t len, v2_table *t)
+{
+	int err;
+	if (section == NULL)
+		return MAGE_ERR_NULL;
+	if (!section_size_ok(len))
+		return MAGE_ERR_SIZE;
+	if ((err = v2_parse(section, len, t)) != MAGE_OK)
+		return err;
+	if (t->sdk_size != len)
+		return MAGE_ERR_SIZE;
+	return MAGE_OK;
+}
+
+static int v2_count(const uint8_t *section, size_t len, uint64_t *count)
+{
+	v2_table t;
+	int err;
+	if ((err = v2_section(section, len, &t)) != MAGE_OK)
+		return err;
+	*count = t.count;
+	return MAGE_OK;
+}
+
+/* ---- Gramine members: the table line, then the replayed suffix ---- */
+
+#define G_SSA_FRAME_PAGES 4u
+#define G_SSA_FRAMES 2u
+#define G_SSA_PER_THREAD (G_SSA_FRAMES * G_SSA_FRAME_PAGES * MAGE_PAGE_SIZE)
+#define G_STACK (64u * MAGE_PAGE_SIZE)
+#define G_SIG_STACK (16u * MAGE_PAGE_SIZE)
+#define G_HEAP_MIN 0x10000u
+#define G_GPR_SIZE 0xb8u
+#define G_CANARY 0xbadbadbadbadull
+#define G_MAX_LIBPAL_SPAN (1ull << 30)
+#define G_MAX_ENCLAVE (1ull << 46)
+#define G_MAX_ENCLAVE_NO_EDMM (1ull << 36)
+#define SECINFO_REG 0x200u
+#define SECINFO_TCS 0x100u
+#define FLAGS_RW (SECINFO_REG | 0x3u)
+#define FLAGS_FREE (SECINFO_REG | 0x7u)
+#define TABLE_PREFIX "loader.env.MAGE_TABLE = \""
+#define TABLE_PREFIX_LEN 25u
+
+static uint64_t round_down(uint64_t a) { return a & ~(uint64_t)(MAGE_PAGE_SIZE - 1); }
+static uint64_t round_up(uint64_t a) { return (a + MAGE_PAGE_SIZE - 1) & ~(uint64_t)(MAGE_PAGE_SIZE - 1); }
+
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	int i;
+	for (i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int mage_libpal_parse(const uint8_t *elf, size_t len, mage_libpal *pal)
+{
+	uint64_t phoff, lo = ~(uint64_t)0, hi = 0;
+	unsigned phnum, i, j;
+	if (elf == NULL || pal == NULL)
+		return MAGE_ERR_NULL;
+	if (len < 64 || elf[0] != 0x7f || elf[1] != 'E' || elf[2] != 'L' || elf[3] != 'F' || elf[4] != 2 || elf[5] != 1 ||
+	    le16(elf + 18) != 62 || le16(elf + 54) != 56)
+		return MAGE_ERR_BAD_LIBPAL;
+	pal->raw = elf;
+	pal->len = len;
+	pal->entry = le64(elf + 24);
+	phoff = le64(elf + 32);
+	phnum = le16(elf + 56);
+	if (phoff > len || (uint64_t)phnum * 56 > len - phoff)
+		return MAGE_ERR_BAD_LIBPAL;
+	pal->nseg = 0;
+	for (i = 0; i < phnum; i++) {
+		const uint8_t *ph = elf + phoff + 56 * (uint64_t)i;
+		mage_libpal_segment sg;
+		uint64_t a, z;
+		if (le32(ph) != 1) /* PT_LOAD */
+			continue;
+		sg.flags = le32(ph + 4);
+		sg.offset = le64(ph + 8);
+		sg.vaddr = le64(ph + 16);
+		sg.filesz = le64(ph + 32);
+		sg.memsz = le64(ph + 40);
+		if (sg.offset + sg.filesz < sg.offset || sg.offset + sg.filesz > len || sg.filesz > sg.memsz ||
+		    sg.vaddr + sg.memsz < sg.vaddr || sg.vaddr + sg.memsz > G_MAX_LIBPAL_SPAN)
+			return MAGE_ERR_BAD_LIBPAL;
+		a = round_down(sg.vaddr);
+		z = round_up(sg.vaddr + sg.memsz);
+		for (j = 0; j < pal->nseg; j++)
+			if (a < round_up(pal->seg[j].vaddr + pal->seg[j].memsz) && round_down(pal->seg[j].vaddr) < z)
+				return MAGE_ERR_BAD_LIBPAL;
+		if (pal->nseg == MAGE_LIBPAL_MAX_SEGMENTS)
+			return MAGE_ERR_BAD_LIBPAL;
+		if (a < lo)
+			lo = a;
+		if (z > hi)
+			hi = z;
+		pal->seg[pal->nseg++] = sg;
+	}
+	if (pal->nseg == 0 || lo != 0 || pal->entry >= hi)
+		return MAGE_ERR_BAD_LIBPAL;
+	pal->span = hi;
+	mage_sha256(elf, len, pal->sha256);
+	return MAGE_OK;
+}
+
+/* Records of the measurement log (Intel SDM: EADD, EEXTEND). */
+static void eadd(sha_state *s, uint64_t offset, uint64_t flags)
+{
+	uint8_t rec[RECORD];
+	zero(rec, sizeof rec);
+	rec[0] = 'E', rec[1] = 'A', rec[2] = 'D', rec[3] = 'D';
+	put_le64(rec + 8, offset);
+	put_le64(rec + 16, flags);
+	block(s, rec);
+}
+
+/* add_page adds a page and measures its content (NULL: zeros). */
+static void add_page(sha_state *s, uint64_t offset, uint64_t flags, const uint8_t *page)
+{
+	static const uint8_t zeros[RECORD] = {0};
+	uint8_t rec[RECORD];
+	size_t c, b;
+	eadd(s, offset, flags);
+	for (c = 0; c < MAGE_PAGE_SIZE; c += 256) {
+		zero(rec, sizeof rec);
+		rec[0] = 'E', rec[1] = 'E', rec[2] = 'X', rec[3] = 'T';
+		rec[4] = 'E', rec[5] = 'N', rec[6] = 'D';
+		put_le64(rec + 8, offset + c);
+		block(s, rec);
+		for (b = 0; b < 256; b += RECORD)
+			block(s, page ? page + c + b : zeros);
+	}
+}
+
+/* gram_layout is Gramine's enclave layout (v1.5+), top-down from size. */
+typedef struct {
+	uint64_t size, threads, manifest_len;
+	uint64_t manifest, ssa, tcs, tls, stacks, sig_stacks, libpal;
+	int edmm;
+} gram_layout;
+
+static int gram_place(uint64_t *top, uint64_t n, uint64_t *at)
+{
+	if (n > *top || *top - n < G_HEAP_MIN)
+		return MAGE_ERR_LAYOUT;
+	*top -= n;
+	*at = *top;
+	return MAGE_OK;
+}
+
+static int gram_new_layout(gram_layout *l, uint64_t size, uint64_t threads, int edmm, uint64_t manifest_len, uint64_t span)
+{
+	uint64_t top = size;
+	int err;
+	l->size = size, l->threads = threads, l->edmm = edmm, l->manifest_len = manifest_len;
+	if ((err = gram_place(&top, round_up(manifest_len + 1), &l->manifest)) != MAGE_OK ||
+	    (err = gram_place(&top, threads * G_SSA_PER_THREAD, &l->ssa)) != MAGE_OK ||
+	    (err = gram_place(&top, threads * MAGE_PAGE_SIZE, &l->tcs)) != MAGE_OK ||
+	    (err = gram_place(&top, threads * MAGE_PAGE_SIZE, &l->tls)) != MAGE_OK ||
+	    (err = gram_place(&top, threads * G_STACK, &l->stacks)) != MAGE_OK ||
+	    (err = gram_place(&top, threads * G_SIG_STACK, &l->sig_stacks)) != MAGE_OK ||
+	    (err = gram_place(&top, span, &l->libpal)) != MAGE_OK)
+		return err;
+	return MAGE_OK;
+}
+
+static uint64_t gram_stack(const gram_layout *l, uint64_t t) { return l->stacks + (l->threads - 1 - t) * G_STACK; }
+static uint64_t gram_sig_stack(const gram_layout *l, uint64_t t) { return l->sig_stacks + (l->threads - 1 - t) * G_SIG_STACK; }
+
+/* gram_suffix hashes what Gramine's loader measures after the manifest. */
+static void gram_suffix(sha_state *s, const gram_layout *l, const mage_libpal *pal, uint8_t page[MAGE_PAGE_SIZE])
+{
+	uint64_t t, a, i;
+	unsigned k;
+	for (a = l->ssa; a < l->ssa + l->threads * G_SSA_PER_THREAD; a += MAGE_PAGE_SIZE)
+		add_page(s, a, FLAGS_RW, NULL);
+	for (t = 0; t < l->threads; t++) {
+		zero(page, MAGE_PAGE_SIZE);
+		put_le64(page + 0x10, l->ssa + G_SSA_PER_THREAD * t);
+		put_le32(page + 0x1c, G_SSA_FRAMES);
+		put_le64(page + 0x20, l->libpal + pal->entry);
+		put_le64(page + 0x38, l->tls + MAGE_PAGE_SIZE * t);
+		put_le32(page + 0x40, 0xfff);
+		put_le32(page + 0x44, 0xfff);
+		add_page(s, l->tcs + MAGE_PAGE_SIZE * t, SECINFO_TCS, page);
+	}
+	for (t = 0; t < l->threads; t++) {
+		uint64_t ssa = l->ssa + G_SSA_PER_THREAD * t;
+		zero(page, MAGE_PAGE_SIZE);
+		put_le64(page + 0x0, l->tls + MAGE_PAGE_SIZE * t);
+		put_le64(page + 0x8, G_CANARY);
+		put_le64(page + 0x110, l->size);
+		put_le64(page + 0x118, l->tcs + MAGE_PAGE_SIZE * t);
+		put_le64(page + 0x120, gram_stack(l, t) + G_STACK);
+		put_le64(page + 0x130, gram_sig_stack(l, t));
+		put_le64(page + 0x138, gram_sig_stack(l, t) + G_SIG_STACK);
+		put_le64(page + 0x148, ssa);
+		put_le64(page + 0x150, ssa + G_SSA_FRAME_PAGES * MAGE_PAGE_SIZE - G_GPR_SIZE);
+		put_le64(page + 0x1a0, l->manifest_len + 1);
+		put_le64(page + 0x1a8, G_HEAP_MIN);
+		put_le64(page + 0x1b0, l->libpal);
+		add_page(s, l->tls + MAGE_PAGE_SIZE * t, FLAGS_RW, page);
+	}
+	for (t = 0; t < l->threads; t++)
+		for (a = gram_stack(l, t); a < gram_stack(l, t) + G_STACK; a += MAGE_PAGE_SIZE)
+			add_page(s, a, FLAGS_RW, NULL);
+	for (t = 0; t < l->threads; t++)
+		for (a = gram_sig_stack(l, t); a < gram_sig_stack(l, t) + G_SIG_STACK; a += MAGE_PAGE_SIZE)
+			add_page(s, a, FLAGS_RW, NULL);
+	for (k = 0; k < pal->nseg; k++) {
+		const mage_libpal_segment *sg = &pal->seg[k];
+		uint64_t flags = SECINFO_REG, first = round_down(sg->vaddr), file_first = round_down(sg->offset);
+		if (sg->flags & 4) /* PF_R */
+			flags |= 1;
+		if (sg->flags & 2) /* PF_W */
+			flags |= 2;
+		if (sg->flags & 1) /* PF_X */
+			flags |= 4;
+		for (a = first; a < round_up(sg->vaddr + sg->memsz); a += MAGE_PAGE_SIZE) {
+			/* The file window of this page, clipped to the segment's
+			 * file bytes; zeros elsewhere. */
+			uint64_t win = file_first + (a - first), lo, hi;
+			zero(page, MAGE_PAGE_SIZE);
+			lo = win > sg->offset ? win : sg->offset;
+			hi = win + MAGE_PAGE_SIZE < sg->offset + sg->filesz ? win + MAGE_PAGE_SIZE : sg->offset + sg->filesz;
+			for (i = lo; i < hi; i++)
+				page[i - win] = pal->raw[i];
+			add_page(s, l->libpal + a, flags, page);
+		}
+	}
+	if (!l->edmm && l->libpal > G_HEAP_MIN)
+		for (a = G_HEAP_MIN; a < l->libpal; a += MAGE_PAGE_SIZE)
+			eadd(s, a, FLAGS_FREE);
+}
+
+/* table_text writes page p of the table line of payload (the line, a NUL,
+ * zeros) into page, and returns the number of pages. */
+static uint64_t table_text(const uint8_t *payload, size_t plen, uint64_t p, uint8_t page[MAGE_PAGE_SIZE])
+{
+	static const char hexd[] = "0123456789abcdef";
+	static const char prefix[] = TABLE_PREFIX;
+	uint64_t line = TABLE_PREFIX_LEN + 2 * (uint64_t)plen + 2, i;
+	zero(page, MAGE_PAGE_SIZE);
+	for (i = 0; i < MAGE_PAGE_SIZE; i++) {
+		uint64_t at = p * MAGE_PAGE_SIZE + i;
+		if (at >= line)
+			break;
+		if (at < TABLE_PREFIX_LEN)
+			page[i] = (uint8_t)prefix[at];
+		else if (at < TABLE_PREFIX_LEN + 2 * (uint64_t)plen) {
+			uint64_t h = at - TABLE_PREFIX_LEN;
+			page[i] = (uint8_t)hexd[(payload[h / 2] >> (h % 2 ? 0 : 4)) & 0xf];
+		} else
+			page[i] = (uint8_t)(at == line - 2 ? '"' : '\n');
+	}
+	return round_up(line + 1) / MAGE_PAGE_SIZE;
+}
+
+/* gram_finish finishes a Gramine member's MRENCLAVE from its entry (e):
+ * the table line's pages, then the suffix (package mage's
+ * GramineDeriver.finish). */
+static int gram_finish(const v2_table *t, const uint8_t *payload, const mage_libpal *pal, const uint8_t *e, uint8_t out[32])
+{
+	uint8_t page[MAGE_PAGE_SIZE];
+	uint64_t off, pages, k, text_pages, size, limit, line, p;
+	gram_layout l;
+	sha_state s;
+	int err;
+	if (pal == NULL)
+		return MAGE_ERR_LIBPAL;
+	if (!equal32(pal->sha256, t->libpal_sha))
+		return MAGE_ERR_LIBPAL_MISMATCH;
+	if ((err = entry_at(e, &s, &off)) != MAGE_OK)
+		return err;
+	pages = s.bytes / RECORD;
+	if (pages == 0 || (pages - 1) % 81 != 0) /* ECREATE, then whole manifest pages of 81 records */
+		return MAGE_ERR_LAYOUT;
+	k = (pages - 1) / 81;
+	line = TABLE_PREFIX_LEN + 2 * (uint64_t)t->payload + 2;
+	text_pages = table_text(payload, t->payload, 0, page);
+	size = off + text_pages * MAGE_PAGE_SIZE;
+	limit = t->edmm ? G_MAX_ENCLAVE : G_MAX_ENCLAVE_NO_EDMM;
+	if (size < off || size > limit)
+		return MAGE_ERR_LAYOUT;
+	if ((err = gram_new_layout(&l, size, t->threads, t->edmm, k * MAGE_PAGE_SIZE + line, pal->span)) != MAGE_OK)
+		return err;
+	if ((size & (size - 1)) != 0 || l.manifest + k * MAGE_PAGE_SIZE != off)
+		return MAGE_ERR_LAYOUT;
+	for (p = 0; p < text_pages; p++) {
+		table_text(payload, t->payload, p, page);
+		add_page(&s, off + p * MAGE_PAGE_SIZE, SECINFO_REG_R, page);
+	}
+	gram_suffix(&s, &l, pal, page);
+	finish(&s, out);
+	return MAGE_OK;
+}
+
+/* member_finish finishes a member of kind over a versioned table held in
+ * section (an SDK member's own). */
+static int member_finish(const v2_table *t, const uint8_t *section, size_t len, const mage_libpal *pal, unsigned kind,
+			 const uint8_t *e, uint8_t out[32])
+{
+	sha_state s;
+	uint64_t off;
+	int err;
+	if (kind == MAGE_KIND_GRAMINE)
+		return gram_finish(t, section, pal, e, out);
+	if ((err = entry_at(e, &s, &off)) != MAGE_OK)
+		return err;
+	measure(&s, off, section, len, out);
+	return MAGE_OK;
+}
+
+static int v2_derive(const uint8_t *section, size_t len, const mage_libpal *pal, uint64_t idx, uint8_t out[32])
+{
+	v2_table t;
+	const uint8_t *rec;
+	int err;
+	if ((err = v2_section(section, len, &t)) != MAGE_OK)
+		return err;
+	if (t.flags & FLAG_MERKLE)
+		return MAGE_ERR_MERKLE;
+	if (idx >= t.count)
+		return MAGE_ERR_INDEX;
+	rec = section + V2_HEADER + idx * V2_ENTRY;
+	return member_finish(&t, section, len, pal, rec[0], rec + 8, out);
+}
+
+/* ---- Merkle tables ---- */
+
+static void leaf_hash(unsigned kind, const uint8_t *entry, uint8_t out[32])
+{
+	uint8_t b[1 + 8 + MAGE_ENTRY_SIZE];
+	size_t i;
+	zero(b, sizeof b);
+	b[1] = (uint8_t)kind;
+	for (i = 0; i < MAGE_ENTRY_SIZE; i++)
+		b[9 + i] = entry[i];
+	mage_sha256(b, sizeof b, out);
+}
+
+static void node_hash(const uint8_t *l, const uint8_t *r, uint8_t out[32])
+{
+	uint8_t b[65];
+	int i;
+	b[0] = 1;
+	for (i = 0; i < 32; i++)
+		b[1 + i] = l[i], b[33 + i] = r[i];
+	mage_sha256(b, sizeof b, out);
+}
+
+static unsigned max_depth(uint64_t n)
+{
+	unsigned d = 0;
+	if (n <= 1)
+		return 0;
+	for (n -= 1; n; n >>= 1)
+		d++;
+	return d;
+}
+
+/* verify_path checks an RFC 9162 audit path (2.1.3.2). */
+static int verify_path(uint64_t index, uint64_t size, const uint8_t leaf[32], const uint8_t *path, unsigned n, const uint8_t root[32])
+{
+	uint64_t fn = index, sn;
+	uint8_t r[32];
+	unsigned i;
+	int j;
+	if (index >= size)
+		return 0;
+	sn = size - 1;
+	for (j = 0; j < 32; j++)
+		r[j] = leaf[j];
+	for (i = 0; i < n; i++) {
+		const uint8_t *p = path + 32 * i;
+		if (sn == 0)
+			return 0;
+		if ((fn & 1) == 1 || fn == sn) {
+			node_hash(p, r, r);
+			while ((fn & 1) == 0 && fn != 0)
+				fn >>= 1, sn >>= 1;
+		} else {
+			node_hash(r, p, r);
+		}
+		fn >>= 1, sn >>= 1;
+	}
+	return sn == 0 && equal32(r, root);
+}
+
+/* parse_proof decodes a membership proof that fills proof_len exactly. */
+static int parse_proof(const uint8_t *proof, size_t proof_len, uint64_t *index, unsigned *kind, const uint8_t **entry,
+		       const uint8_t **path, unsigned *n)
+{
+	const size_t fixed = 8 + 8 + MAGE_ENTRY_SIZE + 1;
+	sha_state s;
+	uint64_t off;
+	int err;
+	if (proof == NULL)
+		return MAGE_ERR_NULL;
+	if (proof_len < fixed)
+		return MAGE_ERR_PROOF;
+	*index = le64(proof);
+	*kind = proof[8];
+	if ((*kind != MAGE_KIND_SDK && *kind != MAGE_KIND_GRAMINE) || !all_zero(proof + 9, 7))
+		return MAGE_ERR_PROOF;
+	*entry = proof + 16;
+	if ((err = entry_at(*entry, &s, &off)) != MAGE_OK)
+		return MAGE_ERR_PROOF;
+	*n = proof[fixed - 1];
+	if (*n > MAGE_MAX_PROOF_DEPTH || proof_len != fixed + 32 * (size_t)*n)
+		return MAGE_ERR_PROOF;
+	*path = proof + fixed;
+	return MAGE_OK;
+}
+
+int mage_merkle_check(const uint8_t *section, size_t len, const uint8_t *proof, size_t proof_len, uint64_t *index, unsigned *kind)
+{
+	v2_table t;
+	const uint8_t *entry, *path;
+	uint8_t leaf[32];
+	unsigned n;
+	int err;
+	if (index == NULL || kind == NULL)
+		return MAGE_ERR_NULL;
+	if ((err = v2_section(section, len, &t)) != MAGE_OK)
+		return err;
+	if (!(t.flags & FLAG_MERKLE))
+		return MAGE_ERR_PROOF;
+	if ((err = parse_proof(proof, proof_len, index, kind, &entry, &path, &n)) != MAGE_OK)
+		return err;
+	if (*index >= t.count || n > max_depth(t.count))
+		return MAGE_ERR_PROOF;
+	leaf_hash(*kind, entry, leaf);
+	if (!verify_path(*index, t.count, leaf, path, n, t.root))
+		return MAGE_ERR_PROOF;
+	return MAGE_OK;
+}
+
+int mage_merkle_derive(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t *proof, size_t proof_len,
+		       uint8_t out[32], uint64_t *index)
+{
+	v2_table t;
+	unsigned kind;
+	int err;
+	if (out == NULL || index == NULL)
+		return MAGE_ERR_NULL;
+	if ((err = mage_merkle_check(section, len, proof, proof_len, index, &kind)) != MAGE_OK)
+		return err;
+	v2_section(section, len, &t); /* checked by mage_merkle_check */
+	if (kind == MAGE_KIND_SDK && !t.sdk)
+		return MAGE_ERR_PROOF;
+	if (kind == MAGE_KIND_GRAMINE && !t.gramine)
+		return MAGE_ERR_PROOF;
+	return member_finish(&t, section, len, pal, kind, proof + 16, out);
 }

@@ -39,7 +39,14 @@ typedef enum mage_status {
 	MAGE_ERR_ENTRY = -5,     /* an entry's byte count is 0 or not a multiple of 64, or its offset is not page-aligned */
 	MAGE_ERR_PADDING = -6,   /* non-zero bytes after the last entry */
 	MAGE_ERR_NOT_FOUND = -7, /* the measurement is not one of the table's members */
-	MAGE_ERR_VERSION = -8    /* a table format this library does not know (count with bit 63 set) */
+	MAGE_ERR_VERSION = -8,   /* a table format this library does not know (an unknown tag, flag, kind or layout) */
+	MAGE_ERR_HEADER = -9,    /* a versioned table's header is inconsistent (reserved bytes, constants, sizes) */
+	MAGE_ERR_LIBPAL = -10,   /* a Gramine member: deriving it needs the group's libpal.so (the *_pal functions) */
+	MAGE_ERR_LIBPAL_MISMATCH = -11, /* the libpal.so given is not the one the table names (SHA-256) */
+	MAGE_ERR_BAD_LIBPAL = -12,      /* not a libpal.so this library can replay (ELF, PT_LOAD segments) */
+	MAGE_ERR_LAYOUT = -13,   /* a Gramine entry whose enclave layout cannot be Gramine's (size, offset, pages) */
+	MAGE_ERR_MERKLE = -14,   /* a Merkle table: members are derived from their proofs (mage_merkle_derive) */
+	MAGE_ERR_PROOF = -15     /* a membership proof that is malformed or does not lead to the table's root */
 } mage_status;
 
 /* mage_status_string names a status, for logs. */
@@ -65,6 +72,66 @@ int64_t mage_find(const uint8_t *section, size_t len, const uint8_t mr[32]);
  * table is the one measured into that member. Use it when the table came
  * from somewhere other than your own measured section. */
 int mage_trust(const uint8_t *section, size_t len, const uint8_t pinned[32], uint64_t *self);
+
+/*
+ * Versioned tables (docs/table-format.md, version 2): the tables of mixed
+ * groups, whose members are SDK enclaves or Gramine enclaves, and Merkle
+ * tables, which hold a root instead of the entries. mage_count,
+ * mage_derive, mage_find and mage_trust read them too, for SDK members;
+ * a Gramine member is finished over the group's table line and then the
+ * suffix Gramine's loader measures after its manifest, which depends on the
+ * libpal.so the group runs: the *_pal functions take it, parsed once by
+ * mage_libpal_parse (the table records its SHA-256, so the bytes need not
+ * be trusted). Without it, a Gramine member gives MAGE_ERR_LIBPAL.
+ */
+#define MAGE_KIND_SDK 1u
+#define MAGE_KIND_GRAMINE 2u
+#define MAGE_LIBPAL_MAX_SEGMENTS 16u
+
+typedef struct mage_libpal_segment {
+	uint64_t offset, vaddr, filesz, memsz;
+	uint32_t flags; /* PF_X 1, PF_W 2, PF_R 4 */
+} mage_libpal_segment;
+
+/* mage_libpal is a parsed libpal.so; it points into the bytes given to
+ * mage_libpal_parse, which must outlive it. */
+typedef struct mage_libpal {
+	const uint8_t *raw;
+	size_t len;
+	uint64_t entry, span;
+	uint8_t sha256[32];
+	unsigned nseg;
+	mage_libpal_segment seg[MAGE_LIBPAL_MAX_SEGMENTS];
+} mage_libpal;
+
+/* mage_libpal_parse parses a libpal.so: a position-independent x86-64
+ * ELF with at most MAGE_LIBPAL_MAX_SEGMENTS PT_LOAD segments that do not
+ * share a page. */
+int mage_libpal_parse(const uint8_t *elf, size_t len, mage_libpal *pal);
+
+/* mage_derive_pal, mage_find_pal and mage_trust_pal are mage_derive,
+ * mage_find and mage_trust with the group's libpal (NULL: none, as the
+ * functions without _pal), for groups with Gramine members. */
+int mage_derive_pal(const uint8_t *section, size_t len, const mage_libpal *pal, uint64_t idx, uint8_t out[32]);
+int64_t mage_find_pal(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t mr[32]);
+int mage_trust_pal(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t pinned[32], uint64_t *self);
+
+/* Merkle tables. A member proves its membership with its proof (the file
+ * group signing writes beside it, sent with its evidence): u64 index, u8
+ * kind, 7 zero bytes, the 48-byte entry, u8 path length n (at most 24),
+ * then n 32-byte hashes (RFC 9162 audit path; leaf SHA-256(00 || kind ||
+ * 7 zeros || entry), node SHA-256(01 || left || right)). */
+#define MAGE_MAX_PROOF_DEPTH 24u
+
+/* mage_merkle_check checks a membership proof against the root in a
+ * Merkle section and stores the member's index and kind. */
+int mage_merkle_check(const uint8_t *section, size_t len, const uint8_t *proof, size_t proof_len, uint64_t *index, unsigned *kind);
+
+/* mage_merkle_derive checks a proof (mage_merkle_check) and finishes the
+ * member's MRENCLAVE over this section: the peer's, derived from its proof
+ * and this member's own one-page table. */
+int mage_merkle_derive(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t *proof, size_t proof_len,
+		       uint8_t out[32], uint64_t *index);
 
 /* mage_sha256 is the library's own SHA-256, exposed for tests and
  * benchmarks. */
