@@ -4,6 +4,7 @@ package libmage
 
 import (
 	"context"
+	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +15,11 @@ import (
 	"github.com/magesgx/mage/sgxsdk"
 )
 
-// mixedMembers returns two SDK enclaves and two Gramine enclaves (the same
-// stock manifest, one with a value changed) to sign together, and the
-// libpal the Gramine ones run.
-func mixedMembers(t testing.TB) ([]mage.AnyMember, []byte, *gramine.Libpal) {
+// mixedMembers returns two SDK enclaves and two Gramine enclaves (the
+// stock manifest of the vector named, and the same with another
+// entrypoint)
+// to sign together, and the libpal the Gramine ones run.
+func mixedMembers(t testing.TB, manifest string) ([]mage.AnyMember, []byte, *gramine.Libpal) {
 	palRaw := read(t, "../gramine/fakepal.so")
 	pal, err := gramine.ParseLibpal(palRaw)
 	if err != nil {
@@ -27,8 +29,8 @@ func mixedMembers(t testing.TB) ([]mage.AnyMember, []byte, *gramine.Libpal) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := string(read(t, "../gramine/single/d6_defaults/d6_defaults.manifest.sgx"))
-	variant := strings.Replace(base, `ONLY = "defaults"`, `ONLY = "variant"`, 1)
+	base := string(read(t, "../gramine/single/"+manifest+"/"+manifest+".manifest.sgx"))
+	variant := strings.Replace(base, `entrypoint = "/app"`, `entrypoint = "/other"`, 1)
 	var ms []mage.AnyMember
 	for i, e := range []struct{ elf, cfg, key string }{{"g1_m0", "cG1_group_a", "g1_k0"}, {"g1_m1", "cG1_group_b", "g1_k1"}} {
 		cfg, err := sgxsdk.ParseConfig(read(t, "configs/"+e.cfg+".config.xml"))
@@ -52,7 +54,7 @@ func mixedMembers(t testing.TB) ([]mage.AnyMember, []byte, *gramine.Libpal) {
 // latter by replaying Gramine's suffix) exactly as the signer measured it;
 // without the libpal it says so; with another libpal it refuses.
 func TestVersionedTables(t *testing.T) {
-	ms, palRaw, pal := mixedMembers(t)
+	ms, palRaw, pal := mixedMembers(t, "d6_defaults") // no EDMM: the free heap is replayed
 	cpal, st := ParseLibpal(palRaw)
 	if st != OK {
 		t.Fatalf("mage_libpal_parse: %v", st)
@@ -126,4 +128,131 @@ func TestVersionedTables(t *testing.T) {
 			}
 		}
 	}
+}
+
+// fuzzGroups signs the mixed group once per process, versioned and Merkle.
+func fuzzGroups(f *testing.F) (versioned, merkle *mage.SignedAnyGroup, palRaw []byte, pal *gramine.Libpal) {
+	ms, palRaw, pal := mixedMembers(f, "d5_edmm_t1_64M_nodebug") // EDMM and one thread: a short suffix, fast fuzzing
+	date := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	var err error
+	if versioned, err = mage.SignAnyGroup(context.Background(), ms, pal, mage.SignOptions{Date: date}); err != nil {
+		f.Fatal(err)
+	}
+	if merkle, err = mage.SignAnyGroup(context.Background(), ms, pal, mage.SignOptions{Date: date, Merkle: true}); err != nil {
+		f.Fatal(err)
+	}
+	return versioned, merkle, palRaw, pal
+}
+
+// bigOffset reports whether the entry offset at b[at:] (an entry's second
+// u64) names a Gramine enclave so large that replaying its free heap
+// dominates a fuzzing run (over 128 MiB; bounded, as in Go: at most 64 GiB of EADD
+// records, but slow).
+func bigOffset(b []byte, at int) bool {
+	return at+16 <= len(b) && binary.LittleEndian.Uint64(b[at+8:]) > 1<<27
+}
+
+// bigSection reports whether a versioned section has such an entry, or
+// names more than 16 Gramine threads (each adds 90 measured pages).
+func bigSection(sec []byte) bool {
+	if len(sec) >= 24 && binary.LittleEndian.Uint32(sec[20:]) > 16 {
+		return true
+	}
+	if len(sec) >= 16 && binary.LittleEndian.Uint32(sec[12:])&1 != 0 {
+		return false // a Merkle table: its entries are in the proofs
+	}
+	for at := 64 + 8; at+48 <= len(sec); at += 56 {
+		if bigOffset(sec, at) {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzVersioned compares mage_derive_pal with package mage on versioned
+// sections of SDK and Gramine members: the same MRENCLAVE for every member
+// Go derives, a refusal wherever Go refuses (C derives SDK members of a
+// table whose libpal hash it was not given, which Go refuses up front).
+func FuzzVersioned(f *testing.F) {
+	versioned, _, palRaw, pal := fuzzGroups(f)
+	cpal, st := ParseLibpal(palRaw)
+	if st != OK {
+		f.Fatal(st)
+	}
+	f.Add(versioned.Section)
+	f.Fuzz(func(t *testing.T, sec []byte) {
+		if bigSection(sec) {
+			t.Skip("a Gramine enclave over 128 MiB")
+		}
+		d, goErr := mage.NewSectionDeriver(sec, pal)
+		n, st := Count(sec)
+		if goErr != nil {
+			if st == OK && !strings.Contains(goErr.Error(), "libpal") {
+				t.Fatalf("Go refuses (%v), C counts %d", goErr, n)
+			}
+			for i := range min(n, 64) {
+				if mr, st := DerivePal(sec, cpal, i); st == OK && !strings.Contains(goErr.Error(), "libpal") {
+					t.Fatalf("Go refuses (%v), C derives member %d as %x", goErr, i, mr)
+				}
+			}
+			return
+		}
+		if d.IsMerkle() {
+			return // FuzzMerkle
+		}
+		if st != OK || n != uint64(d.Len()) {
+			t.Fatalf("Go has %d members, C counts %d (%v)", d.Len(), n, st)
+		}
+		for i := range min(d.Len(), 64) {
+			want, werr := d.Derive(i)
+			got, st := DerivePal(sec, cpal, uint64(i))
+			if (werr == nil) != (st == OK) || (werr == nil && got != want) {
+				t.Fatalf("member %d: Go %s (%v), C %x (%v)", i, want, werr, got, st)
+			}
+		}
+	})
+}
+
+// FuzzMerkle compares mage_merkle_derive with package mage on a Merkle
+// section and a proof, both fuzzed (one page of section, as every Merkle
+// table has).
+func FuzzMerkle(f *testing.F) {
+	_, merkle, palRaw, pal := fuzzGroups(f)
+	cpal, st := ParseLibpal(palRaw)
+	if st != OK {
+		f.Fatal(st)
+	}
+	// One input: the proof, then the section (its last 4096 bytes; the
+	// rest, if any, is the proof), so the mutator works on both at once.
+	for _, p := range merkle.Proofs {
+		f.Add(append(p.Marshal(), merkle.Section...))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cut := max(0, len(in)-4096)
+		proof, sec := in[:cut], in[cut:]
+		if bigOffset(proof, 16) || bigSection(sec) {
+			t.Skip("a Gramine enclave over 128 MiB")
+		}
+		got, idx, st := MerkleDerive(sec, cpal, proof)
+		d, goErr := mage.NewSectionDeriver(sec, pal)
+		if goErr == nil && !d.IsMerkle() {
+			if st == OK {
+				t.Fatal("C derives a proof against a table that is not a Merkle table")
+			}
+			return
+		}
+		var want sgx.Measurement
+		var p *mage.MembershipProof
+		if goErr == nil {
+			if p, goErr = mage.ParseMembershipProof(proof); goErr == nil {
+				want, goErr = d.DeriveProof(p)
+			}
+		}
+		switch {
+		case goErr == nil && (st != OK || got != want || idx != p.Index):
+			t.Fatalf("Go derives member %d as %s, C %d %x (%v)", p.Index, want, idx, got, st)
+		case goErr != nil && st == OK && !strings.Contains(goErr.Error(), "libpal"):
+			t.Fatalf("Go refuses (%v), C derives member %d as %x", goErr, idx, got)
+		}
+	})
 }
