@@ -130,6 +130,21 @@ func MerkleDerive(section []byte, pal *Libpal, proof []byte) ([32]byte, uint64, 
 	return out, uint64(idx), Status(st)
 }
 
+// Ed25519Verify is mage_ed25519_verify.
+func Ed25519Verify(pub, msg, sig []byte) bool {
+	if len(pub) != 32 || len(sig) != 64 {
+		return false
+	}
+	return C.mage_ed25519_verify(ptr(pub), ptr(msg), C.size_t(len(msg)), ptr(sig)) == 1
+}
+
+// SHA512 is mage_sha512.
+func SHA512(data []byte) [64]byte {
+	var out [64]byte
+	C.mage_sha512(ptr(data), C.size_t(len(data)), (*C.uint8_t)(unsafe.Pointer(&out[0])))
+	return out
+}
+
 // SHA256 is mage_sha256.
 func SHA256(data []byte) [32]byte {
 	var out [32]byte

@@ -932,3 +932,445 @@ int mage_merkle_derive(const uint8_t *section, size_t len, const mage_libpal *pa
 		return MAGE_ERR_PROOF;
 	return member_finish(&t, section, len, pal, kind, proof + 16, out);
 }
+
+/* ---- SHA-512 (FIPS 180-4) ---- */
+
+static const uint64_t K512[80] = {
+	0x428a2f98d728ae22ull, 0x7137449123ef65cdull, 0xb5c0fbcfec4d3b2full, 0xe9b5dba58189dbbcull, 0x3956c25bf348b538ull,
+	0x59f111f1b605d019ull, 0x923f82a4af194f9bull, 0xab1c5ed5da6d8118ull, 0xd807aa98a3030242ull, 0x12835b0145706fbeull,
+	0x243185be4ee4b28cull, 0x550c7dc3d5ffb4e2ull, 0x72be5d74f27b896full, 0x80deb1fe3b1696b1ull, 0x9bdc06a725c71235ull,
+	0xc19bf174cf692694ull, 0xe49b69c19ef14ad2ull, 0xefbe4786384f25e3ull, 0x0fc19dc68b8cd5b5ull, 0x240ca1cc77ac9c65ull,
+	0x2de92c6f592b0275ull, 0x4a7484aa6ea6e483ull, 0x5cb0a9dcbd41fbd4ull, 0x76f988da831153b5ull, 0x983e5152ee66dfabull,
+	0xa831c66d2db43210ull, 0xb00327c898fb213full, 0xbf597fc7beef0ee4ull, 0xc6e00bf33da88fc2ull, 0xd5a79147930aa725ull,
+	0x06ca6351e003826full, 0x142929670a0e6e70ull, 0x27b70a8546d22ffcull, 0x2e1b21385c26c926ull, 0x4d2c6dfc5ac42aedull,
+	0x53380d139d95b3dfull, 0x650a73548baf63deull, 0x766a0abb3c77b2a8ull, 0x81c2c92e47edaee6ull, 0x92722c851482353bull,
+	0xa2bfe8a14cf10364ull, 0xa81a664bbc423001ull, 0xc24b8b70d0f89791ull, 0xc76c51a30654be30ull, 0xd192e819d6ef5218ull,
+	0xd69906245565a910ull, 0xf40e35855771202aull, 0x106aa07032bbd1b8ull, 0x19a4c116b8d2d0c8ull, 0x1e376c085141ab53ull,
+	0x2748774cdf8eeb99ull, 0x34b0bcb5e19b48a8ull, 0x391c0cb3c5c95a63ull, 0x4ed8aa4ae3418acbull, 0x5b9cca4f7763e373ull,
+	0x682e6ff3d6b2b8a3ull, 0x748f82ee5defb2fcull, 0x78a5636f43172f60ull, 0x84c87814a1f0ab72ull, 0x8cc702081a6439ecull,
+	0x90befffa23631e28ull, 0xa4506cebde82bde9ull, 0xbef9a3f7b2c67915ull, 0xc67178f2e372532bull, 0xca273eceea26619cull,
+	0xd186b8c721c0c207ull, 0xeada7dd6cde0eb1eull, 0xf57d4f7fee6ed178ull, 0x06f067aa72176fbaull, 0x0a637dc5a2c898a6ull,
+	0x113f9804bef90daeull, 0x1b710b35131c471bull, 0x28db77f523047d84ull, 0x32caab7b40c72493ull, 0x3c9ebe0a15c9bebcull,
+	0x431d67c49c100d4cull, 0x4cc5d4becb3e42b6ull, 0x597f299cfc657e2aull, 0x5fcb6fab3ad6faecull, 0x6c44198c4a475817ull,
+};
+
+#define ROR64(x, n) ((x) >> (n) | (x) << (64 - (n)))
+
+typedef struct {
+	uint64_t h[8];
+	uint8_t buf[128];
+	size_t fill;
+	uint64_t bytes;
+} sha512_ctx;
+
+static void sha512_block(uint64_t h[8], const uint8_t *p)
+{
+	uint64_t w[80], a, b, c, d, e, f, g, x, t1, t2;
+	int i, j;
+	for (i = 0; i < 16; i++)
+		for (w[i] = 0, j = 0; j < 8; j++)
+			w[i] = w[i] << 8 | p[8 * i + j];
+	for (i = 16; i < 80; i++) {
+		uint64_t s0 = ROR64(w[i - 15], 1) ^ ROR64(w[i - 15], 8) ^ (w[i - 15] >> 7);
+		uint64_t s1 = ROR64(w[i - 2], 19) ^ ROR64(w[i - 2], 61) ^ (w[i - 2] >> 6);
+		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+	}
+	a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], x = h[7];
+	for (i = 0; i < 80; i++) {
+		t1 = x + (ROR64(e, 14) ^ ROR64(e, 18) ^ ROR64(e, 41)) + ((e & f) ^ (~e & g)) + K512[i] + w[i];
+		t2 = (ROR64(a, 28) ^ ROR64(a, 34) ^ ROR64(a, 39)) + ((a & b) ^ (a & c) ^ (b & c));
+		x = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+	}
+	h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += x;
+}
+
+static void sha512_init(sha512_ctx *c)
+{
+	static const uint64_t iv[8] = {0x6a09e667f3bcc908ull, 0xbb67ae8584caa73bull, 0x3c6ef372fe94f82bull, 0xa54ff53a5f1d36f1ull,
+				       0x510e527fade682d1ull, 0x9b05688c2b3e6c1full, 0x1f83d9abfb41bd6bull, 0x5be0cd19137e2179ull};
+	int i;
+	for (i = 0; i < 8; i++)
+		c->h[i] = iv[i];
+	c->fill = 0;
+	c->bytes = 0;
+}
+
+static void sha512_update(sha512_ctx *c, const uint8_t *p, size_t n)
+{
+	c->bytes += n;
+	while (n > 0) {
+		c->buf[c->fill++] = *p++, n--;
+		if (c->fill == 128) {
+			sha512_block(c->h, c->buf);
+			c->fill = 0;
+		}
+	}
+}
+
+static void sha512_final(sha512_ctx *c, uint8_t out[64])
+{
+	uint64_t bits = c->bytes * 8;
+	uint8_t pad = 0x80, z = 0, len[16];
+	int i;
+	sha512_update(c, &pad, 1);
+	while (c->fill != 112)
+		sha512_update(c, &z, 1);
+	for (i = 0; i < 16; i++)
+		len[i] = i < 8 ? 0 : (uint8_t)(bits >> (8 * (15 - i)));
+	sha512_update(c, len, 16);
+	for (i = 0; i < 64; i++)
+		out[i] = (uint8_t)(c->h[i / 8] >> (56 - 8 * (i % 8)));
+}
+
+void mage_sha512(const uint8_t *data, size_t len, uint8_t out[64])
+{
+	sha512_ctx c;
+	sha512_init(&c);
+	sha512_update(&c, data, len);
+	sha512_final(&c, out);
+}
+
+/* ---- Ed25519 verification (RFC 8032, 5.1), as Go's crypto/ed25519 ----
+ *
+ * Field elements mod p = 2^255 - 19 are 16 signed limbs of 16 bits
+ * (radix 2^16), reduced with 2^256 = 38 (mod p). Points are in extended
+ * coordinates (X:Y:Z:T), x = X/Z, y = Y/Z, xy = T/Z, with the complete
+ * addition of RFC 8032 5.1.4 (a = -1). Verification handles only public
+ * data, so nothing here is constant time. Decoding follows Go's
+ * (filippo.io/edwards25519): bit 255 of y is the sign of x, a
+ * non-canonical y (p to 2^255 - 1) is taken mod p, and x = 0 with the sign
+ * bit set is accepted; S must be below L; R is compared by encoding, so a
+ * non-canonical R never verifies; small-order points are not refused
+ * (Go's does not refuse them either). */
+
+typedef int64_t fe[16];
+
+static void fe_copy(fe r, const fe a)
+{
+	int i;
+	for (i = 0; i < 16; i++)
+		r[i] = a[i];
+}
+
+static void fe_set(fe r, int64_t v)
+{
+	int i;
+	r[0] = v;
+	for (i = 1; i < 16; i++)
+		r[i] = 0;
+}
+
+/* fe_carry brings every limb to [0, 2^16), folding the carry out of the
+ * top limb back as 38 times it. */
+static void fe_carry(fe a)
+{
+	int i;
+	int64_t c;
+	for (i = 0; i < 16; i++) {
+		a[i] += (int64_t)1 << 16;
+		c = a[i] >> 16;
+		a[i] -= c << 16;
+		if (i < 15)
+			a[i + 1] += c - 1;
+		else
+			a[0] += 38 * (c - 1);
+	}
+}
+
+static void fe_add(fe r, const fe a, const fe b)
+{
+	int i;
+	for (i = 0; i < 16; i++)
+		r[i] = a[i] + b[i];
+}
+
+static void fe_sub(fe r, const fe a, const fe b)
+{
+	int i;
+	for (i = 0; i < 16; i++)
+		r[i] = a[i] - b[i];
+}
+
+static void fe_mul(fe r, const fe a, const fe b)
+{
+	int64_t t[31];
+	int i, j;
+	for (i = 0; i < 31; i++)
+		t[i] = 0;
+	for (i = 0; i < 16; i++)
+		for (j = 0; j < 16; j++)
+			t[i + j] += a[i] * b[j];
+	for (i = 0; i < 15; i++)
+		t[i] += 38 * t[i + 16];
+	for (i = 0; i < 16; i++)
+		r[i] = t[i];
+	fe_carry(r);
+	fe_carry(r);
+}
+
+/* fe_pow sets r = a^e, e a little-endian exponent of 32 bytes. */
+static void fe_pow(fe r, const fe a, const uint8_t e[32])
+{
+	fe acc;
+	int i;
+	fe_set(acc, 1);
+	for (i = 254; i >= 0; i--) {
+		fe_mul(acc, acc, acc);
+		if (e[i / 8] >> (i % 8) & 1)
+			fe_mul(acc, acc, a);
+	}
+	fe_copy(r, acc);
+}
+
+/* fe_pack writes the canonical encoding (mod p, little-endian). */
+static void fe_pack(uint8_t out[32], const fe a)
+{
+	fe t, m;
+	int i, k;
+	int64_t borrow;
+	fe_copy(t, a);
+	fe_carry(t);
+	fe_carry(t);
+	fe_carry(t);
+	for (k = 0; k < 2; k++) { /* subtract p while the value is at least p */
+		m[0] = t[0] - 0xffed;
+		for (i = 1; i < 15; i++) {
+			m[i] = t[i] - 0xffff - (m[i - 1] >> 16 & 1);
+			m[i - 1] &= 0xffff;
+		}
+		m[15] = t[15] - 0x7fff - (m[14] >> 16 & 1);
+		borrow = m[15] >> 16 & 1;
+		m[14] &= 0xffff;
+		if (!borrow)
+			fe_copy(t, m);
+	}
+	for (i = 0; i < 16; i++) {
+		out[2 * i] = (uint8_t)(t[i] & 0xff);
+		out[2 * i + 1] = (uint8_t)(t[i] >> 8 & 0xff);
+	}
+}
+
+/* fe_unpack reads 32 bytes, ignoring bit 255. */
+static void fe_unpack(fe r, const uint8_t in[32])
+{
+	int i;
+	for (i = 0; i < 16; i++)
+		r[i] = in[2 * i] | (int64_t)in[2 * i + 1] << 8;
+	r[15] &= 0x7fff;
+}
+
+static int fe_equal(const fe a, const fe b)
+{
+	uint8_t x[32], y[32];
+	fe_pack(x, a);
+	fe_pack(y, b);
+	return equal32(x, y);
+}
+
+static int fe_is_negative(const fe a)
+{
+	uint8_t x[32];
+	fe_pack(x, a);
+	return x[0] & 1;
+}
+
+/* Exponents, little-endian: p - 2 (inversion), (p - 5) / 8 (square
+ * roots), (p - 1) / 4 (sqrt(-1) = 2^((p-1)/4)). */
+static const uint8_t EXP_INV[32] = {0xeb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+				    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+static const uint8_t EXP_SQRT[32] = {0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+				     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f};
+static const uint8_t EXP_I[32] = {0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+				  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f};
+/* L = 2^252 + 27742317777372353535851937790883648493, little-endian. */
+static const uint8_t ED_L[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+				 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
+
+typedef struct {
+	fe x, y, z, t;
+} ge;
+
+typedef struct {
+	fe d2; /* 2d */
+	fe d;
+	fe sqrtm1;
+} ed_consts;
+
+static void ed_init(ed_consts *k)
+{
+	fe a, b;
+	/* d = -121665 / 121666 */
+	fe_set(a, 121666);
+	fe_pow(b, a, EXP_INV);
+	fe_set(a, -121665);
+	fe_mul(k->d, a, b);
+	fe_add(k->d2, k->d, k->d);
+	fe_set(a, 2);
+	fe_pow(k->sqrtm1, a, EXP_I);
+}
+
+static void ge_add(ge *r, const ge *p, const ge *q, const ed_consts *k)
+{
+	fe a, b, c, d, e, f, g, h, t;
+	fe_sub(a, p->y, p->x);
+	fe_sub(t, q->y, q->x);
+	fe_mul(a, a, t);
+	fe_add(b, p->y, p->x);
+	fe_add(t, q->y, q->x);
+	fe_mul(b, b, t);
+	fe_mul(c, p->t, q->t);
+	fe_mul(c, c, k->d2);
+	fe_mul(d, p->z, q->z);
+	fe_add(d, d, d);
+	fe_sub(e, b, a);
+	fe_sub(f, d, c);
+	fe_add(g, d, c);
+	fe_add(h, b, a);
+	fe_mul(r->x, e, f);
+	fe_mul(r->y, g, h);
+	fe_mul(r->t, e, h);
+	fe_mul(r->z, f, g);
+}
+
+/* ge_scalarmult sets r = [s]p, s 32 bytes little-endian. */
+static void ge_scalarmult(ge *r, const ge *p, const uint8_t s[32], const ed_consts *k)
+{
+	ge acc;
+	int i;
+	fe_set(acc.x, 0), fe_set(acc.y, 1), fe_set(acc.z, 1), fe_set(acc.t, 0);
+	for (i = 255; i >= 0; i--) {
+		ge_add(&acc, &acc, &acc, k);
+		if (s[i / 8] >> (i % 8) & 1)
+			ge_add(&acc, &acc, p, k);
+	}
+	*r = acc;
+}
+
+/* ge_decode decodes a point as Go's edwards25519 Point.SetBytes does. */
+static int ge_decode(ge *r, const uint8_t s[32], const ed_consts *k)
+{
+	fe u, v, v3, vxx, x, t, one;
+	fe_unpack(r->y, s);
+	fe_set(one, 1);
+	fe_mul(u, r->y, r->y);
+	fe_mul(v, u, k->d);
+	fe_sub(u, u, one); /* u = y^2 - 1 */
+	fe_add(v, v, one); /* v = d y^2 + 1 */
+	/* x = u v^3 (u v^7)^((p-5)/8) */
+	fe_mul(v3, v, v);
+	fe_mul(v3, v3, v);
+	fe_mul(t, v3, v3);
+	fe_mul(t, t, v);
+	fe_mul(t, t, u);
+	fe_pow(t, t, EXP_SQRT);
+	fe_mul(t, t, v3);
+	fe_mul(x, t, u);
+	fe_mul(vxx, x, x);
+	fe_mul(vxx, vxx, v);
+	if (!fe_equal(vxx, u)) {
+		fe_sub(t, one, one);
+		fe_sub(t, t, u); /* -u */
+		if (!fe_equal(vxx, t))
+			return 0;
+		fe_mul(x, x, k->sqrtm1);
+	}
+	if (fe_is_negative(x)) { /* the non-negative root, */
+		fe_sub(t, one, one);
+		fe_sub(x, t, x);
+	}
+	if (s[31] >> 7) { /* then the sign the encoding asks for (0 stays 0) */
+		fe_sub(t, one, one);
+		fe_sub(x, t, x);
+	}
+	fe_copy(r->x, x);
+	fe_set(r->z, 1);
+	fe_mul(r->t, r->x, r->y);
+	return 1;
+}
+
+static void ge_encode(uint8_t out[32], const ge *p)
+{
+	fe zi, x, y;
+	fe_pow(zi, p->z, EXP_INV);
+	fe_mul(x, p->x, zi);
+	fe_mul(y, p->y, zi);
+	fe_pack(out, y);
+	out[31] |= (uint8_t)(fe_is_negative(x) << 7);
+}
+
+/* sc_less_l reports whether the 32-byte little-endian s is below L. */
+static int sc_less_l(const uint8_t s[32])
+{
+	int i;
+	for (i = 31; i >= 0; i--) {
+		if (s[i] < ED_L[i])
+			return 1;
+		if (s[i] > ED_L[i])
+			return 0;
+	}
+	return 0;
+}
+
+/* sc_reduce64 sets out = h mod L, h 64 bytes little-endian (bit by bit,
+ * from the top: r = 2r + bit, minus L when r >= L). */
+static void sc_reduce64(uint8_t out[32], const uint8_t h[64])
+{
+	uint8_t r[33];
+	int i, j;
+	zero(r, sizeof r);
+	for (i = 511; i >= 0; i--) {
+		unsigned carry = (unsigned)(h[i / 8] >> (i % 8) & 1);
+		for (j = 0; j < 33; j++) {
+			unsigned v = (unsigned)r[j] << 1 | carry;
+			r[j] = (uint8_t)v;
+			carry = v >> 8;
+		}
+		/* r < 2L < 2^254, so r >= L is decided on 33 bytes. */
+		if (r[32] != 0 || !sc_less_l(r)) {
+			int borrow = 0;
+			for (j = 0; j < 33; j++) {
+				int v = r[j] - (j < 32 ? ED_L[j] : 0) - borrow;
+				borrow = v < 0;
+				r[j] = (uint8_t)(v + (borrow ? 256 : 0));
+			}
+		}
+	}
+	for (j = 0; j < 32; j++)
+		out[j] = r[j];
+}
+
+int mage_ed25519_verify(const uint8_t pub[32], const uint8_t *msg, size_t len, const uint8_t sig[64])
+{
+	ed_consts k;
+	ge a, b, sb, ka, rr;
+	uint8_t h[64], kk[32], enc[32];
+	static const uint8_t base_y[32] = {0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+					   0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66};
+	sha512_ctx c;
+	if (pub == NULL || sig == NULL || (msg == NULL && len != 0))
+		return 0;
+	if (sig[63] & 0xe0)
+		return 0;
+	if (!sc_less_l(sig + 32))
+		return 0;
+	ed_init(&k);
+	if (!ge_decode(&a, pub, &k))
+		return 0;
+	ge_decode(&b, base_y, &k); /* B: y = 4/5, x positive */
+	sha512_init(&c);
+	sha512_update(&c, sig, 32);
+	sha512_update(&c, pub, 32);
+	if (len)
+		sha512_update(&c, msg, len);
+	sha512_final(&c, h);
+	sc_reduce64(kk, h);
+	/* R' = [S]B - [k]A, compared with R by encoding. */
+	ge_scalarmult(&sb, &b, sig + 32, &k);
+	ge_scalarmult(&ka, &a, kk, &k);
+	fe_set(rr.x, 0);
+	fe_sub(ka.x, rr.x, ka.x);
+	fe_sub(ka.t, rr.x, ka.t);
+	ge_add(&rr, &sb, &ka, &k);
+	ge_encode(enc, &rr);
+	return equal32(enc, sig);
+}

@@ -133,6 +133,18 @@ int mage_merkle_check(const uint8_t *section, size_t len, const uint8_t *proof, 
 int mage_merkle_derive(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t *proof, size_t proof_len,
 		       uint8_t out[32], uint64_t *index);
 
+/* mage_ed25519_verify reports (1) whether sig is pub's Ed25519 signature
+ * of msg (RFC 8032, pure Ed25519), deciding every input exactly as Go's
+ * crypto/ed25519 Verify does: S must be canonical (below L), R is compared
+ * by its canonical encoding, pub is decoded leniently as Go does (bit 255
+ * is x's sign; y is taken mod p; x = 0 with the sign set is accepted), and
+ * small-order points are not refused. Not constant time: for public keys
+ * and signatures only. */
+int mage_ed25519_verify(const uint8_t pub[32], const uint8_t *msg, size_t len, const uint8_t sig[64]);
+
+/* mage_sha512 is the library's own SHA-512 (for Ed25519). */
+void mage_sha512(const uint8_t *data, size_t len, uint8_t out[64]);
+
 /* mage_sha256 is the library's own SHA-256, exposed for tests and
  * benchmarks. */
 void mage_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
