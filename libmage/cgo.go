@@ -17,22 +17,24 @@ type Status int
 
 // The C library's statuses.
 const (
-	OK        Status = C.MAGE_OK
-	ErrNull   Status = C.MAGE_ERR_NULL
-	ErrSize   Status = C.MAGE_ERR_SIZE
-	ErrCount  Status = C.MAGE_ERR_COUNT
-	ErrIndex  Status = C.MAGE_ERR_INDEX
-	ErrEntry  Status = C.MAGE_ERR_ENTRY
-	ErrPad    Status = C.MAGE_ERR_PADDING
-	ErrNone   Status = C.MAGE_ERR_NOT_FOUND
-	ErrVer    Status = C.MAGE_ERR_VERSION
-	ErrHdr    Status = C.MAGE_ERR_HEADER
-	ErrPal    Status = C.MAGE_ERR_LIBPAL
-	ErrPalMM  Status = C.MAGE_ERR_LIBPAL_MISMATCH
-	ErrBadPal Status = C.MAGE_ERR_BAD_LIBPAL
-	ErrLayout Status = C.MAGE_ERR_LAYOUT
-	ErrMerkle Status = C.MAGE_ERR_MERKLE
-	ErrProof  Status = C.MAGE_ERR_PROOF
+	OK         Status = C.MAGE_OK
+	ErrNull    Status = C.MAGE_ERR_NULL
+	ErrSize    Status = C.MAGE_ERR_SIZE
+	ErrCount   Status = C.MAGE_ERR_COUNT
+	ErrIndex   Status = C.MAGE_ERR_INDEX
+	ErrEntry   Status = C.MAGE_ERR_ENTRY
+	ErrPad     Status = C.MAGE_ERR_PADDING
+	ErrNone    Status = C.MAGE_ERR_NOT_FOUND
+	ErrVer     Status = C.MAGE_ERR_VERSION
+	ErrHdr     Status = C.MAGE_ERR_HEADER
+	ErrPal     Status = C.MAGE_ERR_LIBPAL
+	ErrPalMM   Status = C.MAGE_ERR_LIBPAL_MISMATCH
+	ErrBadPal  Status = C.MAGE_ERR_BAD_LIBPAL
+	ErrLayout  Status = C.MAGE_ERR_LAYOUT
+	ErrMerkle  Status = C.MAGE_ERR_MERKLE
+	ErrProof   Status = C.MAGE_ERR_PROOF
+	ErrLineage Status = C.MAGE_ERR_LINEAGE
+	ErrStale   Status = C.MAGE_ERR_STALE
 )
 
 func (s Status) String() string { return C.GoString(C.mage_status_string(C.int(s))) }
@@ -128,6 +130,49 @@ func MerkleDerive(section []byte, pal *Libpal, proof []byte) ([32]byte, uint64, 
 	var idx C.uint64_t
 	st := C.mage_merkle_derive(ptr(section), C.size_t(len(section)), pal.cptr(), ptr(proof), C.size_t(len(proof)), (*C.uint8_t)(unsafe.Pointer(&out[0])), &idx)
 	return out, uint64(idx), Status(st)
+}
+
+// Lineage is a mage_lineage in C memory, with C copies of the section and
+// the libpal it points into.
+type Lineage struct {
+	v   *C.mage_lineage
+	sec *C.uint8_t
+}
+
+// NewLineage is mage_lineage_init. Free releases it (pal must outlive it).
+func NewLineage(section []byte, pal *Libpal, own []byte) (*Lineage, [32]byte, uint64, Status) {
+	l := &Lineage{v: (*C.mage_lineage)(C.malloc(C.size_t(unsafe.Sizeof(C.mage_lineage{})))), sec: (*C.uint8_t)(C.CBytes(section))}
+	var self [32]byte
+	var idx C.uint64_t
+	cown := C.CBytes(own)
+	defer C.free(cown)
+	st := Status(C.mage_lineage_init(l.v, l.sec, C.size_t(len(section)), pal.cptr(), (*C.uint8_t)(cown), C.size_t(len(own)),
+		(*C.uint8_t)(unsafe.Pointer(&self[0])), &idx))
+	return l, self, uint64(idx), st
+}
+
+// Free releases the lineage's C memory.
+func (l *Lineage) Free() {
+	C.free(unsafe.Pointer(l.v))
+	C.free(unsafe.Pointer(l.sec))
+}
+
+// Known is the number of tables the lineage knows.
+func (l *Lineage) Known() uint32 { return uint32(l.v.known) }
+
+// Check is mage_lineage_check.
+func (l *Lineage) Check(proof []byte) (mr [32]byte, index uint64, epoch, measured uint32, st Status) {
+	var idx C.uint64_t
+	var ep, ms C.uint32_t
+	st = Status(C.mage_lineage_check(l.v, ptr(proof), C.size_t(len(proof)), (*C.uint8_t)(unsafe.Pointer(&mr[0])), &idx, &ep, &ms))
+	return mr, uint64(idx), uint32(ep), uint32(ms), st
+}
+
+// Learn is mage_lineage_learn.
+func (l *Lineage) Learn(proof []byte) (bool, Status) {
+	var learned C.int
+	st := Status(C.mage_lineage_learn(l.v, ptr(proof), C.size_t(len(proof)), &learned))
+	return learned != 0, st
 }
 
 // Ed25519Verify is mage_ed25519_verify.

@@ -172,6 +172,10 @@ const char *mage_status_string(int status)
 		return "a Merkle table: derive members from their proofs";
 	case MAGE_ERR_PROOF:
 		return "invalid membership proof";
+	case MAGE_ERR_LINEAGE:
+		return "invalid lineage, or not this group's";
+	case MAGE_ERR_STALE:
+		return "the peer does not know the group's newest table";
 	}
 	return "unknown status";
 }
@@ -1373,4 +1377,287 @@ int mage_ed25519_verify(const uint8_t pub[32], const uint8_t *msg, size_t len, c
 	ge_add(&rr, &sb, &ka, &k);
 	ge_encode(enc, &rr);
 	return equal32(enc, sig);
+}
+
+/* ---- updatable groups: lineages (package mage's update.go) ---- */
+
+static const uint8_t lineage_proof_tag[8] = {'M', 'A', 'G', 'E', 'l', 'i', 'n', 2};
+static const char statement_context[] = "MAGE successor statement v1"; /* then a NUL */
+
+/* parsed_proof is a membership proof within a lineage proof. */
+typedef struct {
+	uint64_t index;
+	unsigned kind, n;
+	const uint8_t *entry, *path;
+	size_t size;
+} parsed_proof;
+
+/* proof_prefix decodes the membership proof that starts b. */
+static int proof_prefix(const uint8_t *b, size_t len, parsed_proof *p)
+{
+	const size_t fixed = 8 + 8 + MAGE_ENTRY_SIZE + 1;
+	if (len < fixed)
+		return MAGE_ERR_PROOF;
+	p->n = b[fixed - 1];
+	if (p->n > MAGE_MAX_PROOF_DEPTH || len < fixed + 32 * (size_t)p->n)
+		return MAGE_ERR_PROOF;
+	return parse_proof(b, fixed + 32 * (size_t)p->n, &p->index, &p->kind, &p->entry, &p->path, &p->n) == MAGE_OK
+		       ? (p->size = fixed + 32 * (size_t)p->n, MAGE_OK)
+		       : MAGE_ERR_PROOF;
+}
+
+/* parsed_lineage is a lineage proof: n tables (160 bytes each), n - 1
+ * statements (64 bytes each), the proof in the newest table and, if the
+ * member measured an older table, the proof in that one. */
+typedef struct {
+	uint32_t measured, n;
+	const uint8_t *tables, *statements;
+	parsed_proof proof, measured_proof;
+	uint8_t hashes[MAGE_MAX_EPOCH + 1][32];
+} parsed_lineage;
+
+static const uint8_t *table_at(const parsed_lineage *l, uint32_t e) { return l->tables + (size_t)e * MAGE_UPDATABLE_TABLE_SIZE; }
+
+/* same_constants: a member's entry carries over only between tables of
+ * the same SDK section size and Gramine runtime (bytes 16..63). */
+static int same_constants(const uint8_t *a, const uint8_t *b)
+{
+	size_t i;
+	for (i = 16; i < 28; i++)
+		if (a[i] != b[i])
+			return 0;
+	for (i = 32; i < 64; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+/* parse_lineage decodes a lineage proof and checks its links (not its
+ * statements), as package mage's ParseLineageProof. */
+static int parse_lineage(const uint8_t *b, size_t len, parsed_lineage *l)
+{
+	size_t i, at;
+	uint32_t e;
+	v2_table t;
+	if (b == NULL)
+		return MAGE_ERR_NULL;
+	if (len < 16)
+		return MAGE_ERR_LINEAGE;
+	for (i = 0; i < 8; i++)
+		if (b[i] != lineage_proof_tag[i])
+			return MAGE_ERR_LINEAGE;
+	l->measured = le32(b + 8);
+	l->n = le32(b + 12);
+	if (l->n == 0 || l->n > MAGE_MAX_EPOCH + 1)
+		return MAGE_ERR_LINEAGE;
+	at = 16 + (size_t)l->n * MAGE_UPDATABLE_TABLE_SIZE + (size_t)(l->n - 1) * 64;
+	if (len < at)
+		return MAGE_ERR_LINEAGE;
+	l->tables = b + 16;
+	l->statements = b + 16 + (size_t)l->n * MAGE_UPDATABLE_TABLE_SIZE;
+	for (e = 0; e < l->n; e++) {
+		const uint8_t *tb = table_at(l, e);
+		if (v2_parse(tb, MAGE_UPDATABLE_TABLE_SIZE, &t) != MAGE_OK || t.flags != (FLAG_MERKLE | FLAG_UPDATE) ||
+		    t.payload != MAGE_UPDATABLE_TABLE_SIZE || t.epoch != e)
+			return MAGE_ERR_LINEAGE;
+		if (e > 0 && (!equal32(tb + V2_HEADER + 64, l->hashes[e - 1]) || !same_constants(tb, table_at(l, 0))))
+			return MAGE_ERR_LINEAGE;
+		mage_sha256(tb, MAGE_UPDATABLE_TABLE_SIZE, l->hashes[e]);
+	}
+	if (l->measured >= l->n)
+		return MAGE_ERR_LINEAGE;
+	if (proof_prefix(b + at, len - at, &l->proof) != MAGE_OK)
+		return MAGE_ERR_PROOF;
+	at += l->proof.size;
+	if (l->measured < l->n - 1) {
+		if (proof_prefix(b + at, len - at, &l->measured_proof) != MAGE_OK)
+			return MAGE_ERR_PROOF;
+		at += l->measured_proof.size;
+	}
+	if (at != len)
+		return MAGE_ERR_PROOF;
+	return MAGE_OK;
+}
+
+/* verify_statement checks the statement making table e the successor of
+ * table e - 1, with the update key table e - 1 commits to. */
+static int verify_statement(const parsed_lineage *l, uint32_t e)
+{
+	uint8_t msg[sizeof statement_context + 68];
+	const uint8_t *key = table_at(l, e - 1) + V2_HEADER + 32;
+	size_t i;
+	if (all_zero(key, 32))
+		return MAGE_ERR_LINEAGE; /* a final group has no successor */
+	for (i = 0; i < sizeof statement_context; i++)
+		msg[i] = (uint8_t)statement_context[i]; /* with its NUL */
+	for (i = 0; i < 32; i++)
+		msg[sizeof statement_context + i] = l->hashes[e - 1][i], msg[sizeof statement_context + 32 + i] = l->hashes[e][i];
+	put_le32(msg + sizeof statement_context + 64, e);
+	return mage_ed25519_verify(key, msg, sizeof msg, l->statements + (size_t)(e - 1) * 64) ? MAGE_OK : MAGE_ERR_LINEAGE;
+}
+
+/* proof_in checks a membership proof against an updatable table. */
+static int proof_in(const uint8_t *table, const parsed_proof *p)
+{
+	v2_table t;
+	uint8_t leaf[32];
+	v2_parse(table, MAGE_UPDATABLE_TABLE_SIZE, &t); /* checked by parse_lineage */
+	if (p->index >= t.count || p->n > max_depth(t.count))
+		return MAGE_ERR_PROOF;
+	leaf_hash(p->kind, p->entry, leaf);
+	return verify_path(p->index, t.count, leaf, p->path, p->n, t.root) ? MAGE_OK : MAGE_ERR_PROOF;
+}
+
+/* finish_in finishes a member (kind, entry) over an updatable table as
+ * the member measured it: an SDK member over the table padded to the
+ * group's section size, a Gramine member over the table line and suffix. */
+static int finish_in(const uint8_t *table, const mage_libpal *pal, unsigned kind, const uint8_t *e, uint8_t out[32])
+{
+	v2_table t;
+	sha_state s;
+	uint8_t page[MAGE_PAGE_SIZE];
+	uint64_t off, p;
+	size_t c, b, i;
+	int err;
+	v2_parse(table, MAGE_UPDATABLE_TABLE_SIZE, &t);
+	if (kind == MAGE_KIND_GRAMINE) {
+		if (!t.gramine)
+			return MAGE_ERR_PROOF;
+		return gram_finish(&t, table, pal, e, out);
+	}
+	if (!t.sdk)
+		return MAGE_ERR_PROOF;
+	if ((err = entry_at(e, &s, &off)) != MAGE_OK)
+		return err;
+	for (p = 0; p < t.sdk_size; p += MAGE_PAGE_SIZE) {
+		zero(page, sizeof page);
+		for (i = 0; i < MAGE_PAGE_SIZE && p + i < MAGE_UPDATABLE_TABLE_SIZE; i++)
+			page[i] = table[p + i];
+		eadd(&s, off + p, SECINFO_REG_R);
+		for (c = 0; c < MAGE_PAGE_SIZE; c += 256) {
+			uint8_t rec[RECORD];
+			zero(rec, sizeof rec);
+			rec[0] = 'E', rec[1] = 'E', rec[2] = 'X', rec[3] = 'T';
+			rec[4] = 'E', rec[5] = 'N', rec[6] = 'D';
+			put_le64(rec + 8, off + p + c);
+			block(&s, rec);
+			for (b = 0; b < 256; b += RECORD)
+				block(&s, page + c + b);
+		}
+	}
+	finish(&s, out);
+	return MAGE_OK;
+}
+
+/* check is mage_lineage_check on a parsed proof. */
+static int check(const mage_lineage *v, const parsed_lineage *l, uint8_t mr[32])
+{
+	uint32_t e, head = l->n - 1;
+	const parsed_proof *m = &l->proof;
+	int err;
+	for (e = 0; e < v->known && e < l->n; e++)
+		if (!equal32(v->hashes[e], l->hashes[e]))
+			return MAGE_ERR_LINEAGE;
+	if (l->n < v->known)
+		return MAGE_ERR_STALE;
+	for (e = v->known; e < l->n; e++)
+		if ((err = verify_statement(l, e)) != MAGE_OK)
+			return err;
+	if ((err = proof_in(table_at(l, head), &l->proof)) != MAGE_OK)
+		return err;
+	/* The entry must also be in the table the member measured. */
+	if (l->measured < head) {
+		m = &l->measured_proof;
+		size_t i;
+		uint8_t d = 0;
+		for (i = 0; i < MAGE_ENTRY_SIZE; i++)
+			d |= m->entry[i] ^ l->proof.entry[i];
+		if (m->kind != l->proof.kind || d != 0)
+			return MAGE_ERR_PROOF;
+		if ((err = proof_in(table_at(l, l->measured), m)) != MAGE_OK)
+			return err;
+	}
+	return finish_in(table_at(l, l->measured), v->pal, m->kind, m->entry, mr);
+}
+
+int mage_lineage_check(const mage_lineage *v, const uint8_t *proof, size_t len, uint8_t mr[32], uint64_t *index, uint32_t *epoch,
+		       uint32_t *measured)
+{
+	parsed_lineage l;
+	int err;
+	if (v == NULL || mr == NULL || index == NULL || epoch == NULL || measured == NULL)
+		return MAGE_ERR_NULL;
+	if ((err = parse_lineage(proof, len, &l)) != MAGE_OK)
+		return err;
+	if ((err = check(v, &l, mr)) != MAGE_OK)
+		return err;
+	*index = l.proof.index, *epoch = l.n - 1, *measured = l.measured;
+	return MAGE_OK;
+}
+
+static void learn(mage_lineage *v, const parsed_lineage *l)
+{
+	uint32_t e;
+	size_t i;
+	for (e = v->known; e < l->n; e++) {
+		for (i = 0; i < MAGE_UPDATABLE_TABLE_SIZE; i++)
+			v->tables[e][i] = table_at(l, e)[i];
+		for (i = 0; i < 32; i++)
+			v->hashes[e][i] = l->hashes[e][i];
+	}
+	if (l->n > v->known)
+		v->known = l->n;
+}
+
+int mage_lineage_learn(mage_lineage *v, const uint8_t *proof, size_t len, int *learned)
+{
+	parsed_lineage l;
+	uint8_t mr[32];
+	int err;
+	if (v == NULL || learned == NULL)
+		return MAGE_ERR_NULL;
+	*learned = 0;
+	if ((err = parse_lineage(proof, len, &l)) != MAGE_OK)
+		return err;
+	if (l.n <= v->known)
+		return MAGE_OK;
+	if ((err = check(v, &l, mr)) != MAGE_OK)
+		return err;
+	learn(v, &l);
+	*learned = 1;
+	return MAGE_OK;
+}
+
+int mage_lineage_init(mage_lineage *v, const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t *own, size_t own_len,
+		      uint8_t self_mr[32], uint64_t *self_index)
+{
+	parsed_lineage l;
+	v2_table t;
+	uint8_t own_hash[32];
+	uint32_t e;
+	int err;
+	if (v == NULL || self_mr == NULL || self_index == NULL)
+		return MAGE_ERR_NULL;
+	if ((err = v2_section(section, len, &t)) != MAGE_OK)
+		return err;
+	if (t.flags != (FLAG_MERKLE | FLAG_UPDATE))
+		return MAGE_ERR_LINEAGE; /* this member's table commits to no update key */
+	if ((err = parse_lineage(own, own_len, &l)) != MAGE_OK)
+		return err;
+	e = t.epoch;
+	mage_sha256(section, MAGE_UPDATABLE_TABLE_SIZE, own_hash);
+	if (l.measured != e || e >= l.n || !equal32(l.hashes[e], own_hash))
+		return MAGE_ERR_LINEAGE;
+	/* Up to the measured table, the links are its own commitments. */
+	v->section = section, v->len = len, v->pal = pal, v->known = 0;
+	{
+		parsed_lineage prefix = l;
+		prefix.n = e + 1;
+		learn(v, &prefix);
+	}
+	if ((err = check(v, &l, self_mr)) != MAGE_OK)
+		return err;
+	learn(v, &l);
+	*self_index = l.proof.index;
+	return MAGE_OK;
 }

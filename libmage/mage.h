@@ -46,7 +46,9 @@ typedef enum mage_status {
 	MAGE_ERR_BAD_LIBPAL = -12,      /* not a libpal.so this library can replay (ELF, PT_LOAD segments) */
 	MAGE_ERR_LAYOUT = -13,   /* a Gramine entry whose enclave layout cannot be Gramine's (size, offset, pages) */
 	MAGE_ERR_MERKLE = -14,   /* a Merkle table: members are derived from their proofs (mage_merkle_derive) */
-	MAGE_ERR_PROOF = -15     /* a membership proof that is malformed or does not lead to the table's root */
+	MAGE_ERR_PROOF = -15,    /* a membership proof that is malformed or does not lead to the table's root */
+	MAGE_ERR_LINEAGE = -16,  /* a lineage that is malformed, not this group's, or whose statement does not verify */
+	MAGE_ERR_STALE = -17     /* the peer's lineage stops before the newest table this member knows */
 } mage_status;
 
 /* mage_status_string names a status, for logs. */
@@ -132,6 +134,54 @@ int mage_merkle_check(const uint8_t *section, size_t len, const uint8_t *proof, 
  * and this member's own one-page table. */
 int mage_merkle_derive(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t *proof, size_t proof_len,
 		       uint8_t out[32], uint64_t *index);
+
+/*
+ * Updatable groups (docs/table-format.md, "Updatable groups"): a Merkle
+ * table that commits to an update key, whose holder signs successors. A
+ * member keeps, from its own measured table, the group's lineage as far as
+ * it knows it (tables before its own are checked by hash, newer ones by
+ * the update key's Ed25519 statements), and checks a peer's lineage proof
+ * (the file group signing writes beside the peer, sent with its evidence):
+ * the peer's lineage must agree with every table it knows and reach the
+ * newest, the peer's entry must hold in the newest table and in the table
+ * it measured, and its MRENCLAVE is finished over the table it measured.
+ * The rules are package mage's LineageVerifier's.
+ */
+#define MAGE_MAX_EPOCH 255u
+#define MAGE_UPDATABLE_TABLE_SIZE 160u
+
+/* mage_lineage is a member's view of its group's lineage: about 49 KiB,
+ * allocated by the caller (it allocates nothing itself). The section and
+ * libpal given to mage_lineage_init must outlive it. */
+typedef struct mage_lineage {
+	uint32_t known; /* tables known: epochs 0 to known - 1 */
+	const uint8_t *section;
+	size_t len;
+	const mage_libpal *pal;
+	uint8_t tables[MAGE_MAX_EPOCH + 1][MAGE_UPDATABLE_TABLE_SIZE];
+	uint8_t hashes[MAGE_MAX_EPOCH + 1][32];
+} mage_lineage;
+
+/* mage_lineage_init starts a member's view from its own measured section
+ * (an updatable Merkle table) and its own lineage proof (from untrusted
+ * storage), as package mage's NewLineageVerifier: it stores the MRENCLAVE
+ * the proof derives for this member, which the caller must compare with
+ * its own (from its REPORT), and its index in the newest table. */
+int mage_lineage_init(mage_lineage *v, const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t *own, size_t own_len,
+		      uint8_t self_mr[32], uint64_t *self_index);
+
+/* mage_lineage_check checks a peer's lineage proof without learning from
+ * it, and stores the peer's MRENCLAVE (to compare with its evidence), its
+ * index in the newest table, that table's epoch and the epoch of the table
+ * the peer measured. */
+int mage_lineage_check(const mage_lineage *v, const uint8_t *proof, size_t len, uint8_t mr[32], uint64_t *index, uint32_t *epoch,
+		       uint32_t *measured);
+
+/* mage_lineage_learn keeps the newer tables of a lineage proof that
+ * checks (mage_lineage_check), once the peer's evidence matched: a member
+ * learns successors only from peers that proved themselves. It stores
+ * whether it learned a newer table. */
+int mage_lineage_learn(mage_lineage *v, const uint8_t *proof, size_t len, int *learned);
 
 /* mage_ed25519_verify reports (1) whether sig is pub's Ed25519 signature
  * of msg (RFC 8032, pure Ed25519), deciding every input exactly as Go's

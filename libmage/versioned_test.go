@@ -179,6 +179,7 @@ func FuzzVersioned(f *testing.F) {
 	if st != OK {
 		f.Fatal(st)
 	}
+	f.Cleanup(cpal.Free)
 	f.Add(versioned.Section)
 	f.Fuzz(func(t *testing.T, sec []byte) {
 		if bigSection(sec) {
@@ -222,6 +223,7 @@ func FuzzMerkle(f *testing.F) {
 	if st != OK {
 		f.Fatal(st)
 	}
+	f.Cleanup(cpal.Free)
 	// One input: the proof, then the section (its last 4096 bytes; the
 	// rest, if any, is the proof), so the mutator works on both at once.
 	for _, p := range merkle.Proofs {
