@@ -577,7 +577,9 @@ int mage_libpal_parse(const uint8_t *elf, size_t len, mage_libpal *pal)
 			lo = a;
 		if (z > hi)
 			hi = z;
-		pal->seg[pal->nseg++] = sg;
+		pal->seg[pal->nseg].offset = sg.offset, pal->seg[pal->nseg].vaddr = sg.vaddr;
+		pal->seg[pal->nseg].filesz = sg.filesz, pal->seg[pal->nseg].memsz = sg.memsz;
+		pal->seg[pal->nseg++].flags = sg.flags;
 	}
 	if (pal->nseg == 0 || lo != 0 || pal->entry >= hi)
 		return MAGE_ERR_BAD_LIBPAL;
@@ -1247,7 +1249,9 @@ static void ge_scalarmult(ge *r, const ge *p, const uint8_t s[32], const ed_cons
 		if (s[i / 8] >> (i % 8) & 1)
 			ge_add(&acc, &acc, p, k);
 	}
-	*r = acc;
+	/* Field by field: a struct copy may become a memcpy call, which a
+	 * freestanding enclave build does not have. */
+	fe_copy(r->x, acc.x), fe_copy(r->y, acc.y), fe_copy(r->z, acc.z), fe_copy(r->t, acc.t);
 }
 
 /* ge_decode decodes a point as Go's edwards25519 Point.SetBytes does. */
@@ -1595,19 +1599,22 @@ int mage_lineage_check(const mage_lineage *v, const uint8_t *proof, size_t len, 
 	return MAGE_OK;
 }
 
-static void learn(mage_lineage *v, const parsed_lineage *l)
+/* learn keeps tables known to n - 1 of l. */
+static void learn_to(mage_lineage *v, const parsed_lineage *l, uint32_t n)
 {
 	uint32_t e;
 	size_t i;
-	for (e = v->known; e < l->n; e++) {
+	for (e = v->known; e < n; e++) {
 		for (i = 0; i < MAGE_UPDATABLE_TABLE_SIZE; i++)
 			v->tables[e][i] = table_at(l, e)[i];
 		for (i = 0; i < 32; i++)
 			v->hashes[e][i] = l->hashes[e][i];
 	}
-	if (l->n > v->known)
-		v->known = l->n;
+	if (n > v->known)
+		v->known = n;
 }
+
+static void learn(mage_lineage *v, const parsed_lineage *l) { learn_to(v, l, l->n); }
 
 int mage_lineage_learn(mage_lineage *v, const uint8_t *proof, size_t len, int *learned)
 {
@@ -1650,11 +1657,7 @@ int mage_lineage_init(mage_lineage *v, const uint8_t *section, size_t len, const
 		return MAGE_ERR_LINEAGE;
 	/* Up to the measured table, the links are its own commitments. */
 	v->section = section, v->len = len, v->pal = pal, v->known = 0;
-	{
-		parsed_lineage prefix = l;
-		prefix.n = e + 1;
-		learn(v, &prefix);
-	}
+	learn_to(v, &l, e + 1);
 	if ((err = check(v, &l, self_mr)) != MAGE_OK)
 		return err;
 	learn(v, &l);
