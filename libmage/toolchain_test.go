@@ -175,3 +175,24 @@ func TestSanitizers(t *testing.T) {
 	got := strings.Split(strings.TrimSpace(string(out)), "\n")
 	same(t, "sanitized C", got, want)
 }
+
+// TestReadmeExamplesCompile compiles every C example of README.md with the
+// library's headers and strict flags, so the examples cannot drift from
+// the API.
+func TestReadmeExamplesCompile(t *testing.T) {
+	gcc := compiler(t, "gcc")
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(raw), "```c\n")[1:]
+	if len(blocks) < 4 {
+		t.Fatalf("README.md has %d C examples, want at least 4", len(blocks))
+	}
+	dir := t.TempDir()
+	for i, b := range blocks {
+		src := filepath.Join(dir, fmt.Sprintf("example%d.c", i))
+		os.WriteFile(src, []byte(b[:strings.Index(b, "```")]), 0o644)
+		run(t, gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I.", "-c", src, "-o", src+".o")
+	}
+}
