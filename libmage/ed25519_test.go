@@ -7,7 +7,9 @@ import (
 	"crypto/ed25519"
 	"crypto/sha512"
 	"encoding/hex"
+	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"testing"
 )
 
@@ -183,4 +185,48 @@ func BenchmarkEd25519Verify(b *testing.B) {
 			ed25519.Verify(pub, msg, sig)
 		}
 	})
+}
+
+// TestEd25519Wycheproof: on Wycheproof's 151 Ed25519 vectors, C decides
+// as Go's crypto/ed25519, and both as Wycheproof expects ("acceptable"
+// vectors may go either way, but C and Go must agree).
+func TestEd25519Wycheproof(t *testing.T) {
+	raw, err := os.ReadFile("testdata/wycheproof/ed25519_test.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		TestGroups []struct {
+			PublicKey struct{ Pk string }
+			Tests     []struct {
+				TcID    int
+				Comment string
+				Msg     string
+				Sig     string
+				Result  string
+			}
+		}
+	}
+	if err := json.Unmarshal(raw, &file); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range file.TestGroups {
+		pub := unhex(t, g.PublicKey.Pk)
+		for _, tc := range g.Tests {
+			msg, sig := unhex(t, tc.Msg), unhex(t, tc.Sig)
+			c := Ed25519Verify(pub, msg, sig)
+			gv := len(pub) == 32 && ed25519.Verify(pub, msg, sig)
+			if c != gv {
+				t.Errorf("test %d (%s): C %t, Go %t", tc.TcID, tc.Comment, c, gv)
+			}
+			if (tc.Result == "valid" && !c) || (tc.Result == "invalid" && c) {
+				t.Errorf("test %d (%s): C %t, Wycheproof says %s", tc.TcID, tc.Comment, c, tc.Result)
+			}
+			n++
+		}
+	}
+	if n != 151 {
+		t.Errorf("%d vectors, want 151", n)
+	}
 }
