@@ -1073,9 +1073,9 @@ static void fe_carry(fe a)
 	int i;
 	int64_t c;
 	for (i = 0; i < 16; i++) {
-		a[i] += (int64_t)1 << 16;
-		c = a[i] >> 16;
-		a[i] -= c << 16;
+		a[i] += 65536;
+		c = a[i] >> 16; /* arithmetic shift: floor division, as gcc and clang do */
+		a[i] -= c * 65536; /* not c << 16: shifting a negative value is undefined */
 		if (i < 15)
 			a[i + 1] += c - 1;
 		else
