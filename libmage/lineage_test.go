@@ -207,7 +207,9 @@ func TestLineagesLikeGo(t *testing.T) {
 
 // FuzzLineage compares mage_lineage_check with Go's LineageVerifier.Check
 // on any lineage proof, from the view of member a at epoch 0 (which checks
-// newer tables by their statements) and of member e at epoch 1.
+// newer tables by their statements) and of member e at epoch 1, and
+// mage_lineage_init (with its learning) with NewLineageVerifier when the
+// input is given as the member's own proof.
 func FuzzLineage(f *testing.F) {
 	x := signThreeEpochs(f)
 	cpal, st := ParseLibpal(x.palRaw)
@@ -216,8 +218,10 @@ func FuzzLineage(f *testing.F) {
 	}
 	f.Cleanup(cpal.Free)
 	type pair struct {
-		g *mage.LineageVerifier
-		c *Lineage
+		g   *mage.LineageVerifier
+		c   *Lineage
+		sec []byte
+		d   *mage.TableDeriver
 	}
 	var views []pair
 	for _, own := range []struct {
@@ -238,7 +242,7 @@ func FuzzLineage(f *testing.F) {
 			f.Fatal(st)
 		}
 		f.Cleanup(cv.Free)
-		views = append(views, pair{gv, cv})
+		views = append(views, pair{gv, cv, sec, d})
 	}
 	for _, g := range append(x.g[:], x.fork) {
 		for _, p := range g.LineageProofs {
@@ -258,6 +262,18 @@ func FuzzLineage(f *testing.F) {
 				t.Fatalf("view %d: Go accepts %s, C %x (%v)", i, gm.MRENCLAVE, mr, st)
 			case gerr != nil && st == OK:
 				t.Fatalf("view %d: Go refuses (%v), C accepts %x", i, gerr, mr)
+			}
+			// The same bytes as this member's own proof: a view started
+			// from them (mage_lineage_init, and its learning).
+			var gself mage.LineageMember
+			gerr = nil
+			if gp, gerr = mage.ParseLineageProof(b); gerr == nil {
+				_, gself, gerr = mage.NewLineageVerifier(v.d, gp)
+			}
+			cv, cself, _, st := NewLineage(v.sec, cpal, b)
+			cv.Free()
+			if (gerr == nil) != (st == OK) || (gerr == nil && cself != gself.MRENCLAVE) {
+				t.Fatalf("view %d started from the input: Go %s (%v), C %x (%v)", i, gself.MRENCLAVE, gerr, cself, st)
 			}
 		}
 	})

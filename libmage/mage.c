@@ -898,45 +898,52 @@ static int parse_proof(const uint8_t *proof, size_t proof_len, uint64_t *index, 
 	return MAGE_OK;
 }
 
-int mage_merkle_check(const uint8_t *section, size_t len, const uint8_t *proof, size_t proof_len, uint64_t *index, unsigned *kind)
+/* merkle_check is mage_merkle_check, also giving the parsed table and the
+ * proof's entry. */
+static int merkle_check(const uint8_t *section, size_t len, const uint8_t *proof, size_t proof_len, v2_table *t, uint64_t *index,
+			unsigned *kind, const uint8_t **entry)
 {
-	v2_table t;
-	const uint8_t *entry, *path;
+	const uint8_t *path;
 	uint8_t leaf[32];
 	unsigned n;
 	int err;
-	if (index == NULL || kind == NULL)
-		return MAGE_ERR_NULL;
-	if ((err = v2_section(section, len, &t)) != MAGE_OK)
+	if ((err = v2_section(section, len, t)) != MAGE_OK)
 		return err;
-	if (!(t.flags & FLAG_MERKLE))
+	if (!(t->flags & FLAG_MERKLE))
 		return MAGE_ERR_PROOF;
-	if ((err = parse_proof(proof, proof_len, index, kind, &entry, &path, &n)) != MAGE_OK)
+	if ((err = parse_proof(proof, proof_len, index, kind, entry, &path, &n)) != MAGE_OK)
 		return err;
-	if (*index >= t.count || n > max_depth(t.count))
+	if (*index >= t->count || n > max_depth(t->count))
 		return MAGE_ERR_PROOF;
-	leaf_hash(*kind, entry, leaf);
-	if (!verify_path(*index, t.count, leaf, path, n, t.root))
+	leaf_hash(*kind, *entry, leaf);
+	if (!verify_path(*index, t->count, leaf, path, n, t->root))
 		return MAGE_ERR_PROOF;
 	return MAGE_OK;
+}
+
+int mage_merkle_check(const uint8_t *section, size_t len, const uint8_t *proof, size_t proof_len, uint64_t *index, unsigned *kind)
+{
+	v2_table t;
+	const uint8_t *entry;
+	if (index == NULL || kind == NULL)
+		return MAGE_ERR_NULL;
+	return merkle_check(section, len, proof, proof_len, &t, index, kind, &entry);
 }
 
 int mage_merkle_derive(const uint8_t *section, size_t len, const mage_libpal *pal, const uint8_t *proof, size_t proof_len,
 		       uint8_t out[32], uint64_t *index)
 {
 	v2_table t;
+	const uint8_t *entry;
 	unsigned kind;
 	int err;
 	if (out == NULL || index == NULL)
 		return MAGE_ERR_NULL;
-	if ((err = mage_merkle_check(section, len, proof, proof_len, index, &kind)) != MAGE_OK)
+	if ((err = merkle_check(section, len, proof, proof_len, &t, index, &kind, &entry)) != MAGE_OK)
 		return err;
-	v2_section(section, len, &t); /* checked by mage_merkle_check */
-	if (kind == MAGE_KIND_SDK && !t.sdk)
+	if ((kind == MAGE_KIND_SDK && !t.sdk) || (kind == MAGE_KIND_GRAMINE && !t.gramine))
 		return MAGE_ERR_PROOF;
-	if (kind == MAGE_KIND_GRAMINE && !t.gramine)
-		return MAGE_ERR_PROOF;
-	return member_finish(&t, section, len, pal, kind, proof + 16, out);
+	return member_finish(&t, section, len, pal, kind, entry, out);
 }
 
 /* ---- SHA-512 (FIPS 180-4) ---- */
