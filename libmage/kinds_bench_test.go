@@ -55,7 +55,7 @@ func BenchmarkDeriveKinds(b *testing.B) {
 		data := make([]byte, c.bytes)
 		b.Run(c.name, func(b *testing.B) {
 			var d, s time.Duration
-			const k = 20
+			const k = 100
 			for b.Loop() {
 				t0 := time.Now()
 				for range k {
