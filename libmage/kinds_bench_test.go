@@ -20,11 +20,7 @@ import (
 // table line's pages and the replayed suffix, counted from Go's layout).
 func BenchmarkDeriveKinds(b *testing.B) {
 	ms, palRaw, pal := mixedMembers(b, "d5_edmm_t1_64M_nodebug")
-	cpal, st := ParseLibpal(palRaw)
-	if st != OK {
-		b.Fatal(st)
-	}
-	defer cpal.Free()
+	cpal := cLibpal(b, palRaw)
 	date := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
 	v, err := mage.SignAnyGroup(context.Background(), ms, pal, mage.SignOptions{Date: date})
 	if err != nil {

@@ -110,11 +110,7 @@ func sectionOf(t testing.TB, file []byte) []byte {
 // learning moves both the same way.
 func TestLineagesLikeGo(t *testing.T) {
 	x := signThreeEpochs(t)
-	cpal, st := ParseLibpal(x.palRaw)
-	if st != OK {
-		t.Fatal(st)
-	}
-	defer cpal.Free()
+	cpal := cLibpal(t, x.palRaw)
 	var proofs [][]byte
 	for _, g := range append(x.g[:], x.fork) {
 		_ = g.Members
@@ -212,11 +208,7 @@ func TestLineagesLikeGo(t *testing.T) {
 // input is given as the member's own proof.
 func FuzzLineage(f *testing.F) {
 	x := signThreeEpochs(f)
-	cpal, st := ParseLibpal(x.palRaw)
-	if st != OK {
-		f.Fatal(st)
-	}
-	f.Cleanup(cpal.Free)
+	cpal := cLibpal(f, x.palRaw)
 	type pair struct {
 		g   *mage.LineageVerifier
 		c   *Lineage

@@ -49,17 +49,25 @@ func mixedMembers(t testing.TB, manifest string) ([]mage.AnyMember, []byte, *gra
 	return ms, palRaw, pal
 }
 
+// cLibpal parses a libpal.so in C, failing tb if it cannot, and frees it
+// when tb ends.
+func cLibpal(tb testing.TB, raw []byte) *Libpal {
+	tb.Helper()
+	p, st := ParseLibpal(raw)
+	if st != OK {
+		tb.Fatalf("mage_libpal_parse: %v", st)
+	}
+	tb.Cleanup(p.Free)
+	return p
+}
+
 // TestVersionedTables: on a mixed group's versioned table and on its
 // Merkle table, the C library derives every member (SDK and Gramine, the
 // latter by replaying Gramine's suffix) exactly as the signer measured it;
 // without the libpal it says so; with another libpal it refuses.
 func TestVersionedTables(t *testing.T) {
 	ms, palRaw, pal := mixedMembers(t, "d6_defaults") // no EDMM: the free heap is replayed
-	cpal, st := ParseLibpal(palRaw)
-	if st != OK {
-		t.Fatalf("mage_libpal_parse: %v", st)
-	}
-	defer cpal.Free()
+	cpal := cLibpal(t, palRaw)
 	date := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
 	for _, merkle := range []bool{false, true} {
 		g, err := mage.SignAnyGroup(context.Background(), ms, pal, mage.SignOptions{Date: date, Merkle: merkle})
@@ -175,11 +183,7 @@ func bigSection(sec []byte) bool {
 // table whose libpal hash it was not given, which Go refuses up front).
 func FuzzVersioned(f *testing.F) {
 	versioned, _, palRaw, pal := fuzzGroups(f)
-	cpal, st := ParseLibpal(palRaw)
-	if st != OK {
-		f.Fatal(st)
-	}
-	f.Cleanup(cpal.Free)
+	cpal := cLibpal(f, palRaw)
 	f.Add(versioned.Section)
 	f.Fuzz(func(t *testing.T, sec []byte) {
 		if bigSection(sec) {
@@ -219,11 +223,7 @@ func FuzzVersioned(f *testing.F) {
 // table has).
 func FuzzMerkle(f *testing.F) {
 	_, merkle, palRaw, pal := fuzzGroups(f)
-	cpal, st := ParseLibpal(palRaw)
-	if st != OK {
-		f.Fatal(st)
-	}
-	f.Cleanup(cpal.Free)
+	cpal := cLibpal(f, palRaw)
 	// One input: the proof, then the section (its last 4096 bytes; the
 	// rest, if any, is the proof), so the mutator works on both at once.
 	for _, p := range merkle.Proofs {
