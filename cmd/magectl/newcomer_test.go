@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -305,5 +308,30 @@ func TestClassicCapacityFirst(t *testing.T) {
 	code, _, errs := magectl(t, nil, "group", "sign", gf)
 	if code == 0 || !strings.Contains(errs, "holds at most 85") || !strings.Contains(errs, "--table merkle") || strings.Contains(errs, "measure ") {
 		t.Errorf("100 members in a classic table: exit %d %s", code, errs)
+	}
+}
+
+// TestCLITDXMeasure: magectl tdx measure gives the MRTD the reference tool
+// gives for Debian's OVMF (testdata/tdx), and refuses an SGX enclave.
+func TestCLITDXMeasure(t *testing.T) {
+	raw, err := os.ReadFile("../../testdata/tdx/debian12-ovmf-2022.11-6+deb12u2-OVMF.fd.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, _ := io.ReadAll(z)
+	p := filepath.Join(t.TempDir(), "OVMF.fd")
+	os.WriteFile(p, fw, 0o644)
+	if out := mustRun(t, "tdx", "measure", p); strings.TrimSpace(out) != "4c7206f0f483c524f12c366c711e9049030a8d47c471ee5aa9c4999a08de4057fb887fed0744d5631a212967fb231c47" {
+		t.Errorf("tdx measure: %s", out)
+	}
+	if out := mustRun(t, "tdx", "measure", "--json", p); !strings.Contains(out, `"mrtd": "4c7206f0`) || !strings.Contains(out, `"gpa"`) {
+		t.Errorf("tdx measure --json:\n%s", out)
+	}
+	if code, _, errs := magectl(t, nil, "tdx", "measure", v("enclaves/g1_m0.so")); code != 3 || !strings.Contains(errs, "tdx: firmware") {
+		t.Errorf("tdx measure of an SGX enclave: exit %d %s", code, errs)
 	}
 }
