@@ -130,7 +130,9 @@ func ParseMetadata(fw []byte) ([]Section, error) {
 		return nil, fmt.Errorf("%w: TDX metadata offset block of %d bytes", ErrFirmware, len(blk))
 	}
 	off := uint64(binary.LittleEndian.Uint32(blk))
-	if off < 16+16 || off > uint64(len(fw)) {
+	// The descriptor starts off bytes before the end, after the metadata
+	// GUID: both must lie in the image.
+	if off < 16+16 || off+16 > uint64(len(fw)) {
 		return nil, fmt.Errorf("%w: TDX metadata at %#x from the end of a %#x-byte image", ErrFirmware, off, len(fw))
 	}
 	at := uint64(len(fw)) - off
