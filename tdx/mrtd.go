@@ -5,7 +5,9 @@
 // design guide describe it.
 //
 // This is the first piece of TDX support (issue 20): MRTD from a TDVF
-// (OVMF) image. RTMRs, direct boot, group members and quotes follow.
+// (OVMF) image, and RTMRs replayed from a TD's event log. The RTMRs a
+// direct boot gives (kernel, initrd, command line), group members and
+// quotes follow.
 package tdx
 
 import (
