@@ -16,28 +16,24 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/magesgx/mage/internal/ovmf"
 )
 
 // ErrFirmware is wrapped by every refusal of a firmware image.
 var ErrFirmware = errors.New("tdx: firmware")
 
-// GUIDs of the OVMF GUIDed table (edk2 OvmfPkg/ResetVector) and of the
-// TDX metadata (TDVF design guide, section 11), in the canonical textual
-// order; efiGUID gives their byte encoding.
+// GUIDs of the TDX metadata (TDVF design guide, section 11): the OVMF
+// table entry that holds its offset, and the GUID before it.
 const (
-	guidTableFooter   = "96b582de-1fb2-45f7-baea-a366c55a082d"
 	guidMetadataBlock = "e47a6535-984a-4798-865e-4685a7bf8ec2" // holds the metadata's offset from the end
 	guidMetadata      = "e9eaf9f3-168e-44d5-a8eb-7f4d8738f6ae" // precedes the metadata descriptor
 )
 
-// The GUIDed table ends 0x20 bytes before the end of the image; each
-// entry ends with a u16 size (of the whole entry) and its GUID.
 const (
-	tableEndOffset = 0x20
-	guidEntrySize  = 2 + 16
-	pageSize       = 4096
-	chunkSize      = 256 // TDH.MR.EXTEND
-	recordSize     = 128 // the extension buffer of each leaf function
+	pageSize   = 4096
+	chunkSize  = 256 // TDH.MR.EXTEND
+	recordSize = 128 // the extension buffer of each leaf function
 )
 
 // Section types and attributes of the TDX metadata (TDVF design guide,
@@ -61,59 +57,13 @@ type Section struct {
 	Attributes uint32 `json:"attributes"`
 }
 
-// efiGUID encodes a GUID as UEFI stores it: the first three fields
-// little-endian.
-func efiGUID(s string) [16]byte {
-	var g [16]byte
-	var b []byte
-	for _, c := range []byte(s) {
-		if c != '-' {
-			b = append(b, c)
-		}
-	}
-	var raw [16]byte
-	for i := range raw {
-		fmt.Sscanf(string(b[2*i:2*i+2]), "%02x", &raw[i])
-	}
-	binary.LittleEndian.PutUint32(g[0:], binary.BigEndian.Uint32(raw[0:]))
-	binary.LittleEndian.PutUint16(g[4:], binary.BigEndian.Uint16(raw[4:]))
-	binary.LittleEndian.PutUint16(g[6:], binary.BigEndian.Uint16(raw[6:]))
-	copy(g[8:], raw[8:])
-	return g
-}
-
-// guidBlock returns the data of the GUIDed table entry with GUID want
-// (without its size and GUID), walking the table from its footer.
+// guidBlock returns the data of an OVMF GUIDed table entry.
 func guidBlock(fw []byte, want string) ([]byte, error) {
-	if len(fw) < tableEndOffset+guidEntrySize {
-		return nil, fmt.Errorf("%w: %d bytes, too small for a GUIDed table", ErrFirmware, len(fw))
+	b, err := ovmf.Block(fw, want)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFirmware, err)
 	}
-	foot := fw[len(fw)-tableEndOffset-guidEntrySize : len(fw)-tableEndOffset]
-	if [16]byte(foot[2:]) != efiGUID(guidTableFooter) {
-		return nil, fmt.Errorf("%w: no OVMF GUIDed table footer %s", ErrFirmware, guidTableFooter)
-	}
-	size := int(binary.LittleEndian.Uint16(foot))
-	if size < guidEntrySize || size > len(fw)-tableEndOffset {
-		return nil, fmt.Errorf("%w: GUIDed table of %d bytes", ErrFirmware, size)
-	}
-	start := len(fw) - tableEndOffset - size
-	table := fw[start : start+size-guidEntrySize]
-	target := efiGUID(want)
-	for len(table) > 0 {
-		if len(table) < guidEntrySize {
-			return nil, fmt.Errorf("%w: GUIDed table entries do not fill the table", ErrFirmware)
-		}
-		e := table[len(table)-guidEntrySize:]
-		n := int(binary.LittleEndian.Uint16(e))
-		if n < guidEntrySize || n > len(table) {
-			return nil, fmt.Errorf("%w: a GUIDed table entry of %d bytes in %d", ErrFirmware, n, len(table))
-		}
-		if [16]byte(e[2:]) == target {
-			return table[len(table)-n : len(table)-guidEntrySize], nil
-		}
-		table = table[:len(table)-n]
-	}
-	return nil, fmt.Errorf("%w: no GUIDed table entry %s (not a TDVF image)", ErrFirmware, want)
+	return b, nil
 }
 
 // maxSections bounds the metadata a hostile image can make us walk.
@@ -138,7 +88,7 @@ func ParseMetadata(fw []byte) ([]Section, error) {
 		return nil, fmt.Errorf("%w: TDX metadata at %#x from the end of a %#x-byte image", ErrFirmware, off, len(fw))
 	}
 	at := uint64(len(fw)) - off
-	if [16]byte(fw[at-16:at]) != efiGUID(guidMetadata) {
+	if [16]byte(fw[at-16:at]) != ovmf.GUID(guidMetadata) {
 		return nil, fmt.Errorf("%w: no TDX metadata GUID before the descriptor", ErrFirmware)
 	}
 	d := fw[at:]

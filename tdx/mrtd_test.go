@@ -63,8 +63,8 @@ func TestHostileFirmware(t *testing.T) {
 	cases := map[string][]byte{
 		"empty":               nil,
 		"truncated":           fw[:len(fw)/2],
-		"no footer":           set(len(fw)-tableEndOffset-16, 0),
-		"metadata offset 0":   set(len(fw)-tableEndOffset-int(binary.LittleEndian.Uint16(fw[len(fw)-tableEndOffset-guidEntrySize:]))+0, 0),
+		"no footer":           set(len(fw)-0x20-16, 0),
+		"metadata offset 0":   set(len(fw)-0x20-int(binary.LittleEndian.Uint16(fw[len(fw)-0x20-18:])), 0),
 		"version 2":           set(meta+8, 2),
 		"1000 sections":       set(meta+12, 1000),
 		"length":              set(meta+4, 12),

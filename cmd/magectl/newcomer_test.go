@@ -335,3 +335,27 @@ func TestCLITDXMeasure(t *testing.T) {
 		t.Errorf("tdx measure of an SGX enclave: exit %d %s", code, errs)
 	}
 }
+
+// TestCLISNPMeasure: magectl snp measure gives sev-snp-measure's digest
+// for Debian's OVMF (testdata/snp), and refuses bad options.
+func TestCLISNPMeasure(t *testing.T) {
+	raw, err := os.ReadFile("../../testdata/tdx/debian12-ovmf-2022.11-6+deb12u2-OVMF.fd.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, _ := io.ReadAll(z)
+	p := filepath.Join(t.TempDir(), "OVMF.fd")
+	os.WriteFile(p, fw, 0o644)
+	if out := mustRun(t, "snp", "measure", "--vcpus", "2", "--vcpu-type", "EPYC-v4", p); strings.TrimSpace(out) != "a5b54e62ae971b58274dd24cc6c47b842662617036e7bd67d7326c07ac6363f35399ef933330a5ea160cead90a00603f" {
+		t.Errorf("snp measure: %s", out)
+	}
+	for _, args := range [][]string{{"snp", "measure", p}, {"snp", "measure", "--vcpus", "1", "--vcpu-type", "Skylake", p}} {
+		if code, _, errs := magectl(t, nil, args...); code != 2 {
+			t.Errorf("%v: exit %d %s", args, code, errs)
+		}
+	}
+}

@@ -15,6 +15,7 @@ func registered() []command {
 		{"group", "sign or verify a whole MAGE group", runGroup},
 		{"gramine", "measure, sign and show Gramine enclaves (v1.5+ layout)", runGramine},
 		{"tdx", "measure Intel TDX confidential VMs (the MRTD of a TDVF image)", runTDX},
+		{"snp", "measure AMD SEV-SNP confidential VMs (the launch digest of a QEMU guest)", runSNP},
 		{"derive", "derive every group member's MRENCLAVE from a member's table", runDerive},
 		{"sim", "load enclaves on the simulated SGX platform", runSim},
 		{"quote", "show or verify an Intel DCAP quote", runQuote},
