@@ -3,36 +3,20 @@ package snp
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"io"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/magesgx/mage/internal/ovmf"
+	"github.com/magesgx/mage/internal/ovmf/ovmftest"
 )
 
 // debianOVMF is Debian 12's unified OVMF image (testdata/tdx/README.md).
-func debianOVMF(tb testing.TB) []byte {
-	f, err := os.Open("../testdata/tdx/debian12-ovmf-2022.11-6+deb12u2-OVMF.fd.gz")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := io.ReadAll(z)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
+func debianOVMF(tb testing.TB) []byte { return ovmftest.DebianOVMF(tb) }
 
 // TestLaunchDigestReference: every launch of Debian's OVMF that
 // virtee/sev-snp-measure computed (testdata/snp: 1, 2 and 4 vCPUs of five

@@ -2,32 +2,16 @@ package tdx
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"io"
-	"os"
 	"testing"
+
+	"github.com/magesgx/mage/internal/ovmf/ovmftest"
 )
 
 // debianOVMF is Debian 12's unified OVMF image (testdata/tdx/README.md).
-func debianOVMF(tb testing.TB) []byte {
-	f, err := os.Open("../testdata/tdx/debian12-ovmf-2022.11-6+deb12u2-OVMF.fd.gz")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := io.ReadAll(z)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
+func debianOVMF(tb testing.TB) []byte { return ovmftest.DebianOVMF(tb) }
 
 // TestMRTDReference: Debian's OVMF gives the MRTD google/gce-tcb-verifier
 // computes for it, bit for bit.

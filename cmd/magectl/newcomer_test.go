@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/magesgx/mage/internal/ovmf/ovmftest"
 	"github.com/magesgx/mage/mage"
 )
 
@@ -314,17 +312,8 @@ func TestClassicCapacityFirst(t *testing.T) {
 // TestCLITDXMeasure: magectl tdx measure gives the MRTD the reference tool
 // gives for Debian's OVMF (testdata/tdx), and refuses an SGX enclave.
 func TestCLITDXMeasure(t *testing.T) {
-	raw, err := os.ReadFile("../../testdata/tdx/debian12-ovmf-2022.11-6+deb12u2-OVMF.fd.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw, _ := io.ReadAll(z)
 	p := filepath.Join(t.TempDir(), "OVMF.fd")
-	os.WriteFile(p, fw, 0o644)
+	os.WriteFile(p, ovmftest.DebianOVMF(t), 0o644)
 	if out := mustRun(t, "tdx", "measure", p); strings.TrimSpace(out) != "4c7206f0f483c524f12c366c711e9049030a8d47c471ee5aa9c4999a08de4057fb887fed0744d5631a212967fb231c47" {
 		t.Errorf("tdx measure: %s", out)
 	}
@@ -339,17 +328,8 @@ func TestCLITDXMeasure(t *testing.T) {
 // TestCLISNPMeasure: magectl snp measure gives sev-snp-measure's digest
 // for Debian's OVMF (testdata/snp), and refuses bad options.
 func TestCLISNPMeasure(t *testing.T) {
-	raw, err := os.ReadFile("../../testdata/tdx/debian12-ovmf-2022.11-6+deb12u2-OVMF.fd.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw, _ := io.ReadAll(z)
 	p := filepath.Join(t.TempDir(), "OVMF.fd")
-	os.WriteFile(p, fw, 0o644)
+	os.WriteFile(p, ovmftest.DebianOVMF(t), 0o644)
 	if out := mustRun(t, "snp", "measure", "--vcpus", "2", "--vcpu-type", "EPYC-v4", p); strings.TrimSpace(out) != "a5b54e62ae971b58274dd24cc6c47b842662617036e7bd67d7326c07ac6363f35399ef933330a5ea160cead90a00603f" {
 		t.Errorf("snp measure: %s", out)
 	}
