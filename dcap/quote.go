@@ -42,6 +42,10 @@ const (
 	// TEETypeSGX is the TEE type of SGX quotes (version 4 header; the same
 	// bytes are reserved, zero, in version 3).
 	TEETypeSGX = 0
+	// TEETypeTDX is the TEE type of TDX quotes (TD quotes, ParseTDQuote).
+	TEETypeTDX = 0x81
+	// TDReportBodySize is the size of a version 4 TD quote's body.
+	TDReportBodySize = 584
 
 	ecdsaSigSize    = 64
 	ecdsaPubSize    = 64
@@ -192,11 +196,57 @@ type Quote struct {
 	QEReportSig   [ecdsaSigSize]byte // ECDSA P-256 r||s over QEReport, by the PCK key
 	QEAuthData    []byte             // QE authentication data (at most 65535 bytes)
 	Certification CertificationData  // the PCK certification data (type 1 to 5)
+	// TD is the TD report body of a TDX quote (ParseTDQuote), which then
+	// replaces Body (left zero); nil for an SGX quote.
+	TD *TDReportBody
+}
+
+// TDReportBody is the body of a version 4 TD quote (Intel TDX DCAP Quote
+// Generation Library and Quote Verification Library, "TD Quote Body"):
+// the measurements of the TDX module and of the TD.
+type TDReportBody struct {
+	TEETCBSVN      [16]byte
+	MRSEAM         [48]byte
+	MRSignerSEAM   [48]byte
+	SEAMAttributes uint64
+	TDAttributes   uint64
+	XFAM           uint64
+	MRTD           [48]byte
+	MRConfigID     [48]byte
+	MROwner        [48]byte
+	MROwnerConfig  [48]byte
+	RTMR           [4][48]byte
+	ReportData     [64]byte
+
+	raw []byte // the body as parsed: what the quote signature covers
+}
+
+// parseTDReportBody decodes a TD quote body.
+func parseTDReportBody(b []byte) *TDReportBody {
+	le := binary.LittleEndian
+	t := &TDReportBody{raw: bytes.Clone(b)}
+	copy(t.TEETCBSVN[:], b[0:])
+	copy(t.MRSEAM[:], b[16:])
+	copy(t.MRSignerSEAM[:], b[64:])
+	t.SEAMAttributes, t.TDAttributes, t.XFAM = le.Uint64(b[112:]), le.Uint64(b[120:]), le.Uint64(b[128:])
+	copy(t.MRTD[:], b[136:])
+	copy(t.MRConfigID[:], b[184:])
+	copy(t.MROwner[:], b[232:])
+	copy(t.MROwnerConfig[:], b[280:])
+	for i := range t.RTMR {
+		copy(t.RTMR[i][:], b[328+48*i:])
+	}
+	copy(t.ReportData[:], b[520:])
+	return t
 }
 
 // SignedBytes returns header||body, the bytes the quote signature covers,
-// encoded from the fields (which for a parsed quote are the bytes parsed).
+// encoded from the fields (which for a parsed quote are the bytes parsed);
+// for a TD quote, header||TD body as parsed.
 func (q *Quote) SignedBytes() []byte {
+	if q.TD != nil {
+		return append(q.Header.Marshal(), q.TD.raw...)
+	}
 	return append(q.Header.Marshal(), q.Body.Marshal()...)
 }
 
@@ -234,7 +284,15 @@ func (r *reader) u32(what string) (uint32, error) {
 // ParseQuote parses an SGX ECDSA-P256 quote of version 3 or 4 with strict
 // length checks: every length field must match the bytes present exactly,
 // with no trailing bytes. It copies b; the Quote does not alias it.
-func ParseQuote(b []byte) (*Quote, error) {
+func ParseQuote(b []byte) (*Quote, error) { return parseQuote(b, TEETypeSGX) }
+
+// ParseTDQuote parses an Intel TDX quote (TD quote) of version 4, with the
+// checks of ParseQuote: its body is a TD report body (Quote.TD). Its
+// signatures verify as an SGX quote's do (Quote.VerifySignatures); its
+// collateral (TDX TCB Info, the TD QE's identity) is not verified here.
+func ParseTDQuote(b []byte) (*Quote, error) { return parseQuote(b, TEETypeTDX) }
+
+func parseQuote(b []byte, tee uint32) (*Quote, error) {
 	b = bytes.Clone(b)
 	r := &reader{b: b}
 	hb, err := r.take(HeaderSize, "header")
@@ -248,24 +306,35 @@ func ParseQuote(b []byte) (*Quote, error) {
 	h.QESVN, h.PCESVN = le.Uint16(hb[8:]), le.Uint16(hb[10:])
 	copy(h.QEVendorID[:], hb[12:])
 	copy(h.UserData[:], hb[28:])
-	if h.Version != 3 && h.Version != 4 {
+	switch {
+	case tee == TEETypeTDX && h.Version != 4:
+		return nil, formatErr("header.version (offset 0) is %d, want 4 for a TD quote", h.Version)
+	case h.Version != 3 && h.Version != 4:
 		return nil, formatErr("header.version (offset 0) is %d, want 3 or 4", h.Version)
 	}
 	if h.AttKeyType != AttKeyECDSAP256 {
 		return nil, formatErr("header.att_key_type (offset 2) is %d, want 2 (ECDSA-256 with P-256)", h.AttKeyType)
 	}
-	if h.TEEType != TEETypeSGX {
-		return nil, formatErr("header.tee_type (offset 4) is %#x, want 0 (SGX)", h.TEEType)
+	if h.TEEType != tee {
+		return nil, formatErr("header.tee_type (offset 4) is %#x, want %#x (%s)", h.TEEType, tee, map[uint32]string{TEETypeSGX: "SGX", TEETypeTDX: "TDX"}[tee])
 	}
-	body, err := r.take(sgx.ReportBodySize, "report body")
-	if err != nil {
-		return nil, err
+	if tee == TEETypeTDX {
+		body, err := r.take(TDReportBodySize, "TD report body")
+		if err != nil {
+			return nil, err
+		}
+		q.TD = parseTDReportBody(body)
+	} else {
+		body, err := r.take(sgx.ReportBodySize, "report body")
+		if err != nil {
+			return nil, err
+		}
+		rb, err := sgx.ParseReportBody(body)
+		if err != nil {
+			return nil, formatErr("report body: %v", err)
+		}
+		q.Body = *rb
 	}
-	rb, err := sgx.ParseReportBody(body)
-	if err != nil {
-		return nil, formatErr("report body: %v", err)
-	}
-	q.Body = *rb
 	sigLen, err := r.u32("signature data length")
 	if err != nil {
 		return nil, err

@@ -366,7 +366,19 @@ func FuzzParseQuote(f *testing.F) {
 	f.Add(tdata(f, "phala-dcap-qvl/sgx_quote"))
 	f.Add(tdata(f, "intel-qvl-sampledata-TESTPKI/quote.dat"))
 	f.Add(phalaV4(f))
+	if td, err := os.ReadFile("../testdata/tdx/tdx_prod_quote_SPR_E4.dat"); err == nil {
+		f.Add(td)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// A TD quote goes through the same checks.
+		if q, err := ParseTDQuote(b); err == nil {
+			if again, err := q.Marshal(); err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("TD quote does not round-trip: %v", err)
+			}
+			q.VerifySignatures(intelRoot(t), nil, phalaTime)
+		} else if !errors.Is(err, ErrFormat) {
+			t.Fatalf("TD quote error does not wrap ErrFormat: %v", err)
+		}
 		q, err := ParseQuote(b)
 		if err != nil {
 			if !errors.Is(err, ErrFormat) {

@@ -44,24 +44,25 @@ func viewReport(r *dcap.ReportBody) reportView {
 }
 
 type quoteView struct {
-	Version      uint16     `json:"version"`
-	AttKeyType   uint16     `json:"att_key_type"`
-	TEEType      uint32     `json:"tee_type"`
-	QESVN        uint16     `json:"qe_svn"`
-	PCESVN       uint16     `json:"pce_svn"`
-	QEVendorID   string     `json:"qe_vendor_id"`
-	UserData     string     `json:"user_data"`
-	Enclave      reportView `json:"enclave"`
-	QE           reportView `json:"qe"`
-	QEAuthData   string     `json:"qe_auth_data"`
-	AttestKey    string     `json:"attestation_key"`
-	CertDataType uint16     `json:"certification_data_type"`
-	PCKChain     []string   `json:"pck_chain,omitempty"`
-	FMSPC        string     `json:"fmspc,omitempty"`
-	PCEID        string     `json:"pce_id,omitempty"`
-	PPID         string     `json:"ppid,omitempty"`
-	PCKCPUSVN    string     `json:"pck_cpusvn,omitempty"`
-	PCKPCESVN    *uint16    `json:"pck_pcesvn,omitempty"`
+	Version      uint16      `json:"version"`
+	AttKeyType   uint16      `json:"att_key_type"`
+	TEEType      uint32      `json:"tee_type"`
+	QESVN        uint16      `json:"qe_svn"`
+	PCESVN       uint16      `json:"pce_svn"`
+	QEVendorID   string      `json:"qe_vendor_id"`
+	UserData     string      `json:"user_data"`
+	Enclave      *reportView `json:"enclave,omitempty"` // an SGX quote's enclave
+	TD           *tdView     `json:"td,omitempty"`      // a TDX quote's TD
+	QE           reportView  `json:"qe"`
+	QEAuthData   string      `json:"qe_auth_data"`
+	AttestKey    string      `json:"attestation_key"`
+	CertDataType uint16      `json:"certification_data_type"`
+	PCKChain     []string    `json:"pck_chain,omitempty"`
+	FMSPC        string      `json:"fmspc,omitempty"`
+	PCEID        string      `json:"pce_id,omitempty"`
+	PPID         string      `json:"ppid,omitempty"`
+	PCKCPUSVN    string      `json:"pck_cpusvn,omitempty"`
+	PCKPCESVN    *uint16     `json:"pck_pcesvn,omitempty"`
 }
 
 // readQuote reads a quote from a file or "-" (standard input), binary or
@@ -81,16 +82,60 @@ func readQuote(e *env, path string) ([]byte, *dcap.Quote, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err := dcap.ParseQuote(raw)
+	q, err := parseAnyQuote(raw)
 	if err == nil {
 		return raw, q, nil
 	}
 	if dec := decodeText(raw); dec != nil {
-		if q, derr := dcap.ParseQuote(dec); derr == nil {
+		if q, derr := parseAnyQuote(dec); derr == nil {
 			return dec, q, nil
 		}
 	}
 	return nil, nil, fmt.Errorf("%s: %w", path, err)
+}
+
+// parseAnyQuote parses an SGX quote, or else a TDX (TD) quote.
+func parseAnyQuote(b []byte) (*dcap.Quote, error) {
+	q, err := dcap.ParseQuote(b)
+	if err != nil && len(b) >= 8 && b[4] == dcap.TEETypeTDX {
+		return dcap.ParseTDQuote(b)
+	}
+	return q, err
+}
+
+// refuseTD refuses a TD quote where only SGX quotes can be verified.
+func refuseTD(path string, q *dcap.Quote) error {
+	if q.TD != nil {
+		return fmt.Errorf("%s: a TDX quote: verifying TD quotes with collateral is not implemented yet (magectl quote show decodes it)", path)
+	}
+	return nil
+}
+
+// tdView is a TD quote's body, for quote show.
+type tdView struct {
+	TEETCBSVN      string    `json:"tee_tcb_svn"`
+	MRSEAM         string    `json:"mrseam"`
+	MRSignerSEAM   string    `json:"mrsigner_seam"`
+	SEAMAttributes string    `json:"seam_attributes"`
+	TDAttributes   string    `json:"td_attributes"`
+	XFAM           string    `json:"xfam"`
+	MRTD           string    `json:"mrtd"`
+	MRConfigID     string    `json:"mrconfigid"`
+	MROwner        string    `json:"mrowner"`
+	MROwnerConfig  string    `json:"mrownerconfig"`
+	RTMRs          [4]string `json:"rtmrs"`
+	ReportData     string    `json:"report_data"`
+}
+
+func viewTD(t *dcap.TDReportBody) *tdView {
+	h := hex.EncodeToString
+	v := &tdView{TEETCBSVN: h(t.TEETCBSVN[:]), MRSEAM: h(t.MRSEAM[:]), MRSignerSEAM: h(t.MRSignerSEAM[:]),
+		SEAMAttributes: fmt.Sprintf("%#016x", t.SEAMAttributes), TDAttributes: fmt.Sprintf("%#016x", t.TDAttributes), XFAM: fmt.Sprintf("%#016x", t.XFAM),
+		MRTD: h(t.MRTD[:]), MRConfigID: h(t.MRConfigID[:]), MROwner: h(t.MROwner[:]), MROwnerConfig: h(t.MROwnerConfig[:]), ReportData: h(t.ReportData[:])}
+	for i := range t.RTMR {
+		v.RTMRs[i] = h(t.RTMR[i][:])
+	}
+	return v
 }
 
 // decodeText decodes hex (optionally 0x-prefixed) or base64 text, or
@@ -125,7 +170,7 @@ func runQuoteShow(e *env, args []string) error {
 	v := quoteView{
 		Version: h.Version, AttKeyType: h.AttKeyType, TEEType: h.TEEType, QESVN: h.QESVN, PCESVN: h.PCESVN,
 		QEVendorID: hex.EncodeToString(h.QEVendorID[:]), UserData: hex.EncodeToString(h.UserData[:]),
-		Enclave: viewReport(&q.Body), QE: viewReport(&q.QEReport), QEAuthData: hex.EncodeToString(q.QEAuthData),
+		QE: viewReport(&q.QEReport), QEAuthData: hex.EncodeToString(q.QEAuthData),
 		AttestKey: hex.EncodeToString(q.AttestKey[:]), CertDataType: q.Certification.Type,
 	}
 	if id, err := q.Certification.PCKIdentifier(); err == nil {
@@ -144,15 +189,33 @@ func runQuoteShow(e *env, args []string) error {
 			v.PCKCPUSVN, v.PCKPCESVN = hex.EncodeToString(x.CPUSVN[:]), &x.PCESVN
 		}
 	}
+	if q.TD != nil {
+		v.TD = viewTD(q.TD)
+	} else {
+		enc := viewReport(&q.Body)
+		v.Enclave = &enc
+	}
 	if *jsonOut {
 		return writeJSON(e.stdout, v)
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "quote v%d  att_key_type %d  tee_type %d  qe_svn %d  pce_svn %d  qe_vendor %s\n", v.Version, v.AttKeyType, v.TEEType, v.QESVN, v.PCESVN, v.QEVendorID)
-	for _, r := range []struct {
+	fmt.Fprintf(w, "quote v%d  att_key_type %d  tee_type %#x  qe_svn %d  pce_svn %d  qe_vendor %s\n", v.Version, v.AttKeyType, v.TEEType, v.QESVN, v.PCESVN, v.QEVendorID)
+	if td := v.TD; td != nil {
+		fmt.Fprintf(w, "TD       MRTD      %s\n         RTMR0..3  %s\n                   %s\n                   %s\n                   %s\n", td.MRTD, td.RTMRs[0], td.RTMRs[1], td.RTMRs[2], td.RTMRs[3])
+		fmt.Fprintf(w, "         MRCONFIGID %s\n         MRSEAM    %s\n         TD attributes %s  XFAM %s  TEE_TCB_SVN %s\n         report_data %s\n",
+			td.MRConfigID, td.MRSEAM, td.TDAttributes, td.XFAM, td.TEETCBSVN, td.ReportData)
+	}
+	views := []struct {
 		name string
 		v    *reportView
-	}{{"enclave", &v.Enclave}, {"QE", &v.QE}} {
+	}{{"QE", &v.QE}}
+	if v.Enclave != nil {
+		views = append([]struct {
+			name string
+			v    *reportView
+		}{{"enclave", v.Enclave}}, views...)
+	}
+	for _, r := range views {
 		id := r.v.Identity
 		fmt.Fprintf(w, "%-8s MRENCLAVE %s\n         MRSIGNER  %s\n         ISVPRODID %d  ISVSVN %d  MISCSELECT %#x  %s  debug %t\n",
 			r.name, id.MRENCLAVE, id.MRSIGNER, id.ISVProdID, id.ISVSVN, id.MiscSelect, id.Attributes, r.v.Debug)
@@ -284,6 +347,9 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 	}
 	raw, q, err := readQuote(e, arg)
 	if err != nil {
+		return err
+	}
+	if err := refuseTD(arg, q); err != nil {
 		return err
 	}
 	var root *x509.Certificate
@@ -578,6 +644,9 @@ func runCollateralFetch(e *env, args []string) error {
 	}
 	_, q, err := readQuote(e, arg)
 	if err != nil {
+		return err
+	}
+	if err := refuseTD(arg, q); err != nil {
 		return err
 	}
 	cs, closeCache, err := src.source(time.Time{})

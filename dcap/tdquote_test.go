@@ -1,0 +1,95 @@
+package dcap_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/magesgx/mage/dcap"
+	"github.com/magesgx/mage/tdx"
+)
+
+// TestTDQuote: go-tdx-guest's two real TD quotes parse (version 4, TEE
+// type TDX), re-encode to their bytes, and verify to the Intel root by
+// their signatures; a changed TD body fails the quote signature; SGX and
+// TD quotes are not taken for each other; and the RTMRs of the COS quote
+// are the ones its event log replays to.
+func TestTDQuote(t *testing.T) {
+	sgxQuote, err := os.ReadFile("testdata/phala-dcap-qvl/sgx_quote")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dcap.ParseTDQuote(sgxQuote); !errors.Is(err, dcap.ErrFormat) {
+		t.Errorf("an SGX quote as a TD quote: %v", err)
+	}
+	for _, name := range []string{"tdx_prod_quote_SPR_E4.dat", "ccel/cos-113-tdx-quote.dat"} {
+		raw, err := os.ReadFile("../testdata/tdx/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A quote may sit in a larger buffer (the COS one is padded).
+		q, err := dcap.ParseTDQuote(raw)
+		if err != nil {
+			if end := quoteEnd(raw); end > 0 {
+				raw = raw[:end]
+				q, err = dcap.ParseTDQuote(raw)
+			}
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if q.TD == nil || q.Header.TEEType != dcap.TEETypeTDX {
+			t.Fatalf("%s: no TD body", name)
+		}
+		if b, err := q.Marshal(); err != nil || !bytes.Equal(b, raw) {
+			t.Errorf("%s: does not re-encode to its bytes: %v", name, err)
+		}
+		if _, err := dcap.ParseQuote(raw); !errors.Is(err, dcap.ErrFormat) {
+			t.Errorf("%s: a TD quote parsed as an SGX quote: %v", name, err)
+		}
+		chain, err := q.PCKChain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := chain[0].NotBefore.Add(24 * time.Hour)
+		if _, _, err := q.VerifySignatures(dcap.IntelRootCA(), nil, at); err != nil {
+			t.Errorf("%s: signatures to the Intel root at %s: %v", name, at, err)
+		}
+		bad := bytes.Clone(raw)
+		bad[48+136] ^= 1 // in MRTD
+		qb, _ := dcap.ParseTDQuote(bad)
+		if _, _, err := qb.VerifySignatures(dcap.IntelRootCA(), nil, at); !errors.Is(err, dcap.ErrQuoteSig) {
+			t.Errorf("%s: a changed MRTD: %v", name, err)
+		}
+		if name == "ccel/cos-113-tdx-quote.dat" {
+			log, err := os.ReadFile("../testdata/tdx/ccel/ccel_data.dat")
+			if err != nil {
+				t.Fatal(err)
+			}
+			events, err := tdx.ParseEventLog(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rtmrs, _ := tdx.ReplayRTMRs(events)
+			if rtmrs != q.TD.RTMR {
+				t.Errorf("the quote's RTMRs are not its event log's")
+			}
+		}
+	}
+}
+
+// quoteEnd is the length of the quote at the start of b: header, body,
+// then the signature data whose length it records.
+func quoteEnd(b []byte) int {
+	const at = dcap.HeaderSize + dcap.TDReportBodySize
+	if len(b) < at+4 {
+		return 0
+	}
+	n := int(uint32(b[at]) | uint32(b[at+1])<<8 | uint32(b[at+2])<<16 | uint32(b[at+3])<<24)
+	if at+4+n > len(b) {
+		return 0
+	}
+	return at + 4 + n
+}
