@@ -99,7 +99,10 @@ type Section struct {
 	Type uint32 `json:"type"`
 }
 
-// maxSections bounds the metadata a hostile image can make us walk.
+// maxSections bounds the metadata a hostile image can make us walk; its
+// sections may together ask for at most 4 GiB of guest memory (they lie
+// in the 32-bit guest address space), which bounds the pages
+// LaunchDigest records.
 const maxSections = 64
 
 // Metadata returns the SEV metadata sections of an OVMF image.
@@ -124,6 +127,7 @@ func Metadata(fw []byte) ([]Section, error) {
 		return nil, fmt.Errorf("%w: SEV metadata of %d bytes for %d sections", ErrFirmware, size, count)
 	}
 	var out []Section
+	var memory uint64
 	for i := range count {
 		b := d[16+12*i:]
 		s := Section{GPA: binary.LittleEndian.Uint32(b), Size: binary.LittleEndian.Uint32(b[4:]), Type: binary.LittleEndian.Uint32(b[8:])}
@@ -134,6 +138,9 @@ func Metadata(fw []byte) ([]Section, error) {
 		}
 		if s.GPA%pageSize != 0 || s.Size%pageSize != 0 || s.Size == 0 {
 			return nil, fmt.Errorf("%w: SEV metadata section %d: [%#x, +%#x) is not whole pages", ErrFirmware, i, s.GPA, s.Size)
+		}
+		if memory += uint64(s.Size); memory > fourGiB {
+			return nil, fmt.Errorf("%w: SEV metadata section %d: the sections ask for more than 4 GiB of guest memory", ErrFirmware, i)
 		}
 		out = append(out, s)
 	}

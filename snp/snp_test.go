@@ -99,8 +99,10 @@ func TestHostileImages(t *testing.T) {
 		"99 sections":  {corrupt(meta+12, 99), o},
 		"unknown type": {corrupt(meta+16+8, 7), o},
 		"half a page":  {corrupt(meta+16+4, 0x00, 0x08), o},
-		"no vCPU":      {fw, Options{}},
-		"1000 vCPUs":   {fw, Options{VCPUs: 1000}},
+		// Every section 4 GiB - 4 KiB long: 64 Mi pages to record.
+		"64 x 4 GiB": {hugeSections(fw, meta), o},
+		"no vCPU":    {fw, Options{}},
+		"1000 vCPUs": {fw, Options{VCPUs: 1000}},
 	} {
 		if _, err := LaunchDigest(c.fw, c.o); !errors.Is(err, ErrFirmware) {
 			t.Errorf("%s: %v, want ErrFirmware", name, err)
@@ -109,6 +111,22 @@ func TestHostileImages(t *testing.T) {
 	if s, err := Metadata(fw); err != nil || len(s) == 0 {
 		t.Fatalf("metadata: %+v %v", s, err)
 	}
+}
+
+// hugeSections returns fw with 64 secure-memory sections of 4 GiB - 4 KiB
+// each in its SEV metadata (which has room for them in the Debian image:
+// the bytes before the metadata's end are the firmware's own).
+func hugeSections(fw []byte, meta int) []byte {
+	c := bytes.Clone(fw)
+	binary.LittleEndian.PutUint32(c[meta+4:], 16+12*maxSections)
+	binary.LittleEndian.PutUint32(c[meta+12:], maxSections)
+	for i := range maxSections {
+		b := c[meta+16+12*i:]
+		binary.LittleEndian.PutUint32(b, 0)
+		binary.LittleEndian.PutUint32(b[4:], fourGiB-pageSize)
+		binary.LittleEndian.PutUint32(b[8:], SectionSecMem)
+	}
+	return c
 }
 
 // FuzzMetadata: any image's tail parses or is refused, without a panic.

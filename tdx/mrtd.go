@@ -66,8 +66,13 @@ func guidBlock(fw []byte, want string) ([]byte, error) {
 	return b, nil
 }
 
-// maxSections bounds the metadata a hostile image can make us walk.
-const maxSections = 64
+// maxSections bounds the metadata a hostile image can make us walk, and
+// maxMemory the guest memory its sections may ask for, which bounds the
+// pages MRTD records.
+const (
+	maxSections = 64
+	maxMemory   = 1 << 32
+)
 
 // ParseMetadata returns the TDX metadata sections of a TDVF image, checked
 // as the TDVF design guide requires: a TD HOB, a boot firmware volume,
@@ -106,7 +111,7 @@ func ParseMetadata(fw []byte) ([]Section, error) {
 	}
 	var out []Section
 	var hob, bfv bool
-	var fvBytes uint64
+	var fvBytes, memory uint64
 	for i := range count {
 		b := d[16+32*i:]
 		s := Section{DataOffset: binary.LittleEndian.Uint32(b), DataSize: binary.LittleEndian.Uint32(b[4:]),
@@ -134,7 +139,10 @@ func ParseMetadata(fw []byte) ([]Section, error) {
 			return nil, fmt.Errorf("%w: %s: memory [%#x, +%#x) is not whole pages", ErrFirmware, where, s.Base, s.Size)
 		case s.Attributes&AttrExtendMR != 0 && s.Type != SectionBFV && s.Type != SectionCFV:
 			return nil, fmt.Errorf("%w: %s: a section without data is marked to be measured", ErrFirmware, where)
+		case s.Size > maxMemory-memory:
+			return nil, fmt.Errorf("%w: %s: the sections ask for more than %#x bytes of guest memory", ErrFirmware, where, uint64(maxMemory))
 		}
+		memory += s.Size
 		for j, o := range out {
 			if s.Base < o.Base+o.Size && o.Base < s.Base+s.Size {
 				return nil, fmt.Errorf("%w: %s overlaps section %d in guest memory", ErrFirmware, where, j)

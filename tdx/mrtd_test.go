@@ -44,19 +44,25 @@ func TestHostileFirmware(t *testing.T) {
 		return b
 	}
 	sec := func(i, field int) int { return meta + 16 + 32*i + field }
+	// A temporary-memory section moved above every other, 2^60 bytes long:
+	// well formed but for its size, whose pages would take years to record.
+	huge := bytes.Clone(fw)
+	binary.LittleEndian.PutUint64(huge[sec(2, 8):], 1<<40)
+	binary.LittleEndian.PutUint64(huge[sec(2, 16):], 1<<60)
 	cases := map[string][]byte{
-		"empty":               nil,
-		"truncated":           fw[:len(fw)/2],
-		"no footer":           set(len(fw)-0x20-16, 0),
-		"metadata offset 0":   set(len(fw)-0x20-int(binary.LittleEndian.Uint16(fw[len(fw)-0x20-18:])), 0),
-		"version 2":           set(meta+8, 2),
-		"1000 sections":       set(meta+12, 1000),
-		"length":              set(meta+4, 12),
-		"unknown type":        set(sec(2, 24), 9),
-		"data past the image": set(sec(0, 0), uint32(len(fw))),
-		"measured TD HOB":     set(sec(4, 28), AttrExtendMR),
-		"overlap":             set(sec(3, 8), uint32(s[2].Base)),
-		"unaligned":           set(sec(2, 8), uint32(s[2].Base)+1),
+		"empty":                nil,
+		"truncated":            fw[:len(fw)/2],
+		"no footer":            set(len(fw)-0x20-16, 0),
+		"metadata offset 0":    set(len(fw)-0x20-int(binary.LittleEndian.Uint16(fw[len(fw)-0x20-18:])), 0),
+		"version 2":            set(meta+8, 2),
+		"1000 sections":        set(meta+12, 1000),
+		"length":               set(meta+4, 12),
+		"unknown type":         set(sec(2, 24), 9),
+		"data past the image":  set(sec(0, 0), uint32(len(fw))),
+		"measured TD HOB":      set(sec(4, 28), AttrExtendMR),
+		"overlap":              set(sec(3, 8), uint32(s[2].Base)),
+		"unaligned":            set(sec(2, 8), uint32(s[2].Base)+1),
+		"2^60 bytes of memory": huge,
 	}
 	for name, b := range cases {
 		if _, err := MRTD(b); !errors.Is(err, ErrFirmware) {
