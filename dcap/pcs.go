@@ -404,6 +404,11 @@ type collateralKeys struct {
 }
 
 func keysOf(q *Quote) (collateralKeys, error) {
+	if q.TD != nil {
+		// Its TCB Info and QE identity are TDX's, which dcap does not
+		// fetch or evaluate yet: never hand back SGX collateral for it.
+		return collateralKeys{}, fmt.Errorf("dcap: a TDX quote: TDX collateral (TDX TCB Info, TD QE identity): %w", errors.ErrUnsupported)
+	}
 	chain, err := q.PCKChain()
 	if err != nil {
 		return collateralKeys{}, fmt.Errorf("%w (collateral is found by the PCK certificate; give the chain with its CA)", err)

@@ -2,6 +2,7 @@ package dcap_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"testing"
@@ -15,7 +16,8 @@ import (
 // type TDX), re-encode to their bytes, and verify to the Intel root by
 // their signatures; a changed TD body fails the quote signature; SGX and
 // TD quotes are not taken for each other; and the RTMRs of the COS quote
-// are the ones its event log replays to.
+// are the ones its event log replays to; no collateral source takes one
+// for an SGX quote.
 func TestTDQuote(t *testing.T) {
 	sgxQuote, err := os.ReadFile("testdata/phala-dcap-qvl/sgx_quote")
 	if err != nil {
@@ -56,6 +58,13 @@ func TestTDQuote(t *testing.T) {
 		at := chain[0].NotBefore.Add(24 * time.Hour)
 		if _, _, err := q.VerifySignatures(dcap.IntelRootCA(), nil, at); err != nil {
 			t.Errorf("%s: signatures to the Intel root at %s: %v", name, at, err)
+		}
+		// No SGX collateral is fetched for it, cached or not.
+		pcs := &dcap.PCS{BaseURL: "http://127.0.0.1:1", InsecureHTTP: true}
+		for _, src := range []dcap.CollateralSource{pcs, &dcap.Cache{PCS: pcs, Dir: t.TempDir()}} {
+			if _, err := src.Collateral(context.Background(), q); !errors.Is(err, errors.ErrUnsupported) {
+				t.Errorf("%s: collateral from %T: %v, want errors.ErrUnsupported", name, src, err)
+			}
 		}
 		bad := bytes.Clone(raw)
 		bad[48+136] ^= 1 // in MRTD

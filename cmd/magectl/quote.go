@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"flag"
@@ -97,13 +98,14 @@ func readQuote(e *env, path string) ([]byte, *dcap.Quote, error) {
 // parseAnyQuote parses an SGX quote, or else a TDX (TD) quote.
 func parseAnyQuote(b []byte) (*dcap.Quote, error) {
 	q, err := dcap.ParseQuote(b)
-	if err != nil && len(b) >= 8 && b[4] == dcap.TEETypeTDX {
+	if err != nil && len(b) >= 8 && binary.LittleEndian.Uint32(b[4:]) == dcap.TEETypeTDX {
 		return dcap.ParseTDQuote(b)
 	}
 	return q, err
 }
 
-// refuseTD refuses a TD quote where only SGX quotes can be verified.
+// refuseTD refuses a TD quote where only SGX quotes can be verified (dcap
+// refuses it too, but with a format error on some paths).
 func refuseTD(path string, q *dcap.Quote) error {
 	if q.TD != nil {
 		return fmt.Errorf("%s: a TDX quote: verifying TD quotes with collateral is not implemented yet (magectl quote show decodes it)", path)
@@ -205,17 +207,15 @@ func runQuoteShow(e *env, args []string) error {
 		fmt.Fprintf(w, "         MRCONFIGID %s\n         MRSEAM    %s\n         TD attributes %s  XFAM %s  TEE_TCB_SVN %s\n         report_data %s\n",
 			td.MRConfigID, td.MRSEAM, td.TDAttributes, td.XFAM, td.TEETCBSVN, td.ReportData)
 	}
-	views := []struct {
+	type namedView struct {
 		name string
 		v    *reportView
-	}{{"QE", &v.QE}}
-	if v.Enclave != nil {
-		views = append([]struct {
-			name string
-			v    *reportView
-		}{{"enclave", v.Enclave}}, views...)
 	}
-	for _, r := range views {
+	var views []namedView
+	if v.Enclave != nil {
+		views = append(views, namedView{"enclave", v.Enclave})
+	}
+	for _, r := range append(views, namedView{"QE", &v.QE}) {
 		id := r.v.Identity
 		fmt.Fprintf(w, "%-8s MRENCLAVE %s\n         MRSIGNER  %s\n         ISVPRODID %d  ISVSVN %d  MISCSELECT %#x  %s  debug %t\n",
 			r.name, id.MRENCLAVE, id.MRSIGNER, id.ISVProdID, id.ISVSVN, id.MiscSelect, id.Attributes, r.v.Debug)
@@ -644,9 +644,6 @@ func runCollateralFetch(e *env, args []string) error {
 	}
 	_, q, err := readQuote(e, arg)
 	if err != nil {
-		return err
-	}
-	if err := refuseTD(arg, q); err != nil {
 		return err
 	}
 	cs, closeCache, err := src.source(time.Time{})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -170,5 +171,51 @@ func TestCLICollateral(t *testing.T) {
 	os.WriteFile(leaf, pemChain[:end], 0o644)
 	if code, _, errs := magectl(t, nil, append([]string{"quote", "verify", "--collateral", bundle, "--pck-chain", leaf, q}, at...)...); code != 2 || !strings.Contains(errs, "add the PCK CA") {
 		t.Errorf("a PCK chain without its CA: exit %d %s", code, errs)
+	}
+}
+
+// A TDX quote is decoded by quote show and refused, with a reason, where
+// only SGX quotes can be verified.
+func TestCLITDQuote(t *testing.T) {
+	raw, err := os.ReadFile("../../testdata/tdx/tdx_prod_quote_SPR_E4.dat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file pads the quote; quote show, strict, wants the quote alone:
+	// the header and TD body, then the signature data by its length.
+	if n := dcap.HeaderSize + dcap.TDReportBodySize; len(raw) > n+4 {
+		raw = raw[:min(len(raw), n+4+int(binary.LittleEndian.Uint32(raw[n:])))]
+	}
+	td := filepath.Join(t.TempDir(), "td.quote")
+	if err := os.WriteFile(td, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q, err := dcap.ParseTDQuote(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mrtd := hex.EncodeToString(q.TD.MRTD[:])
+	out := mustRun(t, "quote", "show", td, "--json")
+	if !strings.Contains(out, `"mrtd": "`+mrtd+`"`) || !strings.Contains(out, `"tee_type": 129`) || strings.Contains(out, `"enclave"`) {
+		t.Errorf("quote show --json:\n%s", out)
+	}
+	out = mustRun(t, "quote", "show", td)
+	if !strings.Contains(out, "TD       MRTD      "+mrtd) || !strings.Contains(out, "QE       MRENCLAVE") || strings.Contains(out, "enclave  MRENCLAVE") {
+		t.Errorf("quote show:\n%s", out)
+	}
+	code, _, errs := magectl(t, nil, "quote", "verify", td, "--no-collateral", "--root", testPKIDir+"trustedRootCaCert.pem")
+	if code != 3 || !strings.Contains(errs, "a TDX quote: verifying TD quotes with collateral is not implemented yet") {
+		t.Errorf("quote verify: exit %d: %s", code, errs)
+	}
+	// collateral fetch: dcap refuses it before any request.
+	srv := dcaptest.NewServer(&dcap.Collateral{}, "00806F050000")
+	defer srv.Close()
+	bundle := filepath.Join(t.TempDir(), "c.json")
+	code, _, errs = magectl(t, nil, "collateral", "fetch", td, "--pccs", srv.BaseURL(), "--insecure-http", "--out", bundle)
+	if code != 3 || !strings.Contains(errs, "a TDX quote") || len(srv.Requests()) != 0 {
+		t.Errorf("collateral fetch: exit %d (requests %v): %s", code, srv.Requests(), errs)
+	}
+	if _, err := os.Stat(bundle); err == nil {
+		t.Error("collateral fetch wrote a bundle for a TDX quote")
 	}
 }
