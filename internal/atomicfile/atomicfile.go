@@ -148,20 +148,11 @@ func (b *Batch) Stage(name string, data []byte, perm fs.FileMode, replace bool) 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp*")
+	f, err := writeTemp(dest, data, perm)
 	if err != nil {
 		return fail(err)
 	}
 	tmp := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fail(err)
-	}
 	b.add(staged{name: name, dest: dest, tmp: tmp, replace: replace, existed: fi != nil})
 	// Sync in the background, so the caller goes on computing while the
 	// storage works; Commit waits for every sync.
@@ -187,6 +178,26 @@ func (b *Batch) Stage(name string, data []byte, perm fs.FileMode, replace bool) 
 		}
 	})
 	return nil
+}
+
+// writeTemp writes data to a new temporary file (O_EXCL) of mode perm
+// beside dest and returns it open, unsynced; on an error it leaves no
+// file behind.
+func writeTemp(dest string, data []byte, perm fs.FileMode) (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp*")
+	if err != nil {
+		return nil, err
+	}
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
 }
 
 func (b *Batch) add(s staged) {

@@ -37,20 +37,12 @@ func WritePrivate(name string, data []byte, replace bool) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("%s: %w", name, cause(err))
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*") // O_EXCL, mode 0600
+	tmp, err := writeTemp(name, data, 0o600)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, cause(err))
 	}
 	tname := tmp.Name()
 	defer os.Remove(tname)
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: %w", name, cause(err))
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: %w", name, cause(err))
-	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return fmt.Errorf("%s: %w", name, cause(err))
