@@ -373,12 +373,7 @@ func TestCollateralServerFaults(t *testing.T) {
 		t.Run(fault, func(t *testing.T) {
 			pcs := dcaptest.NewServer(col, "00A067110000")
 			release := make(chan struct{})
-			var inflight, maxInflight atomic.Int32
 			pcs.Fail = func(r *http.Request) int {
-				n := inflight.Add(1)
-				defer inflight.Add(-1)
-				for m := maxInflight.Load(); n > m && !maxInflight.CompareAndSwap(m, n); m = maxInflight.Load() {
-				}
 				if fault == "hang" {
 					select {
 					case <-r.Context().Done():
@@ -399,7 +394,11 @@ func TestCollateralServerFaults(t *testing.T) {
 				})
 			}
 			defer shutdown()
-			cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: pcs.BaseURL(), InsecureHTTP: true, Backoff: 10 * time.Millisecond}, Time: at}
+			// Requests in flight are counted where the member sends them:
+			// the server may notice a cancelled request only after the
+			// member has moved on to the next one.
+			getter := &countingGetter{Getter: &http.Client{}}
+			cache := &dcap.Cache{PCS: &dcap.PCS{BaseURL: pcs.BaseURL(), InsecureHTTP: true, Backoff: 10 * time.Millisecond, Getter: getter}, Time: at}
 			defer cache.Close()
 			f := newFixture(t)
 			m := f.member(t, read(t, "signed/g1_v0.signed.so"), Remote, func(c *Config) {
@@ -457,7 +456,7 @@ func TestCollateralServerFaults(t *testing.T) {
 				reqs += k
 			}
 			t.Logf("%d handshakes needing collateral, server %s: slowest ended after %v; %d requests to the collateral server, at most %d at once",
-				ended.Load(), fault, time.Duration(slowest.Load()).Round(time.Millisecond), reqs, maxInflight.Load())
+				ended.Load(), fault, time.Duration(slowest.Load()).Round(time.Millisecond), reqs, getter.max.Load())
 			if int(ended.Load()) != n {
 				t.Errorf("%d of %d handshakes ended", ended.Load(), n)
 			}
@@ -468,8 +467,8 @@ func TestCollateralServerFaults(t *testing.T) {
 			// server answering 500 gets one fetch (with its retries), then
 			// none until RetryFailuresAfter; a hanging one, one request per
 			// handshake timeout at most.
-			if maxInflight.Load() > 1 {
-				t.Errorf("%d requests in flight at once to the collateral server", maxInflight.Load())
+			if getter.max.Load() > 1 {
+				t.Errorf("%d requests in flight at once to the collateral server", getter.max.Load())
 			}
 			if fault == "500" && reqs > 4 {
 				t.Errorf("%d requests to a failing collateral server for %d handshakes, want one fetch and its 3 retries", reqs, n)
@@ -480,6 +479,37 @@ func TestCollateralServerFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countingGetter counts the requests in flight through it, from the call
+// to Do until the response body is closed or Do fails.
+type countingGetter struct {
+	dcap.Getter
+	inflight, max atomic.Int32
+}
+
+func (g *countingGetter) Do(r *http.Request) (*http.Response, error) {
+	n := g.inflight.Add(1)
+	for m := g.max.Load(); n > m && !g.max.CompareAndSwap(m, n); m = g.max.Load() {
+	}
+	resp, err := g.Getter.Do(r)
+	if err != nil {
+		g.inflight.Add(-1)
+		return nil, err
+	}
+	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { g.inflight.Add(-1) }}
+	return resp, nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(b.done)
+	return b.ReadCloser.Close()
 }
 
 // BenchmarkListenerUnderHostileLoad reports how much slower a burst of
