@@ -5,16 +5,19 @@
 // SNP_LAUNCH_UPDATE): the firmware's pages, the pages the firmware's SEV
 // metadata asks for, then one VMSA page per vCPU.
 //
-// This is the first piece of SEV-SNP support (issue 20): no direct boot
-// yet (the kernel hashes page is measured as zeros, as when QEMU boots the
-// firmware alone), QEMU's initial register state only.
+// With a direct boot (QEMU's kernel-hashes=on), the SNP_KERNEL_HASHES page
+// holds the SHA-256 of the kernel, initrd and command line; Cut splits a
+// launch at that page so that the digest of any command line costs a few
+// pages of hashing. Only QEMU's initial register state is modelled.
 package snp
 
 import (
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/magesgx/mage/internal/ovmf"
 )
@@ -63,6 +66,14 @@ type Options struct {
 	// GuestFeatures is the VMSA's SEV_FEATURES (QEMU's default: 1, SNP
 	// active).
 	GuestFeatures uint64
+	// Boot is the direct boot the SNP_KERNEL_HASHES page records; nil
+	// when QEMU boots the firmware alone (the page is then zeros).
+	Boot *DirectBoot
+	// FirmwareDigest, when set, is the launch digest after the firmware's
+	// pages (sev-snp-measure's --snp-ovmf-hash): they are not hashed
+	// again, and the image need only hold the firmware's last pages, with
+	// its OVMF table and SEV metadata.
+	FirmwareDigest *[48]byte
 }
 
 // Signature is the CPUID family/model/stepping signature (AMD CPUID
@@ -210,53 +221,217 @@ func vmsa(eip uint32, o Options) []byte {
 	return v
 }
 
+// DirectBoot is what QEMU measures of a direct boot (-kernel, -initrd,
+// -append with kernel-hashes=on): the SHA-256 of the kernel, of the
+// initrd (of no bytes without one) and of the command line with its
+// terminating NUL, in the SEV hashes table on the SNP_KERNEL_HASHES page.
+type DirectBoot struct {
+	Kernel, Initrd, Cmdline [32]byte
+}
+
+// NewDirectBoot returns the direct boot of a kernel, an initrd (nil for
+// none) and a command line.
+func NewDirectBoot(kernel, initrd []byte, cmdline string) *DirectBoot {
+	return &DirectBoot{Kernel: sha256.Sum256(kernel), Initrd: sha256.Sum256(initrd), Cmdline: CmdlineHash(cmdline)}
+}
+
+// CmdlineHash is the SHA-256 of a kernel command line as the SEV hashes
+// table records it: with its terminating NUL.
+func CmdlineHash(cmdline string) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(cmdline))
+	h.Write([]byte{0})
+	return [32]byte(h.Sum(nil))
+}
+
+// The SEV hashes table (QEMU target/i386/sev.c, SevHashTable): a GUIDed
+// header and three GUIDed entries of a SHA-256 each, padded to 16 bytes.
+const (
+	guidHashTable       = "9438d606-4f22-4cc9-b479-a793d411fd21"
+	guidHashTableKernel = "4de79437-abd2-427f-b835-d5b172d2045b"
+	guidHashTableInitrd = "44baf731-3a2f-4bd7-9af1-41e29169781d"
+	guidHashTableCmd    = "97d02dd8-bd20-4c94-aa78-e7714d36ab2a"
+	guidHashTableRV     = "7255371f-3a3b-4b04-927b-1da6efa8d454"
+	hashEntrySize       = 16 + 2 + 32
+	hashTableSize       = 16 + 2 + 3*hashEntrySize
+	paddedHashTableSize = (hashTableSize + 15) &^ 15
+)
+
+// hashesPage is the SNP_KERNEL_HASHES page of a direct boot: zeros with
+// the SEV hashes table at offset off.
+func hashesPage(b *DirectBoot, off int) []byte {
+	p := make([]byte, pageSize)
+	t := p[off:]
+	g := ovmf.GUID(guidHashTable)
+	copy(t, g[:])
+	binary.LittleEndian.PutUint16(t[16:], hashTableSize)
+	e := t[18:]
+	for _, x := range []struct {
+		guid string
+		sum  [32]byte
+	}{{guidHashTableCmd, b.Cmdline}, {guidHashTableInitrd, b.Initrd}, {guidHashTableKernel, b.Kernel}} {
+		g := ovmf.GUID(x.guid)
+		copy(e, g[:])
+		binary.LittleEndian.PutUint16(e[16:], hashEntrySize)
+		copy(e[18:], x.sum[:])
+		e = e[hashEntrySize:]
+	}
+	return p
+}
+
+// hashTableOffset is where in its page the firmware expects the SEV
+// hashes table (the SEV hash table reset-vector block of its OVMF table),
+// checked to lie in the SNP_KERNEL_HASHES section.
+func hashTableOffset(fw []byte, s Section) (int, error) {
+	blk, err := ovmf.Block(fw, guidHashTableRV)
+	if err != nil || len(blk) < 4 {
+		return 0, fmt.Errorf("%w: a direct boot needs the SEV hashes table block: %v", ErrFirmware, err)
+	}
+	gpa := uint64(binary.LittleEndian.Uint32(blk))
+	if gpa < uint64(s.GPA) || gpa%pageSize+paddedHashTableSize > pageSize || gpa-uint64(s.GPA) >= pageSize {
+		return 0, fmt.Errorf("%w: SEV hashes table at %#x is not within the first page of the SNP_KERNEL_HASHES section at %#x", ErrFirmware, gpa, s.GPA)
+	}
+	return int(gpa % pageSize), nil
+}
+
+// Record is the PAGE_INFO of one page added at launch, without the digest
+// it chains onto.
+type Record struct {
+	Type     byte     `json:"type"`
+	GPA      uint64   `json:"gpa"`
+	Contents [48]byte `json:"contents"` // SHA-384 of the page; zeros for zero, secrets, CPUID pages
+}
+
+// Launch is a launch with direct boot cut at its SNP_KERNEL_HASHES page:
+// the digest of every page before it, where the hashes table lies, and
+// the pages after it. The launch digest of any command line is then a
+// few kilobytes of hashing (Digest), which is how a group's members
+// derive a VM member whose command line carries the group's table.
+type Launch struct {
+	Prefix      [48]byte // launch digest before the hashes page
+	HashesGPA   uint64   // the hashes page
+	TableOffset int      // the SEV hashes table's offset in that page
+	Kernel      [32]byte // SHA-256 of the kernel
+	Initrd      [32]byte // SHA-256 of the initrd
+	Suffix      []Record // the pages after the hashes page, in order
+}
+
+// Digest returns the launch digest with a command line whose SHA-256 (with
+// its NUL, as CmdlineHash) is cmdline.
+func (l *Launch) Digest(cmdline [32]byte) [48]byte {
+	c := chain{ld: l.Prefix}
+	page := hashesPage(&DirectBoot{Kernel: l.Kernel, Initrd: l.Initrd, Cmdline: cmdline}, l.TableOffset)
+	c.update(pageNormal, l.HashesGPA, sha512.Sum384(page))
+	for _, r := range l.Suffix {
+		c.update(r.Type, r.GPA, r.Contents)
+	}
+	return c.ld
+}
+
 // LaunchDigest returns the launch digest of a guest QEMU launches with the
-// OVMF image fw (mapped to end at 4 GiB) and options o, without direct
-// boot: the firmware's pages, then each SEV metadata section in order
-// (zero pages for SNP_SEC_MEM, SVSM_CAA and, without a direct boot,
-// SNP_KERNEL_HASHES; the secrets and CPUID pages), then the VMSA of each
-// vCPU (the first at the reset vector, the others at the SEV-ES reset
-// block's).
+// OVMF image fw (mapped to end at 4 GiB) and options o: the firmware's
+// pages, then each SEV metadata section in order (zero pages for
+// SNP_SEC_MEM and SVSM_CAA; the secrets and CPUID pages; the
+// SNP_KERNEL_HASHES pages, as zeros or, with a direct boot, the SEV hashes
+// table), then the VMSA of each vCPU (the first at the reset vector, the
+// others at the SEV-ES reset block's).
 func LaunchDigest(fw []byte, o Options) ([48]byte, error) {
+	var c chain
+	err := launch(fw, o, func(typ byte, gpa uint64, contents [48]byte) { c.update(typ, gpa, contents) }, &c, nil)
+	return c.ld, err
+}
+
+// Cut returns the launch of fw with direct boot o.Boot cut at its hashes
+// page (o.Boot's command line is not used).
+func Cut(fw []byte, o Options) (*Launch, error) {
+	if o.Boot == nil {
+		return nil, fmt.Errorf("%w: cutting a launch at its hashes page needs a direct boot", ErrFirmware)
+	}
+	var c chain
+	var l *Launch
+	err := launch(fw, o, func(typ byte, gpa uint64, contents [48]byte) {
+		if l == nil {
+			c.update(typ, gpa, contents)
+			return
+		}
+		l.Suffix = append(l.Suffix, Record{Type: typ, GPA: gpa, Contents: contents})
+	}, &c, func(gpa uint64, off int) {
+		l = &Launch{Prefix: c.ld, HashesGPA: gpa, TableOffset: off, Kernel: o.Boot.Kernel, Initrd: o.Boot.Initrd}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// launch walks the pages of a launch, calling page for each, or hashes,
+// when not nil, for the page of a direct boot's hashes table; c is the
+// chain page extends, seeded here with o.FirmwareDigest.
+func launch(fw []byte, o Options, page func(typ byte, gpa uint64, contents [48]byte), c *chain, hashes func(gpa uint64, off int)) error {
 	switch {
 	case len(fw) == 0 || len(fw)%pageSize != 0 || len(fw) > fourGiB:
-		return [48]byte{}, fmt.Errorf("%w: %d bytes is not a whole number of pages below 4 GiB", ErrFirmware, len(fw))
+		return fmt.Errorf("%w: %d bytes is not a whole number of pages below 4 GiB", ErrFirmware, len(fw))
 	case o.VCPUs < 1 || o.VCPUs > maxVCPUs:
-		return [48]byte{}, fmt.Errorf("%w: %d vCPUs, want 1 to %d", ErrFirmware, o.VCPUs, maxVCPUs)
+		return fmt.Errorf("%w: %d vCPUs, want 1 to %d", ErrFirmware, o.VCPUs, maxVCPUs)
 	}
 	sections, err := Metadata(fw)
 	if err != nil {
-		return [48]byte{}, err
+		return err
 	}
 	apEIP, err := resetEIP(fw)
 	if err != nil {
-		return [48]byte{}, err
+		return err
 	}
-	var c chain
-	base := uint64(fourGiB - len(fw))
-	for off := 0; off < len(fw); off += pageSize {
-		c.update(pageNormal, base+uint64(off), sha512.Sum384(fw[off:off+pageSize]))
+	if o.Boot != nil && !slices.ContainsFunc(sections, func(s Section) bool { return s.Type == SectionKernelHashes }) {
+		return fmt.Errorf("%w: a direct boot needs an SNP_KERNEL_HASHES section, which this firmware's SEV metadata lacks (an OVMF built from OvmfPkg/AmdSev has one)", ErrFirmware)
+	}
+	if o.FirmwareDigest != nil {
+		c.ld = *o.FirmwareDigest
+	} else {
+		base := uint64(fourGiB - len(fw))
+		for off := 0; off < len(fw); off += pageSize {
+			page(pageNormal, base+uint64(off), sha512.Sum384(fw[off:off+pageSize]))
+		}
 	}
 	var zero [48]byte
 	for _, s := range sections {
 		switch s.Type {
-		case SectionSecMem, SectionSVSMCAA, SectionKernelHashes:
+		case SectionKernelHashes:
+			if o.Boot == nil {
+				for off := uint64(0); off < uint64(s.Size); off += pageSize {
+					page(pageZero, uint64(s.GPA)+off, zero)
+				}
+				continue
+			}
+			if s.Size != pageSize {
+				return fmt.Errorf("%w: SNP_KERNEL_HASHES section of %#x bytes, want one page", ErrFirmware, s.Size)
+			}
+			off, err := hashTableOffset(fw, s)
+			if err != nil {
+				return err
+			}
+			if hashes != nil {
+				hashes(uint64(s.GPA), off)
+				continue
+			}
+			page(pageNormal, uint64(s.GPA), sha512.Sum384(hashesPage(o.Boot, off)))
+		case SectionSecMem, SectionSVSMCAA:
 			for off := uint64(0); off < uint64(s.Size); off += pageSize {
-				c.update(pageZero, uint64(s.GPA)+off, zero)
+				page(pageZero, uint64(s.GPA)+off, zero)
 			}
 		case SectionSecrets:
-			c.update(pageSecrets, uint64(s.GPA), zero)
+			page(pageSecrets, uint64(s.GPA), zero)
 		case SectionCPUID:
-			c.update(pageCPUID, uint64(s.GPA), zero)
+			page(pageCPUID, uint64(s.GPA), zero)
 		}
 	}
 	bsp, ap := sha512.Sum384(vmsa(bspEIP, o)), sha512.Sum384(vmsa(apEIP, o))
 	for i := range o.VCPUs {
 		if i == 0 {
-			c.update(pageVMSA, vmsaGPA, bsp)
+			page(pageVMSA, vmsaGPA, bsp)
 		} else {
-			c.update(pageVMSA, vmsaGPA, ap)
+			page(pageVMSA, vmsaGPA, ap)
 		}
 	}
-	return c.ld, nil
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -137,4 +138,156 @@ func FuzzMetadata(f *testing.F) {
 		Metadata(b)
 		resetEIP(b)
 	})
+}
+
+// testFile returns the bytes of a generated test file of n bytes: byte i
+// is i*7+seed (testdata/snp/README.md, where the kernels and initrd of
+// the direct-boot vectors come from).
+func testFile(n, seed int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + seed)
+	}
+	return b
+}
+
+var testFiles = map[string][]byte{
+	"kernel-a": testFile(300001, 1),
+	"kernel-b": testFile(4096, 2),
+	"initrd-a": testFile(123457, 3),
+	"-":        nil,
+}
+
+// directBootVectors reads testdata/snp/direct-boot.tsv: the launch digests
+// sev-snp-measure computed for direct boots of the AmdSev OVMF image's
+// last page, with and without a precomputed firmware digest.
+func directBootVectors(t *testing.T) []directBootVector {
+	b, err := os.ReadFile("../testdata/snp/direct-boot.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []directBootVector
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
+		if len(f) != 8 {
+			t.Fatalf("%q: %d fields", line, len(f))
+		}
+		var v directBootVector
+		if f[0] != "none" {
+			d, err := hex.DecodeString(f[0])
+			if err != nil || len(d) != 48 {
+				t.Fatalf("%q: firmware digest", line)
+			}
+			v.fwDigest = (*[48]byte)(d)
+		}
+		v.vcpus, err = strconv.Atoi(f[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, ok := VCPUType(f[2])
+		if !ok {
+			t.Fatalf("unknown vCPU type %s", f[2])
+		}
+		v.sig = sig
+		if v.features, err = strconv.ParseUint(f[3], 0, 64); err != nil {
+			t.Fatal(err)
+		}
+		kernel, ok1 := testFiles[f[4]]
+		initrd, ok2 := testFiles[f[5]]
+		if !ok1 || !ok2 {
+			t.Fatalf("%q: unknown test file", line)
+		}
+		cmdline := f[6]
+		if cmdline == "-" {
+			cmdline = ""
+		}
+		v.boot, v.name = NewDirectBoot(kernel, initrd, cmdline), fmt.Sprintf("%s %s %s %s %s %q", f[1], f[2], f[3], f[4], f[5], cmdline)
+		if f[0] != "none" {
+			v.name = "seeded " + v.name
+		}
+		v.want = f[7]
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+type directBootVector struct {
+	name     string
+	fwDigest *[48]byte
+	vcpus    int
+	sig      uint32
+	features uint64
+	boot     *DirectBoot
+	want     string
+}
+
+// TestDirectBootReference: every direct boot sev-snp-measure computed
+// (1 and 3 vCPUs of three EPYC types, two feature sets, three kernels,
+// initrds and command lines, with and without --snp-ovmf-hash) gives the
+// same digest here, whole and through Cut.
+func TestDirectBootReference(t *testing.T) {
+	fw, err := os.ReadFile("../testdata/snp/ovmf_AmdSev_suffix.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := directBootVectors(t)
+	if len(vs) != 72 {
+		t.Errorf("%d vectors, want 72", len(vs))
+	}
+	for _, v := range vs {
+		o := Options{VCPUs: v.vcpus, VCPUSignature: v.sig, GuestFeatures: v.features, Boot: v.boot, FirmwareDigest: v.fwDigest}
+		got, err := LaunchDigest(fw, o)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		if hex.EncodeToString(got[:]) != v.want {
+			t.Errorf("%s: %x, sev-snp-measure %s", v.name, got, v.want)
+		}
+		l, err := Cut(fw, o)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		if got := l.Digest(v.boot.Cmdline); hex.EncodeToString(got[:]) != v.want {
+			t.Errorf("%s: cut: %x, sev-snp-measure %s", v.name, got, v.want)
+		}
+		if l.HashesGPA != 0x810000 || l.TableOffset != 0xc00 || len(l.Suffix) != 15+v.vcpus {
+			t.Errorf("%s: cut at %#x+%#x with %d pages after", v.name, l.HashesGPA, l.TableOffset, len(l.Suffix))
+		}
+		if other := l.Digest(CmdlineHash("another")); other == got {
+			t.Errorf("%s: another command line gives the same digest", v.name)
+		}
+	}
+}
+
+// TestDirectBootNeedsHashesSection: Debian's OVMF (no SNP_KERNEL_HASHES
+// section) refuses a direct boot, as sev-snp-measure does.
+func TestDirectBootNeedsHashesSection(t *testing.T) {
+	o := Options{VCPUs: 1, VCPUSignature: Signature(25, 1, 1), GuestFeatures: 1, Boot: NewDirectBoot([]byte("k"), nil, "")}
+	if _, err := LaunchDigest(debianOVMF(t), o); !errors.Is(err, ErrFirmware) || !strings.Contains(err.Error(), "SNP_KERNEL_HASHES") {
+		t.Errorf("direct boot on Debian's OVMF: %v", err)
+	}
+	if _, err := Cut(debianOVMF(t), Options{VCPUs: 1}); !errors.Is(err, ErrFirmware) {
+		t.Errorf("Cut without a direct boot: %v", err)
+	}
+}
+
+// TestHostileHashesTable: a hashes table placed outside the
+// SNP_KERNEL_HASHES page, or spilling over its end, is refused.
+func TestHostileHashesTable(t *testing.T) {
+	orig, err := os.ReadFile("../testdata/snp/ovmf_AmdSev_suffix.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{VCPUs: 1, VCPUSignature: Signature(25, 1, 1), GuestFeatures: 1, Boot: NewDirectBoot([]byte("k"), nil, "")}
+	for _, gpa := range []uint32{0, 0x80f000, 0x810fb0, 0x811000, 0xffffffff} {
+		fw := bytes.Clone(orig)
+		blk, err := ovmf.Block(fw, guidHashTableRV)
+		if err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint32(blk, gpa)
+		if _, err := LaunchDigest(fw, o); !errors.Is(err, ErrFirmware) {
+			t.Errorf("hashes table at %#x: %v", gpa, err)
+		}
+	}
 }

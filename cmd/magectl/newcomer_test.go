@@ -333,9 +333,52 @@ func TestCLISNPMeasure(t *testing.T) {
 	if out := mustRun(t, "snp", "measure", "--vcpus", "2", "--vcpu-type", "EPYC-v4", p); strings.TrimSpace(out) != "a5b54e62ae971b58274dd24cc6c47b842662617036e7bd67d7326c07ac6363f35399ef933330a5ea160cead90a00603f" {
 		t.Errorf("snp measure: %s", out)
 	}
-	for _, args := range [][]string{{"snp", "measure", p}, {"snp", "measure", "--vcpus", "1", "--vcpu-type", "Skylake", p}} {
+	for _, args := range [][]string{{"snp", "measure", p}, {"snp", "measure", "--vcpus", "1", "--vcpu-type", "Skylake", p},
+		{"snp", "measure", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--append", "x", p},
+		{"snp", "measure", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--firmware-digest", "00", p}} {
 		if code, _, errs := magectl(t, nil, args...); code != 2 {
 			t.Errorf("%v: exit %d %s", args, code, errs)
 		}
 	}
+	// A direct boot: Debian's OVMF has no hashes page; the AmdSev image's
+	// last page, with sev-snp-measure's firmware digest, gives its value
+	// (testdata/snp/direct-boot.tsv).
+	dir := t.TempDir()
+	kernel, initrd := filepath.Join(dir, "kernel"), filepath.Join(dir, "initrd")
+	os.WriteFile(kernel, genFile(300001, 1), 0o644)
+	os.WriteFile(initrd, genFile(123457, 3), 0o644)
+	if code, _, errs := magectl(t, nil, "snp", "measure", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--kernel", kernel, p); code != 3 || !strings.Contains(errs, "SNP_KERNEL_HASHES") {
+		t.Errorf("direct boot on Debian's OVMF: exit %d %s", code, errs)
+	}
+	out := mustRun(t, "snp", "measure", "--vcpus", "3", "--vcpu-type", "EPYC-Milan", "--guest-features", "0x21",
+		"--kernel", kernel, "--initrd", initrd, "--append", "console=ttyS0 mage.table=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+		"--firmware-digest", "086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74",
+		"--json", "../../testdata/snp/ovmf_AmdSev_suffix.bin")
+	var got struct {
+		Measurement  string
+		KernelSHA256 string `json:"kernel_sha256"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := ""
+	b, _ := os.ReadFile("../../testdata/snp/direct-boot.tsv")
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Split(strings.TrimSpace(line), "\t"); f[0] != "none" && f[1] == "3" && f[2] == "EPYC-Milan" && f[3] == "0x21" && f[5] == "initrd-a" {
+			want = f[7]
+		}
+	}
+	if got.Measurement != want || want == "" || got.KernelSHA256 != "7735d1b87187c2e176a16182a99528d6d6abf6a602cdda97b875029f631d914b" {
+		t.Errorf("snp measure with a direct boot: %s, sev-snp-measure %q", out, want)
+	}
+}
+
+// genFile is a generated test file of n bytes, byte i being i*7+seed
+// (testdata/snp/README.md).
+func genFile(n, seed int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + seed)
+	}
+	return b
 }
