@@ -23,11 +23,20 @@ type GramineMember struct {
 	Key      *rsa.PrivateKey
 }
 
-// AnyMember is one member of a group of SDK and Gramine enclaves: exactly
-// one of SDK and Gramine is set.
+// SNPMember is an SEV-SNP VM to bind into a group: its entry (its launch
+// cut at the hashes page, from snp.Cut of its firmware, vCPUs and direct
+// boot, and the base command line the table's hash is appended to).
+type SNPMember struct {
+	Name  string
+	Entry SNPEntry
+}
+
+// AnyMember is one member of a group of SDK enclaves, Gramine enclaves
+// and SEV-SNP VMs: exactly one of SDK, Gramine and SNP is set.
 type AnyMember struct {
 	SDK     *Member
 	Gramine *GramineMember
+	SNP     *SNPMember
 }
 
 // SignedAnyMember is one signed member of such a group.
@@ -40,6 +49,10 @@ type SignedAnyMember struct {
 	Sigstruct *sgx.Sigstruct
 	MRENCLAVE sgx.Measurement
 	Entry     Entry
+	// An SNP member: the command line it must boot with (its base command
+	// line and the table's hash) and its launch digest with it.
+	Cmdline string
+	Launch  [48]byte
 }
 
 // SignedAnyGroup is the result of SignAnyGroup.
@@ -88,14 +101,23 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 		pages  uint64
 	}
 	gp := make([]*gprep, n)
-	var sdkCount, gramCount int
+	var sdkCount, gramCount, vmCount int
 	var threads int
 	var edmm bool
 	for i, am := range members {
 		name := memberName(i, nameOf(am))
 		switch {
-		case (am.SDK == nil) == (am.Gramine == nil):
-			return nil, fmt.Errorf("%s: set exactly one of SDK and Gramine", name)
+		case btoi(am.SDK != nil)+btoi(am.Gramine != nil)+btoi(am.SNP != nil) != 1:
+			return nil, fmt.Errorf("%s: set exactly one of SDK, Gramine and SNP", name)
+		case am.SNP != nil:
+			vmCount++
+			if opts.Merkle {
+				return nil, fmt.Errorf("%s: %w: SNP members are in flat versioned tables only, not yet in Merkle tables", name, ErrTable)
+			}
+			if err := am.SNP.Entry.check(); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			continue
 		case am.SDK != nil:
 			sdkCount++
 			if am.SDK.Key == nil {
@@ -126,11 +148,15 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 		prefix := gramine.PadToPages(flat)
 		gp[i] = &gprep{m: m, prefix: prefix, pages: uint64(len(prefix) / PageSize)}
 	}
-	if gramCount == 0 {
-		return nil, fmt.Errorf("%w: no Gramine member (sign SDK-only groups with SignGroup)", ErrEmptyGroup)
+	if gramCount == 0 && vmCount == 0 {
+		return nil, fmt.Errorf("%w: no Gramine or VM member (sign SDK-only groups with SignGroup)", ErrEmptyGroup)
 	}
-	if libpal == nil {
-		return nil, fmt.Errorf("%w: no libpal given", ErrGramineConstants)
+	var libpalSHA [32]byte
+	if gramCount > 0 {
+		if libpal == nil {
+			return nil, fmt.Errorf("%w: no libpal given", ErrGramineConstants)
+		}
+		libpalSHA = libpal.SHA256
 	}
 	// The payload's size is known before any entry: bare entries, or a
 	// versioned header and entries.
@@ -140,8 +166,16 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 		payloadLen = updatableTableSize
 	case opts.Merkle:
 		payloadLen = v2HeaderSize + 32
-	case sdkCount > 0:
-		payloadLen = v2HeaderSize + n*v2EntrySize
+	case sdkCount > 0 || vmCount > 0:
+		payloadLen = v2HeaderSize
+		for _, am := range members {
+			if am.SNP != nil {
+				body := len(am.SNP.Entry.marshal())
+				payloadLen += 8 + body + (-body & 7)
+			} else {
+				payloadLen += v2EntrySize
+			}
+		}
 	}
 	lineLen := uint64(len(GramineTablePrefix) + 2*payloadLen + 2)
 
@@ -154,6 +188,10 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 		}
 		sm := &out.Members[i]
 		sm.Index, sm.Name = i, nameOf(am)
+		if am.SNP != nil {
+			sm.Kind = KindSNP
+			continue
+		}
 		if am.SDK != nil {
 			img, err := prepareSDK(ctx, am.SDK)
 			if err != nil {
@@ -184,7 +222,7 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	var mg *merkleGroup
 	switch {
 	case opts.Merkle:
-		base := VersionedTable{SDKSectionSize: uint32(sectionSize), LibpalSHA256: libpal.SHA256, MaxThreads: uint32(threads), EDMM: edmm, Layout: GramineLayoutV15}
+		base := VersionedTable{SDKSectionSize: uint32(sectionSize), LibpalSHA256: libpalSHA, MaxThreads: uint32(threads), EDMM: edmm, Layout: gramineLayout(gramCount)}
 		kinds := make([]Kind, n)
 		entries := make([]Entry, n)
 		for i, sm := range out.Members {
@@ -203,16 +241,29 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 		for i := range out.Members {
 			out.Members[i].Index += mg.kept
 		}
-	case sdkCount == 0:
+	case sdkCount == 0 && vmCount == 0:
 		for _, sm := range out.Members {
 			payload = sm.Entry.append(payload)
 		}
 	default:
-		t := &VersionedTable{SDKSectionSize: uint32(sectionSize), LibpalSHA256: libpal.SHA256, MaxThreads: uint32(threads), EDMM: edmm, Layout: GramineLayoutV15}
-		for _, sm := range out.Members {
+		t := &VersionedTable{SDKSectionSize: uint32(sectionSize), LibpalSHA256: libpalSHA, MaxThreads: uint32(threads), EDMM: edmm, Layout: gramineLayout(gramCount)}
+		for i, sm := range out.Members {
 			t.Kinds, t.Entries = append(t.Kinds, sm.Kind), append(t.Entries, sm.Entry)
+			if vmCount > 0 {
+				var e *SNPEntry
+				if members[i].SNP != nil {
+					e = &members[i].SNP.Entry
+				}
+				t.SNP = append(t.SNP, e)
+			}
 		}
 		payload = t.Marshal()
+		if len(payload) != payloadLen {
+			return nil, fmt.Errorf("%w: the table has %d bytes, %d were planned", ErrTable, len(payload), payloadLen)
+		}
+		if sdkCount == 0 {
+			break
+		}
 		if uint64(len(payload)) > sectionSize {
 			return nil, fmt.Errorf("%w: the table needs %d bytes, the SDK members' section has %d", ErrCapacity, len(payload), sectionSize)
 		}
@@ -226,9 +277,15 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	// then sign.
 	var d *TableDeriver
 	var err error
-	if out.Section != nil {
+	switch {
+	case out.Section != nil:
 		d, err = NewSectionDeriver(out.Section, libpal)
-	} else {
+	case gramCount == 0:
+		var t *VersionedTable
+		if t, err = ParseVersionedTable(payload); err == nil {
+			d, err = newVersionedDeriver(t, payload, nil)
+		}
+	default:
 		d, err = NewPayloadDeriver(payload, GramineConstants{Libpal: libpal, MaxThreads: threads, EDMM: edmm})
 	}
 	if err != nil {
@@ -242,9 +299,21 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 		}
 	}
 	seen := map[sgx.Measurement]int{}
+	seenVM := map[[48]byte]int{}
 	for i := range out.Members {
 		sm := &out.Members[i]
 		name := memberName(i, sm.Name)
+		if sm.Kind == KindSNP {
+			if sm.Launch, err = d.DeriveLaunch(i); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if j, dup := seenVM[sm.Launch]; dup {
+				return nil, fmt.Errorf("%w: %s and %s have the same launch digest %x", ErrDuplicate, memberName(j, out.Members[j].Name), name, sm.Launch)
+			}
+			seenVM[sm.Launch] = i
+			sm.Cmdline = BoundCmdline(members[i].SNP.Entry.Cmdline, d.TableSHA256())
+			continue
+		}
 		mr, err := derive(i)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -293,7 +362,26 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	return out, nil
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// gramineLayout is the layout version a table records: GramineLayoutV15
+// with Gramine members, else none.
+func gramineLayout(gramCount int) uint8 {
+	if gramCount > 0 {
+		return GramineLayoutV15
+	}
+	return 0
+}
+
 func nameOf(am AnyMember) string {
+	if am.SNP != nil {
+		return am.SNP.Name
+	}
 	if am.SDK != nil {
 		return am.SDK.Name
 	}

@@ -1,6 +1,7 @@
 package mage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -161,10 +162,15 @@ func FuzzTables(f *testing.F) {
 	// An updatable Merkle table of epoch 3.
 	f.Add((&VersionedTable{Merkle: true, Count: 5, Root: [32]byte{1}, Updatable: true, UpdateKey: [32]byte{2}, Epoch: 3, Predecessor: [32]byte{3},
 		SDKSectionSize: 4096}).Marshal())
+	// A table with an SNP member beside an SDK member.
+	vm := testVMs()[0].member(f).SNP.Entry
+	f.Add((&VersionedTable{Kinds: []Kind{KindSDK, KindSNP}, Entries: []Entry{{State: measureState(64), Offset: 0x3000}, {}}, SNP: []*SNPEntry{nil, &vm},
+		SDKSectionSize: 4096}).Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if d, err := NewPayloadDeriver(b, c); err == nil {
 			for i := range min(d.Len(), 3) {
 				d.Derive(i)
+				d.DeriveLaunch(i)
 			}
 		}
 		sec := make([]byte, 4096)
@@ -172,11 +178,15 @@ func FuzzTables(f *testing.F) {
 		if d, err := NewSectionDeriver(sec, c.Libpal); err == nil {
 			for i := range min(d.Len(), 3) {
 				d.Derive(i)
+				d.DeriveLaunch(i)
 			}
 		}
 		if vt, err := ParseVersionedTable(b); err == nil {
-			if len(vt.Kinds) != len(vt.Entries) {
+			if len(vt.Kinds) != len(vt.Entries) || (vt.SNP != nil && len(vt.SNP) != len(vt.Kinds)) {
 				t.Fatal("kinds and entries differ in number")
+			}
+			if vt.SNP != nil && !bytes.Equal(vt.Marshal(), b[:len(vt.Marshal())]) {
+				t.Fatal("a table with VM members does not survive its encoding")
 			}
 			if vt.Updatable {
 				if w, err := ParseVersionedTable(vt.Marshal()); err != nil || w.Hash() != vt.Hash() {

@@ -47,7 +47,10 @@ const (
 // kind and entry, in member order.
 type VersionedTable struct {
 	Kinds   []Kind
-	Entries []Entry
+	Entries []Entry // the SGX members' entries (zero for a VM member)
+	// SNP holds the SNP members' entries (nil for other members), in
+	// member order.
+	SNP []*SNPEntry
 	// SDKSectionSize is the size of the SDK members' .sgx_mage section
 	// (0 without SDK members).
 	SDKSectionSize uint32
@@ -126,6 +129,14 @@ func (t *VersionedTable) Marshal() []byte {
 		return b
 	}
 	for i, e := range t.Entries {
+		if t.Kinds[i] == KindSNP {
+			body := t.SNP[i].marshal()
+			b = append(b, byte(KindSNP), 0, 0, 0)
+			b = le.AppendUint32(b, uint32(len(body)))
+			b = append(b, body...)
+			b = append(b, make([]byte, -len(body)&7)...)
+			continue
+		}
 		rec := make([]byte, 8, v2EntrySize)
 		rec[0] = byte(t.Kinds[i])
 		b = append(b, e.append(rec)...)
@@ -196,14 +207,42 @@ func ParseVersionedTable(b []byte) (*VersionedTable, error) {
 	if n == 0 || n > MaxGramineMembers {
 		return nil, bad("%d members, want 1 to %d", n, MaxGramineMembers)
 	}
-	end := v2HeaderSize + n*v2EntrySize
-	if end > uint64(len(b)) {
-		return nil, bad("%d entries do not fit in %d bytes", n, len(b))
-	}
-	gram, sdk := false, false
+	end := uint64(v2HeaderSize)
+	gram, sdk, vm := false, false, false
+	suffix := 0
 	for i := range n {
-		rec := b[v2HeaderSize+i*v2EntrySize:][:v2EntrySize]
+		if end+8 > uint64(len(b)) {
+			return nil, bad("%d entries do not fit in %d bytes", n, len(b))
+		}
+		rec := b[end:]
 		k := Kind(rec[0])
+		if k == KindSNP {
+			size := uint64(le.Uint32(rec[4:]))
+			if !bytes.Equal(rec[1:4], make([]byte, 3)) || size > uint64(len(b))-end-8 || size+(-size&7) > uint64(len(b))-end-8 {
+				return nil, bad("entry %d: an SNP entry of %d bytes does not fit", i, size)
+			}
+			e, err := parseSNPEntry(rec[8 : 8+size])
+			if err != nil {
+				return nil, fmt.Errorf("versioned table entry %d: %w", i, err)
+			}
+			if pad := rec[8+size : 8+size+(-size&7)]; !bytes.Equal(pad, make([]byte, len(pad))) {
+				return nil, bad("entry %d: non-zero padding", i)
+			}
+			if suffix += len(e.Launch.Suffix) + 1; suffix > maxTableVMPages {
+				return nil, bad("the VM members' entries make a verifier hash more than %d pages", maxTableVMPages)
+			}
+			for len(t.SNP) < int(i) {
+				t.SNP = append(t.SNP, nil)
+			}
+			vm = true
+			t.Kinds, t.Entries, t.SNP = append(t.Kinds, k), append(t.Entries, Entry{}), append(t.SNP, e)
+			end += 8 + size + (-size & 7)
+			continue
+		}
+		if end+v2EntrySize > uint64(len(b)) {
+			return nil, bad("%d entries do not fit in %d bytes", n, len(b))
+		}
+		rec = rec[:v2EntrySize]
 		if (k != KindSDK && k != KindGramine) || !bytes.Equal(rec[1:8], make([]byte, 7)) {
 			return nil, bad("entry %d: kind %d is not one this version knows", i, rec[0])
 		}
@@ -213,6 +252,12 @@ func ParseVersionedTable(b []byte) (*VersionedTable, error) {
 		}
 		gram, sdk = gram || k == KindGramine, sdk || k == KindSDK
 		t.Kinds, t.Entries = append(t.Kinds, k), append(t.Entries, e)
+		end += v2EntrySize
+	}
+	if vm {
+		for len(t.SNP) < len(t.Kinds) {
+			t.SNP = append(t.SNP, nil)
+		}
 	}
 	if i := bytes.IndexFunc(b[end:], func(r rune) bool { return r != 0 }); i >= 0 {
 		return nil, bad("non-zero byte at offset %d after the last entry", end+uint64(i))
@@ -232,6 +277,8 @@ func ParseVersionedTable(b []byte) (*VersionedTable, error) {
 type TableDeriver struct {
 	kinds   []Kind
 	entries []Entry
+	snp     []*SNPEntry     // the SNP members' entries
+	table   [32]byte        // SHA-256 of a versioned table, which VM members' command lines carry
 	merkle  *VersionedTable // a Merkle table: members are derived from proofs
 	section []byte          // what SDK members measure last
 	text    []byte          // what Gramine members measure after their own pages
@@ -299,7 +346,7 @@ func NewPayloadDeriver(payload []byte, c GramineConstants) (*TableDeriver, error
 }
 
 func newVersionedDeriver(t *VersionedTable, payload []byte, libpal *gramine.Libpal) (*TableDeriver, error) {
-	d := &TableDeriver{kinds: t.Kinds, entries: t.Entries, h: measure.New().Batched()}
+	d := &TableDeriver{kinds: t.Kinds, entries: t.Entries, snp: t.SNP, table: TableSHA256(payload), h: measure.New().Batched()}
 	if t.Merkle {
 		d.merkle = t
 		if t.MaxThreads > 0 {
@@ -408,6 +455,9 @@ func (d *TableDeriver) Derive(i int) (sgx.Measurement, error) {
 	if i < 0 || i >= len(d.entries) {
 		return sgx.Measurement{}, fmt.Errorf("%w: member %d out of range [0, %d)", ErrTable, i, len(d.entries))
 	}
+	if d.kinds[i] == KindSNP {
+		return sgx.Measurement{}, fmt.Errorf("member %d: %w", i, ErrVMMember)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.kinds[i] == KindSDK {
@@ -417,7 +467,48 @@ func (d *TableDeriver) Derive(i int) (sgx.Measurement, error) {
 	return g.Derive(i)
 }
 
-// DeriveAll returns every member's MRENCLAVE, in member order.
+// DeriveLaunch returns the launch digest of member i, a confidential VM:
+// its launch resumed over the hashes page of the command line that
+// carries this table's SHA-256, then the pages after it.
+func (d *TableDeriver) DeriveLaunch(i int) ([48]byte, error) {
+	if d.merkle != nil || i < 0 || i >= len(d.kinds) || d.kinds[i] != KindSNP {
+		return [48]byte{}, fmt.Errorf("%w: member %d is not an SNP member of this table", ErrTable, i)
+	}
+	return d.snp[i].Digest(d.table)
+}
+
+// TableSHA256 returns the SHA-256 of a versioned table (what its VM
+// members' command lines carry).
+func (d *TableDeriver) TableSHA256() [32]byte { return d.table }
+
+// Derived is one member's measurement: an MRENCLAVE for an enclave, a
+// launch digest for a confidential VM.
+type Derived struct {
+	Kind      Kind
+	MRENCLAVE sgx.Measurement // SDK and Gramine members
+	Launch    [48]byte        // SNP members
+}
+
+// DeriveMembers returns every member's measurement, in member order.
+func (d *TableDeriver) DeriveMembers() ([]Derived, error) {
+	out := make([]Derived, d.Len())
+	for i := range out {
+		out[i].Kind = d.Kind(i)
+		var err error
+		if out[i].Kind == KindSNP {
+			out[i].Launch, err = d.DeriveLaunch(i)
+		} else {
+			out[i].MRENCLAVE, err = d.Derive(i)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("member %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// DeriveAll returns every member's MRENCLAVE, in member order; a table
+// with confidential VM members is refused (DeriveMembers).
 func (d *TableDeriver) DeriveAll() ([]sgx.Measurement, error) {
 	out := make([]sgx.Measurement, d.Len())
 	for i := range out {

@@ -49,6 +49,23 @@ const (
 	guidSEVESResetVB = "00f771de-1a7e-4fcb-890e-68c77e2fb44e"
 )
 
+// PageSize is the size of a guest page.
+const PageSize = pageSize
+
+// HashTableSize is the size of the SEV hashes table in its page, padded
+// to 16 bytes.
+const HashTableSize = paddedHashTableSize
+
+// KnownPageType reports whether t is a PAGE_INFO page type a launch of
+// this package's model adds (normal, VMSA, zero, secrets, CPUID).
+func KnownPageType(t byte) bool {
+	switch t {
+	case pageNormal, pageVMSA, pageZero, pageSecrets, pageCPUID:
+		return true
+	}
+	return false
+}
+
 const (
 	pageSize = 4096
 	fourGiB  = 1 << 32
@@ -318,14 +335,17 @@ type Launch struct {
 
 // Digest returns the launch digest with a command line whose SHA-256 (with
 // its NUL, as CmdlineHash) is cmdline.
-func (l *Launch) Digest(cmdline [32]byte) [48]byte {
+func (l *Launch) Digest(cmdline [32]byte) ([48]byte, error) {
+	if l.TableOffset < 0 || l.TableOffset+paddedHashTableSize > pageSize {
+		return [48]byte{}, fmt.Errorf("%w: SEV hashes table at %#x does not fit its page", ErrFirmware, l.TableOffset)
+	}
 	c := chain{ld: l.Prefix}
 	page := hashesPage(&DirectBoot{Kernel: l.Kernel, Initrd: l.Initrd, Cmdline: cmdline}, l.TableOffset)
 	c.update(pageNormal, l.HashesGPA, sha512.Sum384(page))
 	for _, r := range l.Suffix {
 		c.update(r.Type, r.GPA, r.Contents)
 	}
-	return c.ld
+	return c.ld, nil
 }
 
 // LaunchDigest returns the launch digest of a guest QEMU launches with the

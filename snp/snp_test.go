@@ -247,13 +247,13 @@ func TestDirectBootReference(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", v.name, err)
 		}
-		if got := l.Digest(v.boot.Cmdline); hex.EncodeToString(got[:]) != v.want {
+		if got, err := l.Digest(v.boot.Cmdline); err != nil || hex.EncodeToString(got[:]) != v.want {
 			t.Errorf("%s: cut: %x, sev-snp-measure %s", v.name, got, v.want)
 		}
 		if l.HashesGPA != 0x810000 || l.TableOffset != 0xc00 || len(l.Suffix) != 15+v.vcpus {
 			t.Errorf("%s: cut at %#x+%#x with %d pages after", v.name, l.HashesGPA, l.TableOffset, len(l.Suffix))
 		}
-		if other := l.Digest(CmdlineHash("another")); other == got {
+		if other, _ := l.Digest(CmdlineHash("another")); other == got {
 			t.Errorf("%s: another command line gives the same digest", v.name)
 		}
 	}
