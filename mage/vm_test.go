@@ -2,6 +2,8 @@ package mage
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -248,4 +250,50 @@ func TestHostileSNPEntries(t *testing.T) {
 			t.Errorf("base command line %q: %v", cmdline, err)
 		}
 	}
+}
+
+// BenchmarkDeriveSNP compares deriving an SNP member (2 vCPUs on the
+// AmdSev image: the bound command line, the hashes page and 18 PAGE_INFO
+// records) with the raw hashing that needs: SHA-256 of the command line
+// and its NUL, SHA-384 of a 4 KiB page and 18 SHA-384s of 112 bytes.
+// Report the ratio Derive/Hash of the two ns/op figures from one run.
+func BenchmarkDeriveSNP(b *testing.B) {
+	v := testVMs()[0]
+	am := v.member(b)
+	t := &VersionedTable{Kinds: []Kind{KindSNP}, Entries: []Entry{{}}, SNP: []*SNPEntry{&am.SNP.Entry}}
+	payload := t.Marshal()
+	vt, err := ParseVersionedTable(payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := newVersionedDeriver(vt, payload, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	records := 1 + len(am.SNP.Entry.Launch.Suffix)
+	if records != 18 {
+		b.Fatalf("%d records", records)
+	}
+	b.Run("Derive", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := d.DeriveLaunch(0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Hash", func(b *testing.B) {
+		cmdline := []byte(BoundCmdline(v.cmdline, d.TableSHA256()) + "\x00")
+		page := make([]byte, snp.PageSize)
+		var rec [0x70]byte
+		for b.Loop() {
+			c := sha256.Sum256(cmdline)
+			page[0] = c[0]
+			p := sha512.Sum384(page)
+			rec[0] = p[0]
+			for range records {
+				p = sha512.Sum384(rec[:])
+				rec[0] = p[0]
+			}
+		}
+	})
 }

@@ -255,10 +255,8 @@ func NewDirectBoot(kernel, initrd []byte, cmdline string) *DirectBoot {
 // CmdlineHash is the SHA-256 of a kernel command line as the SEV hashes
 // table records it: with its terminating NUL.
 func CmdlineHash(cmdline string) [32]byte {
-	h := sha256.New()
-	h.Write([]byte(cmdline))
-	h.Write([]byte{0})
-	return [32]byte(h.Sum(nil))
+	var buf [256]byte
+	return sha256.Sum256(append(append(buf[:0], cmdline...), 0))
 }
 
 // The SEV hashes table (QEMU target/i386/sev.c, SevHashTable): a GUIDed
@@ -274,26 +272,29 @@ const (
 	paddedHashTableSize = (hashTableSize + 15) &^ 15
 )
 
-// hashesPage is the SNP_KERNEL_HASHES page of a direct boot: zeros with
-// the SEV hashes table at offset off.
-func hashesPage(b *DirectBoot, off int) []byte {
-	p := make([]byte, pageSize)
+// The SEV hashes table's GUIDs, encoded once.
+var (
+	hashTableGUID   = ovmf.GUID(guidHashTable)
+	hashEntryGUIDs  = [3][16]byte{ovmf.GUID(guidHashTableCmd), ovmf.GUID(guidHashTableInitrd), ovmf.GUID(guidHashTableKernel)}
+	hashTableHeader = func() (h [18]byte) {
+		copy(h[:], hashTableGUID[:])
+		binary.LittleEndian.PutUint16(h[16:], hashTableSize)
+		return h
+	}()
+)
+
+// hashesPage writes the SNP_KERNEL_HASHES page of a direct boot into p (a
+// zeroed page): the SEV hashes table at offset off.
+func hashesPage(p *[pageSize]byte, b *DirectBoot, off int) {
 	t := p[off:]
-	g := ovmf.GUID(guidHashTable)
-	copy(t, g[:])
-	binary.LittleEndian.PutUint16(t[16:], hashTableSize)
+	copy(t, hashTableHeader[:])
 	e := t[18:]
-	for _, x := range []struct {
-		guid string
-		sum  [32]byte
-	}{{guidHashTableCmd, b.Cmdline}, {guidHashTableInitrd, b.Initrd}, {guidHashTableKernel, b.Kernel}} {
-		g := ovmf.GUID(x.guid)
-		copy(e, g[:])
+	for i, sum := range [3]*[32]byte{&b.Cmdline, &b.Initrd, &b.Kernel} {
+		copy(e, hashEntryGUIDs[i][:])
 		binary.LittleEndian.PutUint16(e[16:], hashEntrySize)
-		copy(e[18:], x.sum[:])
+		copy(e[18:], sum[:])
 		e = e[hashEntrySize:]
 	}
-	return p
 }
 
 // hashTableOffset is where in its page the firmware expects the SEV
@@ -340,8 +341,9 @@ func (l *Launch) Digest(cmdline [32]byte) ([48]byte, error) {
 		return [48]byte{}, fmt.Errorf("%w: SEV hashes table at %#x does not fit its page", ErrFirmware, l.TableOffset)
 	}
 	c := chain{ld: l.Prefix}
-	page := hashesPage(&DirectBoot{Kernel: l.Kernel, Initrd: l.Initrd, Cmdline: cmdline}, l.TableOffset)
-	c.update(pageNormal, l.HashesGPA, sha512.Sum384(page))
+	var page [pageSize]byte
+	hashesPage(&page, &DirectBoot{Kernel: l.Kernel, Initrd: l.Initrd, Cmdline: cmdline}, l.TableOffset)
+	c.update(pageNormal, l.HashesGPA, sha512.Sum384(page[:]))
 	for _, r := range l.Suffix {
 		c.update(r.Type, r.GPA, r.Contents)
 	}
@@ -434,7 +436,9 @@ func launch(fw []byte, o Options, page func(typ byte, gpa uint64, contents [48]b
 				hashes(uint64(s.GPA), off)
 				continue
 			}
-			page(pageNormal, uint64(s.GPA), sha512.Sum384(hashesPage(o.Boot, off)))
+			var p [pageSize]byte
+			hashesPage(&p, o.Boot, off)
+			page(pageNormal, uint64(s.GPA), sha512.Sum384(p[:]))
 		case SectionSecMem, SectionSVSMCAA:
 			for off := uint64(0); off < uint64(s.Size); off += pageSize {
 				page(pageZero, uint64(s.GPA)+off, zero)
