@@ -35,6 +35,7 @@ import (
 	"github.com/google/go-sev-guest/kds"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	"github.com/google/go-sev-guest/verify"
+	"github.com/google/go-sev-guest/verify/trust"
 	"github.com/magesgx/mage/internal/ovmf"
 )
 
@@ -160,9 +161,21 @@ type Verifier struct {
 	// InsecureAllowDebug admits reports of guests whose policy lets the
 	// host read their memory.
 	InsecureAllowDebug bool
+	// InsecureSimulationRoots are roots that are NOT AMD's, such as a
+	// simulated platform's (sim.SNPPlatform): endorsement keys they
+	// certify are trusted beside those AMD's roots certify. For
+	// simulation and tests only.
+	InsecureSimulationRoots []Roots
 
 	mu       sync.Mutex
 	verified map[string][]byte // VCEK URL -> a certificate that verified a report
+}
+
+// Roots are the root key certificate (ARK) and signing key certificate
+// (ASK) of a product line.
+type Roots struct {
+	ProductLine string
+	ARK, ASK    *x509.Certificate
 }
 
 // maxVerified bounds the certificates a Verifier remembers.
@@ -267,7 +280,20 @@ func (v *Verifier) check(ctx context.Context, pr *spb.Report, cert []byte, key a
 	} else {
 		chain.VcekCert = cert
 	}
-	if err := verify.SnpAttestationContext(ctx, &spb.Attestation{Report: pr, CertificateChain: chain}, &verify.Options{DisableCertFetching: true, Now: now}); err != nil {
+	opts := &verify.Options{DisableCertFetching: true, Now: now}
+	if len(v.InsecureSimulationRoots) > 0 {
+		opts.TrustedRoots = map[string][]*trust.AMDRootCerts{}
+		for _, line := range []string{"Milan", "Genoa", "Turin"} {
+			if r, err := trust.GetDefaultRootCerts(line); err == nil {
+				opts.TrustedRoots[line] = append(opts.TrustedRoots[line], r)
+			}
+		}
+		for _, r := range v.InsecureSimulationRoots {
+			opts.TrustedRoots[r.ProductLine] = append(opts.TrustedRoots[r.ProductLine],
+				&trust.AMDRootCerts{ProductLine: r.ProductLine, ProductCerts: &trust.ProductCerts{Ark: r.ARK, Ask: r.ASK}})
+		}
+	}
+	if err := verify.SnpAttestationContext(ctx, &spb.Attestation{Report: pr, CertificateChain: chain}, opts); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrReport, err)
 	}
 	x, err := x509.ParseCertificate(cert)
