@@ -35,6 +35,7 @@ import (
 	"github.com/magesgx/mage/gramine"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/snp/snpreport"
 )
 
 // Kind is a kind of evidence.
@@ -42,8 +43,9 @@ type Kind uint8
 
 // Evidence kinds.
 const (
-	Remote Kind = 1 // a DCAP quote: verifiable anywhere the root is trusted
-	Local  Kind = 2 // an SGX REPORT: verifiable only on the same platform
+	Remote    Kind = 1 // a DCAP quote: verifiable anywhere the root is trusted
+	Local     Kind = 2 // an SGX REPORT: verifiable only on the same platform
+	SNPReport Kind = 3 // an SEV-SNP attestation report and its certificate table: a VM member's
 )
 
 func (k Kind) String() string {
@@ -52,6 +54,8 @@ func (k Kind) String() string {
 		return "remote"
 	case Local:
 		return "local"
+	case SNPReport:
+		return "snp"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -84,9 +88,13 @@ type Policy struct {
 	// after a successor drops or reorders members, while an MRENCLAVE is
 	// one build over one table (a kept member keeps it across epochs).
 	MRENCLAVE []sgx.Measurement
+	// Launch accepts only the confidential VM members with these launch
+	// digests. With MRENCLAVE or Launch set, a member of either kind is
+	// accepted only if the list for its kind names it.
+	Launch    [][48]byte
 	MRSIGNER  []sgx.Measurement // accept only these signers (nil: any)
 	MinISVSVN uint16            // accept only ISVSVN >= this
-	// AcceptKinds lists the evidence kinds accepted (nil: both).
+	// AcceptKinds lists the evidence kinds accepted (nil: all).
 	AcceptKinds []Kind
 }
 
@@ -100,7 +108,15 @@ type Policy struct {
 // evidence it accepts: NewMember refuses a Config that accepts remote
 // evidence with neither Collateral nor InsecureSimulationRoot.
 type Config struct {
+	// Backend is the member's enclave; SNP instead, for a member that is
+	// an SEV-SNP VM.
 	Backend Backend
+	SNP     SNPBackend
+	// SNPVerifier verifies the reports of the group's SEV-SNP members: its
+	// roots are AMD's, and a simulated platform's only when named in its
+	// InsecureSimulationRoots. NewMember refuses a Config whose group has
+	// SNP members and that accepts their evidence without one.
+	SNPVerifier *snpreport.Verifier
 	// Evidence is the kind of evidence this member sends. Zero means
 	// Remote for a client, and the client's kind for a server.
 	Evidence Kind
@@ -174,14 +190,16 @@ type GramineBackend interface {
 // Member is a group member ready to attest: its backend, the group's
 // measurements derived from its own table, and its TLS key.
 type Member struct {
-	cfg     Config
-	group   *mage.Group                        // classic tables: every member
-	table   *mage.TableDeriver                 // Merkle tables: members are checked by their proofs
-	lineage *mage.LineageVerifier              // updatable Merkle tables: members of any epoch
-	ownLP   *atomic.Pointer[mage.LineageProof] // the lineage proof this member sends (shared by copies)
-	self    sgx.ReportBody
-	id      identity
-	check   *checker
+	cfg      Config
+	launches [][48]byte                         // the group's VM members' launch digests, by index (zero for enclaves)
+	launch   [48]byte                           // this member's own launch digest, if it is a VM
+	group    *mage.Group                        // classic tables: every member
+	table    *mage.TableDeriver                 // Merkle tables: members are checked by their proofs
+	lineage  *mage.LineageVerifier              // updatable Merkle tables: members of any epoch
+	ownLP    *atomic.Pointer[mage.LineageProof] // the lineage proof this member sends (shared by copies)
+	self     sgx.ReportBody
+	id       identity
+	check    *checker
 
 	storeMu *sync.Mutex // serializes LineageStore writes (shared by copies)
 	stored  *uint32     // the epoch last stored
@@ -214,12 +232,13 @@ var (
 // that the enclave itself is one of them, checks that the configuration
 // can verify the evidence it accepts, and makes a fresh TLS key.
 func NewMember(cfg Config) (*Member, error) {
-	if cfg.Backend == nil {
-		return nil, fmt.Errorf("%w: no Backend", ErrConfig)
+	if (cfg.Backend == nil) == (cfg.SNP == nil) {
+		return nil, fmt.Errorf("%w: set exactly one of Backend (an enclave) and SNP (an SEV-SNP VM)", ErrConfig)
 	}
-	switch cfg.Evidence {
-	case 0, Remote, Local:
-	default:
+	switch {
+	case cfg.SNP != nil && cfg.Evidence != 0 && cfg.Evidence != SNPReport:
+		return nil, fmt.Errorf("%w: an SEV-SNP member's evidence is an SNP report, not %s", ErrConfig, cfg.Evidence)
+	case cfg.SNP == nil && cfg.Evidence != 0 && cfg.Evidence != Remote && cfg.Evidence != Local:
 		return nil, fmt.Errorf("%w: Evidence is %s, want Remote or Local", ErrConfig, cfg.Evidence)
 	}
 	if cfg.HandshakeTimeout == 0 {
@@ -235,13 +254,19 @@ func NewMember(cfg Config) (*Member, error) {
 	if ck.accepts(Remote) && !ck.canVerifyQuotes() {
 		return nil, fmt.Errorf("%w: remote evidence is accepted but could never be verified: set Collateral (Intel quotes) or InsecureSimulationRoot (simulated platform), or accept only Local evidence (Policy.AcceptKinds)", ErrConfig)
 	}
+	if cfg.SNP != nil {
+		return newVMMember(cfg, ck)
+	}
 	self := cfg.Backend.Identity()
 	// A member's own table: derive every member and find itself.
-	g, d, lv, err := ownGroup(cfg, self.MRENCLAVE)
+	g, d, lv, launches, err := ownGroup(cfg, self.MRENCLAVE)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
-	m := &Member{cfg: cfg, group: g, table: d, lineage: lv, self: self, check: ck}
+	if err := checkSNPConfig(cfg, ck, launches); err != nil {
+		return nil, err
+	}
+	m := &Member{cfg: cfg, group: g, table: d, lineage: lv, self: self, check: ck, launches: launches}
 	m.ownLP = new(atomic.Pointer[mage.LineageProof])
 	m.ownLP.Store(cfg.Lineage)
 	m.storeMu = new(sync.Mutex)
@@ -318,8 +343,12 @@ type Peer struct {
 	// the newest), for display only: it names another member after an
 	// update. Authorize by Identity (MRENCLAVE), as Policy.MRENCLAVE does.
 	Index    int
-	Identity sgx.ReportBody // the peer's attested report body
+	Identity sgx.ReportBody // an enclave peer's attested report body (zero for a VM)
 	Evidence Kind           // the kind of evidence it presented
+	// A VM peer (Evidence SNPReport): its launch digest and its verified
+	// report.
+	Launch [48]byte
+	SNP    *snpreport.Report
 	// In an updatable group: the epoch of the newest table, in which the
 	// peer is member Index, and of the table the peer measured.
 	Epoch, MeasuredEpoch uint32
@@ -359,7 +388,7 @@ func (m *Member) Epoch() uint32 {
 
 // ownGroup derives every member from the backend's own measured table:
 // an SDK member's section, or a Gramine member's MAGE_TABLE payload.
-func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver, *mage.LineageVerifier, error) {
+func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver, *mage.LineageVerifier, [][48]byte, error) {
 	var d *mage.TableDeriver
 	var err error
 	if gb, ok := cfg.Backend.(GramineBackend); ok {
@@ -369,48 +398,69 @@ func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver
 		d, err = mage.NewSectionDeriver(cfg.Backend.MageSection(), cfg.Libpal)
 	}
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	switch {
 	case d.IsUpdatable():
 		if cfg.Lineage == nil {
-			return nil, nil, nil, fmt.Errorf("an updatable group's member needs its lineage proof (Config.Lineage)")
+			return nil, nil, nil, nil, fmt.Errorf("an updatable group's member needs its lineage proof (Config.Lineage)")
 		}
 		if cfg.Proof != nil {
-			return nil, nil, nil, fmt.Errorf("an updatable group's member proves itself with Config.Lineage, not Config.Proof")
+			return nil, nil, nil, nil, fmt.Errorf("an updatable group's member proves itself with Config.Lineage, not Config.Proof")
 		}
 		lv, me, err := mage.NewLineageVerifier(d, cfg.Lineage)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if me.MRENCLAVE != self {
-			return nil, nil, nil, fmt.Errorf("%w: the lineage proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, me.Index, me.MRENCLAVE, self)
+			return nil, nil, nil, nil, fmt.Errorf("%w: the lineage proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, me.Index, me.MRENCLAVE, self)
 		}
-		return &mage.Group{Self: int(me.Index)}, d, lv, nil
+		return &mage.Group{Self: int(me.Index)}, d, lv, nil, nil
 	case cfg.Lineage != nil:
-		return nil, nil, nil, fmt.Errorf("%w: a lineage proof is given, but this member's table commits to no update key", mage.ErrLineage)
+		return nil, nil, nil, nil, fmt.Errorf("%w: a lineage proof is given, but this member's table commits to no update key", mage.ErrLineage)
 	case d.IsMerkle():
 		if cfg.Proof == nil {
-			return nil, nil, nil, fmt.Errorf("a Merkle group's member needs its membership proof (Config.Proof)")
+			return nil, nil, nil, nil, fmt.Errorf("a Merkle group's member needs its membership proof (Config.Proof)")
 		}
 		mr, err := d.DeriveProof(cfg.Proof)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if mr != self {
-			return nil, nil, nil, fmt.Errorf("%w: the membership proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, cfg.Proof.Index, mr, self)
+			return nil, nil, nil, nil, fmt.Errorf("%w: the membership proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, cfg.Proof.Index, mr, self)
 		}
-		return &mage.Group{Self: int(cfg.Proof.Index)}, d, nil, nil
+		return &mage.Group{Self: int(cfg.Proof.Index)}, d, nil, nil, nil
 	case cfg.Proof != nil:
-		return nil, nil, nil, fmt.Errorf("a membership proof is given, but the table is not a Merkle table")
+		return nil, nil, nil, nil, fmt.Errorf("a membership proof is given, but the table is not a Merkle table")
 	}
-	all, err := d.DeriveAll()
+	g, launches, err := groupOf(d)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	g := &mage.Group{Self: slices.Index(all, self), Measurements: all}
-	if g.Self < 0 {
-		return nil, nil, nil, fmt.Errorf("%w %s (none of its %d members matches)", mage.ErrUntrustedTable, self, len(all))
+	if g.Self = slices.Index(g.Measurements, self); g.Self < 0 {
+		return nil, nil, nil, nil, fmt.Errorf("%w %s (none of its %d members matches)", mage.ErrUntrustedTable, self, len(g.Measurements))
 	}
-	return g, nil, nil, nil
+	return g, nil, nil, launches, nil
+}
+
+// groupOf derives every member of a flat table: enclaves' MRENCLAVEs and
+// VMs' launch digests, each list by member index with zeros for the other
+// kind (zero measurements are never accepted from a peer).
+func groupOf(d *mage.TableDeriver) (*mage.Group, [][48]byte, error) {
+	all, err := d.DeriveMembers()
+	if err != nil {
+		return nil, nil, err
+	}
+	g := &mage.Group{Self: -1, Measurements: make([]sgx.Measurement, len(all))}
+	var launches [][48]byte
+	for i, x := range all {
+		g.Measurements[i] = x.MRENCLAVE
+		if x.Kind == mage.KindSNP {
+			if launches == nil {
+				launches = make([][48]byte, len(all))
+			}
+			launches[i] = x.Launch
+		}
+	}
+	return g, launches, nil
 }

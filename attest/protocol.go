@@ -426,6 +426,8 @@ func (m *Member) evidence(ctx context.Context, kind Kind, data [sgx.ReportDataSi
 			return nil, fmt.Errorf("attest: making a quote: %w", err)
 		}
 		return q, nil
+	case SNPReport:
+		return m.snpEvidence(ctx, data)
 	case Local:
 		r, err := m.cfg.Backend.Report(peerTI, data)
 		if err != nil {
@@ -559,11 +561,28 @@ func PeerTrace(ctx context.Context) (context.Context, func() *Peer) {
 
 func (m *Member) identity() *identity    { return &m.id }
 func (m *Member) timeout() time.Duration { return m.cfg.HandshakeTimeout }
-func (m *Member) targetInfo() []byte     { return m.cfg.Backend.TargetInfo().Marshal() }
-func (m *Member) section() []byte        { return m.cfg.Backend.MageSection() }
 func (m *Member) allowUnattested() bool  { return m.cfg.AllowUnattestedVerifiers }
+
+// targetInfo is an enclave's TARGETINFO; a VM has none (zeros).
+func (m *Member) targetInfo() []byte {
+	if m.cfg.SNP != nil {
+		return make([]byte, sgx.TargetInfoSize)
+	}
+	return m.cfg.Backend.TargetInfo().Marshal()
+}
+
+func (m *Member) section() []byte {
+	if m.cfg.SNP != nil {
+		payload, _ := m.cfg.SNP.Table()
+		return payload
+	}
+	return m.cfg.Backend.MageSection()
+}
+
 func (m *Member) kind(role string, peer Kind) Kind {
 	switch {
+	case m.cfg.SNP != nil:
+		return SNPReport
 	case role == roleClient && m.cfg.Evidence != 0:
 		return m.cfg.Evidence
 	case role == roleClient, peer == 0: // a verifier checks quotes only

@@ -34,7 +34,7 @@ func newChecker(col dcap.CollateralSource, acceptTCB []dcap.TCBStatus, simRoot *
 		return nil, fmt.Errorf("%w: InsecureSimulationRoot has the Intel SGX Root CA's key; quotes chained to Intel are verified with Collateral, never on signatures alone", ErrConfig)
 	}
 	for _, k := range pol.AcceptKinds {
-		if k != Remote && k != Local {
+		if k != Remote && k != Local && k != SNPReport {
 			return nil, fmt.Errorf("%w: Policy.AcceptKinds lists %s", ErrConfig, k)
 		}
 	}
@@ -122,7 +122,7 @@ func (c *checker) quote(ctx context.Context, ev []byte) (*sgx.ReportBody, error)
 // report body.
 func (c *checker) policyCheck(g []sgx.Measurement, b *sgx.ReportBody, kind Kind) (*Peer, error) {
 	idx := slices.Index(g, b.MRENCLAVE)
-	if idx < 0 {
+	if idx < 0 || b.MRENCLAVE == (sgx.Measurement{}) {
 		return nil, fmt.Errorf("%w: %s", ErrNotInGroup, b.MRENCLAVE)
 	}
 	return c.policyAt(idx, b, kind)
@@ -139,7 +139,7 @@ func (c *checker) policyAt(idx int, b *sgx.ReportBody, kind Kind) (*Peer, error)
 		return nil, fmt.Errorf("%w: member %d is a DEBUG enclave", ErrPolicy, idx)
 	case b.Attributes.Flags&sgx.AttrInit == 0:
 		return nil, fmt.Errorf("%w: member %d is not initialised (INIT clear)", ErrPolicy, idx)
-	case pol.MRENCLAVE != nil && !slices.Contains(pol.MRENCLAVE, b.MRENCLAVE):
+	case (pol.MRENCLAVE != nil || pol.Launch != nil) && !slices.Contains(pol.MRENCLAVE, b.MRENCLAVE):
 		return nil, fmt.Errorf("%w: member %d (%s) is not one the policy lists", ErrPolicy, idx, b.MRENCLAVE)
 	case pol.MRSIGNER != nil && !slices.Contains(pol.MRSIGNER, b.MRSIGNER):
 		return nil, fmt.Errorf("%w: member %d is signed by %s", ErrPolicy, idx, b.MRSIGNER)
@@ -160,6 +160,11 @@ func (m *Member) verify(ctx context.Context, kind Kind, ev []byte, want [sgx.Rep
 func (m *Member) verifyWithProof(ctx context.Context, kind Kind, ev []byte, want [sgx.ReportDataSize]byte, proof []byte) (*Peer, error) {
 	var body *sgx.ReportBody
 	switch kind {
+	case SNPReport:
+		if m.table != nil {
+			return nil, fmt.Errorf("%w: VM members are in flat tables only", ErrNotInGroup)
+		}
+		return m.verifySNP(ctx, ev, want)
 	case Remote:
 		b, err := m.check.quote(ctx, ev)
 		if err != nil {
@@ -167,6 +172,9 @@ func (m *Member) verifyWithProof(ctx context.Context, kind Kind, ev []byte, want
 		}
 		body = b
 	case Local:
+		if m.cfg.Backend == nil {
+			return nil, fmt.Errorf("%w: %s: a VM member cannot check an SGX REPORT", ErrKindRefused, Local)
+		}
 		r, err := sgx.ParseReport(ev)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrEvidence, err)

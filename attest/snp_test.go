@@ -1,0 +1,291 @@
+package attest
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os"
+
+	"testing"
+	"time"
+
+	"github.com/magesgx/mage/mage"
+	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/sim"
+	"github.com/magesgx/mage/snp"
+	"github.com/magesgx/mage/snp/snpreport"
+)
+
+// vmSpec is an SNP member's launch: the AmdSev OVMF image's last page with
+// sev-snp-measure's firmware digest (testdata/snp), vCPUs and a direct
+// boot.
+type vmSpec struct {
+	name    string
+	vcpus   int
+	kernel  []byte
+	cmdline string
+}
+
+func (v vmSpec) options(t testing.TB, cmdline string) ([]byte, snp.Options) {
+	t.Helper()
+	fw, err := os.ReadFile("../testdata/snp/ovmf_AmdSev_suffix.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := hex.DecodeString("086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74")
+	return fw, snp.Options{VCPUs: v.vcpus, VCPUSignature: snp.Signature(25, 1, 1), GuestFeatures: 1,
+		FirmwareDigest: (*[48]byte)(d), Boot: snp.NewDirectBoot(v.kernel, nil, cmdline)}
+}
+
+// launch is what the host's launch of the VM booted with cmdline measures.
+func (v vmSpec) launch(t testing.TB, cmdline string) [48]byte {
+	fw, o := v.options(t, cmdline)
+	ld, err := snp.LaunchDigest(fw, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ld
+}
+
+func (v vmSpec) member(t testing.TB) mage.AnyMember {
+	fw, o := v.options(t, "")
+	l, err := snp.Cut(fw, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mage.AnyMember{SNP: &mage.SNPMember{Name: v.name, Entry: mage.SNPEntry{Launch: *l, Cmdline: v.cmdline}}}
+}
+
+// snpFixture is a group of two SDK enclaves and two SEV-SNP VMs, on a
+// simulated SGX platform and a simulated SNP platform.
+type snpFixture struct {
+	*fixture
+	snp   *sim.SNPPlatform
+	vms   []vmSpec
+	group *mage.SignedAnyGroup
+}
+
+func newSNPFixture(t testing.TB) *snpFixture {
+	t.Helper()
+	var sdk []mage.Member
+	for i, k := range []string{"keys/k1.pem", "keys/k1.pem"} {
+		key, err := sgx.LoadSigningKey(read(t, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sdk = append(sdk, mage.Member{Name: []string{"sgx-a", "sgx-b"}[i], ELF: read(t, []string{"enclaves/g1_m0.so", "enclaves/g1_m1.so"}[i]), Key: key})
+	}
+	vms := []vmSpec{{name: "vm-a", vcpus: 2, kernel: []byte("kernel a"), cmdline: "console=ttyS0"}, {name: "vm-b", vcpus: 4, kernel: []byte("kernel b")}}
+	g, err := mage.SignAnyGroup(t.Context(), []mage.AnyMember{{SDK: &sdk[0]}, vms[0].member(t), {SDK: &sdk[1]}, vms[1].member(t)}, nil,
+		mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := sim.NewSNPPlatform()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &snpFixture{fixture: newFixture(t), snp: p, vms: vms, group: g}
+}
+
+func (f *snpFixture) verifier() *snpreport.Verifier {
+	return &snpreport.Verifier{InsecureSimulationRoots: []snpreport.Roots{{ProductLine: f.snp.ProductLine, ARK: f.snp.ARK, ASK: f.snp.ASK}}}
+}
+
+// enclave is SDK member i (0 or 2 in the table) on the simulated SGX
+// platform.
+func (f *snpFixture) enclave(t testing.TB, i int, mod func(*Config)) *Member {
+	return f.member(t, f.group.Members[i].File, Remote, func(c *Config) {
+		c.SNPVerifier = f.verifier()
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
+// vm is a VM booted with cmdline and given payload, as member of a group.
+func (f *snpFixture) vm(t testing.TB, spec vmSpec, cmdline string, payload []byte, policy uint64, mod func(*Config)) (*Member, error) {
+	g := f.snp.Launch(spec.launch(t, cmdline), policy, [32]byte{})
+	cfg := Config{SNP: &SimSNPBackend{Guest: g, Payload: payload, Cmdline: cmdline}, SNPVerifier: f.verifier(),
+		InsecureSimulationRoot: f.p.RootCertificate(), HandshakeTimeout: 5 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return NewMember(cfg)
+}
+
+func (f *snpFixture) genuineVM(t testing.TB, i int) *Member {
+	sm := f.group.Members[[]int{1, 3}[i]]
+	m, err := f.vm(t, f.vms[i], sm.Cmdline, f.group.Payload, sim.SNPPolicy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestSNPMembers: SDK enclaves and SEV-SNP VMs of one group attest each
+// other, every ordered pair, with evidence bound to the session; each side
+// learns the other's identity (an MRENCLAVE or a launch digest) and index.
+func TestSNPMembers(t *testing.T) {
+	f := newSNPFixture(t)
+	members := []*Member{f.enclave(t, 0, nil), f.genuineVM(t, 0), f.enclave(t, 2, nil), f.genuineVM(t, 1)}
+	for i, m := range members {
+		if m.Index() != i {
+			t.Fatalf("member %d knows itself as %d", i, m.Index())
+		}
+	}
+	if members[1].Launch() != f.group.Members[1].Launch {
+		t.Fatal("the VM's own launch digest is not the one the group derives")
+	}
+	for i, c := range members {
+		for j, s := range members {
+			if i == j {
+				continue
+			}
+			cc, sc, cerr, serr := pair(t, c, s)
+			if cerr != nil || serr != nil {
+				t.Fatalf("%d -> %d: client %v, server %v", i, j, cerr, serr)
+			}
+			cp, sp := cc.Peer(), sc.Peer()
+			if cp.Index != j || sp.Index != i {
+				t.Errorf("%d -> %d: peers %d and %d", i, j, cp.Index, sp.Index)
+			}
+			for _, x := range []struct {
+				p *Peer
+				k int
+			}{{cp, j}, {sp, i}} {
+				if x.k%2 == 1 && (x.p.Evidence != SNPReport || x.p.Launch != f.group.Members[x.k].Launch || x.p.SNP == nil) {
+					t.Errorf("%d -> %d: VM peer %d seen as %+v", i, j, x.k, x.p)
+				}
+				if x.k%2 == 0 && (x.p.Evidence != Remote || x.p.Identity.MRENCLAVE != f.group.Members[x.k].MRENCLAVE) {
+					t.Errorf("%d -> %d: enclave peer %d seen as %+v", i, j, x.k, x.p)
+				}
+			}
+			cc.Close()
+			sc.Close()
+		}
+	}
+}
+
+// TestSNPImpostors: a VM booted with another table, or with a debug
+// policy, is refused by every member; a VM given a table its command line
+// does not bind is not a member; a member with SNP peers needs a way to
+// verify them; the policy selects VMs by launch digest.
+func TestSNPImpostors(t *testing.T) {
+	f := newSNPFixture(t)
+	enc, vm := f.enclave(t, 0, nil), f.genuineVM(t, 0)
+
+	// The host boots vm-a with the table of another group (one without
+	// sgx-b): it is that group's member, and this group's members refuse
+	// it.
+	var others []mage.AnyMember
+	for _, x := range []int{0, 1, 3} {
+		if x == 0 {
+			key, _ := sgx.LoadSigningKey(read(t, "keys/k1.pem"))
+			others = append(others, mage.AnyMember{SDK: &mage.Member{Name: "sgx-a", ELF: read(t, "enclaves/g1_m0.so"), Key: key}})
+		} else {
+			others = append(others, f.vms[(x-1)/2].member(t))
+		}
+	}
+	other, err := mage.SignAnyGroup(t.Context(), others, nil, mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor, err := f.vm(t, f.vms[0], other.Members[1].Cmdline, other.Payload, sim.SNPPolicy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Member{enc, vm} {
+		for _, dir := range []string{"dials", "is dialed by"} {
+			var cerr, serr error
+			if dir == "dials" {
+				_, _, cerr, serr = pair(t, impostor, m)
+			} else {
+				_, _, cerr, serr = pair(t, m, impostor)
+			}
+			if cerr == nil || serr == nil || !(errors.Is(cerr, ErrNotInGroup) || errors.Is(serr, ErrNotInGroup)) {
+				t.Errorf("a VM booted with another table %s a member: client %v, server %v", dir, cerr, serr)
+			}
+		}
+	}
+	// Given this group's table while its command line binds the other's.
+	if _, err := f.vm(t, f.vms[0], other.Members[1].Cmdline, f.group.Payload, sim.SNPPolicy, nil); !errors.Is(err, ErrNotMember) {
+		t.Errorf("a VM given a table its command line does not bind: %v", err)
+	}
+	// Booted with this group's command line plus a word: not a member.
+	if _, err := f.vm(t, f.vms[0], f.group.Members[1].Cmdline+" quiet", f.group.Payload, sim.SNPPolicy, nil); !errors.Is(err, ErrNotMember) {
+		t.Errorf("a VM booted with another command line: %v", err)
+	}
+	// A debug guest is the member's launch digest, but refused.
+	debug, err := f.vm(t, f.vms[0], f.group.Members[1].Cmdline, f.group.Payload, sim.SNPPolicy|1<<19, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, cerr, serr := pair(t, debug, enc); cerr == nil || !errors.Is(serr, ErrEvidence) {
+		t.Errorf("a debug VM: client %v, server %v", cerr, serr)
+	}
+	// Without an SNPVerifier, a member of a group with VMs does not start.
+	if _, err := f.vm(t, f.vms[0], f.group.Members[1].Cmdline, f.group.Payload, sim.SNPPolicy, func(c *Config) { c.SNPVerifier = nil }); !errors.Is(err, ErrConfig) {
+		t.Errorf("a VM member without an SNPVerifier: %v", err)
+	}
+	if _, err := NewMember(Config{Backend: enc.cfg.Backend, InsecureSimulationRoot: f.p.RootCertificate()}); !errors.Is(err, ErrConfig) {
+		t.Errorf("an enclave of a group with VMs, without an SNPVerifier: %v", err)
+	}
+	// A verifier whose roots are AMD's alone refuses simulated reports.
+	amdOnly := f.enclave(t, 0, func(c *Config) { c.SNPVerifier = &snpreport.Verifier{} })
+	if _, _, _, serr := pair(t, vm, amdOnly); !errors.Is(serr, ErrEvidence) {
+		t.Errorf("a simulated VM against AMD's roots: %v", serr)
+	}
+	// Policy: an enclave that lists only vm-b's launch digest refuses
+	// vm-a; one that lists an MRENCLAVE only refuses every VM.
+	onlyB := f.enclave(t, 0, func(c *Config) { c.Policy.Launch = [][48]byte{f.group.Members[3].Launch} })
+	if _, _, _, serr := pair(t, vm, onlyB); !errors.Is(serr, ErrPolicy) {
+		t.Errorf("policy naming vm-b, vm-a dials: %v", serr)
+	}
+	onlyEnc := f.enclave(t, 0, func(c *Config) { c.Policy.MRENCLAVE = []sgx.Measurement{f.group.Members[2].MRENCLAVE} })
+	if _, _, _, serr := pair(t, vm, onlyEnc); !errors.Is(serr, ErrPolicy) {
+		t.Errorf("policy naming an enclave, a VM dials: %v", serr)
+	}
+	if _, _, cerr, serr := pair(t, f.enclave(t, 2, nil), onlyB); !errors.Is(serr, ErrPolicy) || cerr == nil {
+		t.Errorf("policy naming vm-b only, an enclave dials: client %v, server %v", cerr, serr)
+	}
+}
+
+// TestSNPReplay: a genuine VM member's report, made for another session,
+// is refused: the evidence is bound to the TLS session and key.
+func TestSNPReplay(t *testing.T) {
+	f := newSNPFixture(t)
+	enc := f.enclave(t, 0, nil)
+	g := f.snp.Launch(f.vms[0].launch(t, f.group.Members[1].Cmdline), sim.SNPPolicy, [32]byte{})
+	report, table, err := g.Report([64]byte{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	errc := make(chan error, 1)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			errc <- err
+			return
+		}
+		errc <- enc.Server(raw).Handshake(context.Background())
+	}()
+	c, err := rawTLS(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	writeMsg(c, msgHello, append([]byte{protocolVersion, byte(SNPReport)}, make([]byte, sgx.TargetInfoSize)...))
+	readMsg(c, msgHello)
+	writeMsg(c, msgEvidence, append(report, table...))
+	writeMsg(c, msgProof, nil)
+	if err := <-errc; !errors.Is(err, ErrBinding) {
+		t.Errorf("a replayed SNP report: %v", err)
+	}
+}
