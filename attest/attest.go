@@ -219,7 +219,7 @@ var (
 	ErrProtocol     = errors.New("attest: protocol error")
 	ErrEvidence     = errors.New("attest: peer evidence invalid")
 	ErrBinding      = errors.New("attest: peer evidence is not bound to this TLS session and key")
-	ErrNotInGroup   = errors.New("attest: peer MRENCLAVE is not a member of this group")
+	ErrNotInGroup   = errors.New("attest: peer is not a member of this group")
 	ErrPolicy       = errors.New("attest: peer refused by policy")
 	ErrPeerRefused  = errors.New("attest: the peer refused this side")
 	ErrKindRefused  = errors.New("attest: evidence kind not accepted")

@@ -123,7 +123,7 @@ func (c *checker) quote(ctx context.Context, ev []byte) (*sgx.ReportBody, error)
 func (c *checker) policyCheck(g []sgx.Measurement, b *sgx.ReportBody, kind Kind) (*Peer, error) {
 	idx := slices.Index(g, b.MRENCLAVE)
 	if idx < 0 || b.MRENCLAVE == (sgx.Measurement{}) {
-		return nil, fmt.Errorf("%w: %s", ErrNotInGroup, b.MRENCLAVE)
+		return nil, fmt.Errorf("%w: MRENCLAVE %s", ErrNotInGroup, b.MRENCLAVE)
 	}
 	return c.policyAt(idx, b, kind)
 }

@@ -649,12 +649,16 @@ func LoadManifest(path string) (*Manifest, error) {
 type ManifestMember struct {
 	Index         int          `json:"index"`
 	Name          string       `json:"name"`
-	Kind          string       `json:"kind,omitempty"` // "sdk" or "gramine" in a non-classic group
+	Kind          string       `json:"kind,omitempty"` // "sdk", "gramine" or "snp" in a non-classic group
 	File          string       `json:"file,omitempty"`
 	Proof         string       `json:"proof,omitempty"` // its membership or lineage proof file (Merkle groups)
 	Kept          bool         `json:"kept,omitempty"`  // kept from a predecessor: File was not signed now
 	Identity      sgx.Identity `json:"identity"`
 	SectionOffset string       `json:"section_offset"`
+	// An SNP member: its launch digest and the command line it boots with
+	// (which binds the table); it has no Identity.
+	Launch  string `json:"launch,omitempty"`
+	Cmdline string `json:"cmdline,omitempty"`
 }
 
 // Manifest summarises the signed group. files, if not nil, gives each
@@ -702,13 +706,17 @@ func (g *SignedAnyGroup) Manifest(name string, files []string) *Manifest {
 	switch {
 	case g.Proofs != nil:
 		m.Format = "merkle"
-	case g.Section != nil:
+	case IsVersioned(g.Payload):
 		m.Format = "versioned"
 	}
 	m.setLineage(g.Lineage)
 	for i, sm := range g.Members {
-		mm := ManifestMember{Index: sm.Index, Name: sm.Name, Kind: sm.Kind.String(), Identity: sm.Sigstruct.SignedIdentity(),
-			SectionOffset: fmt.Sprintf("%#x", sm.Entry.Offset)}
+		mm := ManifestMember{Index: sm.Index, Name: sm.Name, Kind: sm.Kind.String()}
+		if sm.Kind == KindSNP {
+			mm.Launch, mm.Cmdline = hex.EncodeToString(sm.Launch[:]), sm.Cmdline
+		} else {
+			mm.Identity, mm.SectionOffset = sm.Sigstruct.SignedIdentity(), fmt.Sprintf("%#x", sm.Entry.Offset)
+		}
 		if files != nil {
 			mm.File = files[i]
 		}

@@ -247,9 +247,24 @@ func ParseManifest(data []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("group manifest: table_sha256 %q: want 64 hex digits", m.TableSHA256)
 	}
 	seen := map[sgx.Measurement]int{}
+	seenVM := map[string]int{}
 	for i, mm := range m.Members {
 		if mm.Index != i {
 			return nil, fmt.Errorf("group manifest: member at position %d has index %d", i, mm.Index)
+		}
+		if mm.Kind == KindSNP.String() {
+			l, err := hex.DecodeString(mm.Launch)
+			switch {
+			case err != nil || len(l) != 48 || m.Format != "versioned":
+				return nil, fmt.Errorf("group manifest: SNP member %d: launch %q: want 96 hex digits, in a versioned group", i, truncateString(mm.Launch, 100))
+			case mm.Identity != (sgx.Identity{}):
+				return nil, fmt.Errorf("group manifest: SNP member %d has an enclave identity", i)
+			}
+			if j, dup := seenVM[mm.Launch]; dup {
+				return nil, fmt.Errorf("group manifest: members %d and %d have the same launch digest", j, i)
+			}
+			seenVM[mm.Launch] = i
+			continue
 		}
 		if mm.Identity.MRENCLAVE == (sgx.Measurement{}) {
 			return nil, fmt.Errorf("group manifest: member %d has no MRENCLAVE", i)

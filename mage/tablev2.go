@@ -26,6 +26,8 @@ func (k Kind) String() string {
 		return "sdk"
 	case KindGramine:
 		return "gramine"
+	case KindSNP:
+		return "snp"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -3,8 +3,10 @@ package sim
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -417,4 +419,49 @@ func TestSimFidelity(t *testing.T) {
 			t.Errorf("%s set: %v, want an EINIT error naming %s", name, err, c.want)
 		}
 	}
+}
+
+// TestOpenSNPPlatform: a simulated SNP platform persists in its
+// directory: reopened, it is the same machine, and its reports verify
+// with the same VCEK.
+func TestOpenSNPPlatform(t *testing.T) {
+	dir := t.TempDir()
+	a, err := OpenSNPPlatform(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenSNPPlatform(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.VCEK.Equal(b.VCEK) || !a.ARK.Equal(b.ARK) || a.ChipID != b.ChipID || a.TCB != b.TCB {
+		t.Fatal("a reopened SNP platform is another machine")
+	}
+	r, _, err := b.Launch([48]byte{1}, SNPPolicy, [32]byte{}).Report([64]byte{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.VCEK.CheckSignature(x509.ECDSAWithSHA384, r[:0x2a0], snpSignatureDER(t, r)); err != nil {
+		t.Errorf("a report of the reopened platform: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, SNPStateFile), []byte(`{"version":1}`), 0o600)
+	if _, err := OpenSNPPlatform(dir); err == nil {
+		t.Error("an incomplete SNP platform state opened")
+	}
+}
+
+// snpSignatureDER re-encodes a report's little-endian R and S as DER.
+func snpSignatureDER(t *testing.T, r []byte) []byte {
+	le := func(b []byte) *big.Int {
+		x := make([]byte, len(b))
+		for i := range b {
+			x[len(b)-1-i] = b[i]
+		}
+		return new(big.Int).SetBytes(x)
+	}
+	der, err := asn1.Marshal(struct{ R, S *big.Int }{le(r[0x2a0 : 0x2a0+72]), le(r[0x2a0+72 : 0x2a0+144])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }

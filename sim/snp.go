@@ -11,10 +11,16 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/binary"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/magesgx/mage/internal/atomicfile"
 )
 
 // SNPPlatform is a simulated AMD SEV-SNP machine: a root key (ARK), a
@@ -32,6 +38,73 @@ type SNPPlatform struct {
 	TCB         uint64 // the reported TCB: the VCEK is this TCB's
 
 	vcekKey *ecdsa.PrivateKey
+}
+
+// SNPStateFile is the file in a platform directory that holds a simulated
+// SNP platform's certificates and VCEK key.
+const SNPStateFile = "snp-platform.json"
+
+type snpState struct {
+	Version     int      `json:"version"`
+	ProductLine string   `json:"product_line"`
+	Certs       []string `json:"certs"` // PEM: ARK, ASK, VCEK
+	VCEKKey     string   `json:"vcek_key"`
+	ChipID      []byte   `json:"chip_id"`
+	TCB         uint64   `json:"tcb"`
+}
+
+// OpenSNPPlatform opens the simulated SEV-SNP platform in dir, creating it
+// on first use (processes sharing dir agree on one, as with Open).
+func OpenSNPPlatform(dir string) (*SNPPlatform, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sim: platform directory: %w", err)
+	}
+	path := filepath.Join(dir, SNPStateFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		p, err := NewSNPPlatform()
+		if err != nil {
+			return nil, err
+		}
+		st := snpState{Version: 1, ProductLine: p.ProductLine, ChipID: p.ChipID[:], TCB: p.TCB, VCEKKey: marshalECKey(p.vcekKey)}
+		for _, c := range []*x509.Certificate{p.ARK, p.ASK, p.VCEK} {
+			st.Certs = append(st.Certs, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
+		}
+		b, _ := json.MarshalIndent(st, "", " ")
+		if err := atomicfile.WriteNew(path, b, 0o600); err != nil && !errors.Is(err, atomicfile.ErrExists) {
+			return nil, fmt.Errorf("sim: creating SNP platform: %w", err)
+		}
+		if raw, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	var st snpState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("sim: %s: %w", path, err)
+	}
+	if st.Version != 1 || len(st.Certs) != 3 || len(st.ChipID) != 64 {
+		return nil, fmt.Errorf("sim: %s: SNP platform state is incomplete or of another version", path)
+	}
+	p := &SNPPlatform{ProductLine: st.ProductLine, ChipID: [64]byte(st.ChipID), TCB: st.TCB}
+	var certs []*x509.Certificate
+	for i, c := range st.Certs {
+		blk, _ := pem.Decode([]byte(c))
+		if blk == nil {
+			return nil, fmt.Errorf("sim: %s: certificate %d: not PEM", path, i)
+		}
+		x, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("sim: %s: certificate %d: %w", path, i, err)
+		}
+		certs = append(certs, x)
+	}
+	p.ARK, p.ASK, p.VCEK = certs[0], certs[1], certs[2]
+	if p.vcekKey, err = parseECKey(st.VCEKKey); err != nil {
+		return nil, fmt.Errorf("sim: %s: VCEK key: %w", path, err)
+	}
+	return p, nil
 }
 
 // The simulated chip's TCB: boot loader 3, TEE 0, SNP 8, microcode 115.

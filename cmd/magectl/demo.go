@@ -1,15 +1,18 @@
 package main
 
 // magectl demo: sign a mixed MAGE group (three SGX SDK enclaves from the
-// sample enclaves and one Gramine enclave, as a Go service would run), load
-// each member on a simulated SGX platform as its own process, have every
-// pair attest each other over TLS (both directions, remote and local
-// evidence), and show three impostors being refused.
+// sample enclaves, one Gramine enclave, as a Go service would run, and one
+// AMD SEV-SNP VM), load each enclave on a simulated SGX platform and the VM
+// on a simulated SNP platform, each as its own process, have every pair
+// attest each other over TLS (both directions; remote and local evidence
+// between enclaves, SNP reports and quotes with the VM), and show four
+// impostors being refused.
 
 import (
 	"bufio"
 	"context"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +32,8 @@ import (
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
 	"github.com/magesgx/mage/sim"
+	"github.com/magesgx/mage/snp"
+	"github.com/magesgx/mage/snp/snpreport"
 )
 
 //go:embed demodata
@@ -84,6 +89,46 @@ func (d demoInput) member() (mage.Member, error) {
 	return mage.Member{Name: d.name, ELF: elf, Config: cfg, Key: key}, nil
 }
 
+// demoVM is the demo's SEV-SNP member: QEMU booting the AmdSev OVMF image
+// (its last page, with the digest of its firmware pages that
+// sev-snp-measure computes for the whole image) with a direct boot of a
+// stand-in kernel, two EPYC-Milan vCPUs.
+type demoVM struct {
+	name    string
+	fw      []byte
+	kernel  []byte
+	cmdline string
+}
+
+func newDemoVM() (*demoVM, error) {
+	fw, err := demoData.ReadFile("demodata/ovmf_AmdSev_suffix.bin")
+	if err != nil {
+		return nil, err
+	}
+	return &demoVM{name: "erin", fw: fw, kernel: []byte("erin's kernel: a stand-in whose SHA-256 the launch measures"), cmdline: "console=ttyS0 quiet"}, nil
+}
+
+func (v *demoVM) options(cmdline string) snp.Options {
+	fd, _ := hex.DecodeString("086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74")
+	return snp.Options{VCPUs: 2, VCPUSignature: snp.Signature(25, 1, 1), GuestFeatures: 1, FirmwareDigest: (*[48]byte)(fd),
+		Boot: snp.NewDirectBoot(v.kernel, nil, cmdline)}
+}
+
+// member is the VM to bind into a group: its launch cut at the hashes page.
+func (v *demoVM) member() (mage.AnyMember, error) {
+	l, err := snp.Cut(v.fw, v.options(""))
+	if err != nil {
+		return mage.AnyMember{}, err
+	}
+	return mage.AnyMember{SNP: &mage.SNPMember{Name: v.name, Entry: mage.SNPEntry{Launch: *l, Cmdline: v.cmdline}}}, nil
+}
+
+// launch is what the host's launch of the VM with a command line measures
+// (the simulated platform is told; a real one measures the pages itself).
+func (v *demoVM) launch(cmdline string) ([48]byte, error) {
+	return snp.LaunchDigest(v.fw, v.options(cmdline))
+}
+
 // demoInputs returns the demo's SDK members, ready to sign.
 func demoInputs() ([]mage.Member, error) {
 	var inputs []mage.Member
@@ -111,6 +156,8 @@ type demoResult struct {
 type demoProcess struct {
 	Index     int             `json:"index"`
 	Name      string          `json:"name"`
+	Kind      string          `json:"kind"`             // sdk, gramine, snp
+	Launch    string          `json:"launch,omitempty"` // an SNP VM's launch digest
 	MRENCLAVE sgx.Measurement `json:"mrenclave"`
 	MRSIGNER  sgx.Measurement `json:"mrsigner"`
 	PID       int             `json:"pid"`
@@ -131,6 +178,7 @@ type demoImpostor struct {
 	Name      string          `json:"name"`
 	What      string          `json:"what"`
 	MRENCLAVE sgx.Measurement `json:"mrenclave"`
+	Launch    string          `json:"launch,omitempty"`
 	Target    string          `json:"target"`
 	Refused   bool            `json:"refused"`
 	Reason    string          `json:"reason"`
@@ -143,6 +191,7 @@ type demoEvent struct {
 	Index     int             `json:"index"`
 	MRENCLAVE sgx.Measurement `json:"mrenclave"`
 	MRSIGNER  sgx.Measurement `json:"mrsigner"`
+	Launch    string          `json:"launch,omitempty"`
 	PID       int             `json:"pid,omitempty"`
 	OK        bool            `json:"ok,omitempty"`
 	Peer      int             `json:"peer"`
@@ -225,18 +274,59 @@ func runDemo(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo data: %w", err)
 	}
-	all := []mage.AnyMember{{SDK: &inputs[0]}, {SDK: &inputs[1]}, {SDK: &inputs[2]}, {Gramine: dave}}
+	vm, err := newDemoVM()
+	if err != nil {
+		return fmt.Errorf("demo data: %w", err)
+	}
+	erin, err := vm.member()
+	if err != nil {
+		return err
+	}
+	all := []mage.AnyMember{{SDK: &inputs[0]}, {SDK: &inputs[1]}, {SDK: &inputs[2]}, {Gramine: dave}, erin}
 	group, err := mage.SignAnyGroup(ctx, all, pal, mage.SignOptions{Date: date})
 	if err != nil {
 		return err
 	}
+	// The same VM bound into another group: an impostor to this one.
+	otherVM, err := mage.SignAnyGroup(ctx, []mage.AnyMember{{SDK: &inputs[0]}, erin}, nil, mage.SignOptions{Date: date})
+	if err != nil {
+		return err
+	}
 	files := map[string]string{}
+	// A VM's boot inputs: the table it is handed and the command line it
+	// boots with; and what the host's launch measures.
+	type vmBoot struct {
+		table, cmdline string
+		launch         [48]byte
+	}
+	vms := map[string]vmBoot{}
+	writeVM := func(name string, payload []byte, cmdline string) error {
+		b := vmBoot{table: filepath.Join(work, name+".table"), cmdline: filepath.Join(work, name+".cmdline")}
+		var err error
+		if b.launch, err = vm.launch(cmdline); err != nil {
+			return err
+		}
+		vms[name] = b
+		if err := atomicfile.WriteFile(b.table, payload, 0o644); err != nil {
+			return err
+		}
+		return atomicfile.WriteFile(b.cmdline, []byte(cmdline), 0o644)
+	}
+	if err := writeVM("mallory", otherVM.Payload, otherVM.Members[1].Cmdline); err != nil {
+		return err
+	}
 	write := func(name string, b []byte) error {
 		p := filepath.Join(work, name+".signed.so")
 		files[name] = p
 		return atomicfile.WriteFile(p, b, 0o644)
 	}
 	for _, sm := range group.Members {
+		if sm.Kind == mage.KindSNP {
+			if err := writeVM(sm.Name, group.Payload, sm.Cmdline); err != nil {
+				return err
+			}
+			continue
+		}
 		if sm.Kind == mage.KindGramine {
 			p := filepath.Join(work, sm.Name+".manifest.sgx")
 			files[sm.Name] = p
@@ -266,7 +356,7 @@ func runDemo(e *env, args []string) error {
 	if err := write("stranger", other.Members[0].File); err != nil {
 		return err
 	}
-	say("MAGE demo: signed a mixed group of %d members, %d SGX SDK enclaves and a Gramine enclave (versioned table, sha256 %s)\n", len(group.Members), len(inputs), group.Manifest("", nil).TableSHA256[:16])
+	say("MAGE demo: signed a mixed group of %d members, %d SGX SDK enclaves, a Gramine enclave and an SEV-SNP VM (versioned table, sha256 %s)\n", len(group.Members), len(inputs), group.Manifest("", nil).TableSHA256[:16])
 
 	// 2. Start every member, and the impostors, as processes on one
 	// simulated platform.
@@ -276,6 +366,9 @@ func runDemo(e *env, args []string) error {
 	}
 	defer ps.close()
 	startChild := func(name, file string, debug bool) (*demoChild, error) {
+		if b, ok := vms[name]; ok {
+			return ps.startVM(name, b.table, b.cmdline, b.launch)
+		}
 		return ps.start(name, file, "", debug)
 	}
 	res := &demoResult{OK: true, Platform: *platformDir}
@@ -290,23 +383,27 @@ func runDemo(e *env, args []string) error {
 			return err
 		}
 		members = append(members, c)
-		res.Members = append(res.Members, demoProcess{Index: c.ready.Index, Name: sm.Name, MRENCLAVE: c.ready.MRENCLAVE, MRSIGNER: c.ready.MRSIGNER, PID: c.ready.PID, Addr: c.ready.Addr})
+		res.Members = append(res.Members, demoProcess{Index: c.ready.Index, Name: sm.Name, Kind: sm.Kind.String(), Launch: c.ready.Launch, MRENCLAVE: c.ready.MRENCLAVE, MRSIGNER: c.ready.MRSIGNER, PID: c.ready.PID, Addr: c.ready.Addr})
 	}
-	say("\nmembers (each a separate process on simulated platform %s):\n", *platformDir)
+	say("\nmembers (each a separate process on simulated platforms in %s):\n", *platformDir)
 	for _, m := range res.Members {
-		kind := "SDK"
-		if strings.HasSuffix(files[m.Name], ".manifest.sgx") {
-			kind = "Gramine"
+		switch m.Kind {
+		case "snp":
+			say("  %d %-6s %-7s launch    %s...  pid %-6d %s\n", m.Index, m.Name, "SEV-SNP", m.Launch[:64], m.PID, m.Addr)
+		default:
+			kind := map[string]string{"sdk": "SDK", "gramine": "Gramine"}[m.Kind]
+			say("  %d %-6s %-7s MRENCLAVE %s  pid %-6d %s\n", m.Index, m.Name, kind, m.MRENCLAVE, m.PID, m.Addr)
 		}
-		say("  %d %-6s %-7s MRENCLAVE %s  pid %-6d %s\n", m.Index, m.Name, kind, m.MRENCLAVE, m.PID, m.Addr)
 	}
 
 	// 3. Every ordered pair, with each kind of evidence.
 	dial := ps.dial
+	isVM := func(c *demoChild) bool { _, ok := vms[c.name]; return ok }
 	for _, kind := range []string{"remote", "local"} {
 		for i, c := range members {
 			for j, s := range members {
-				if i == j {
+				if i == j || (kind == "local" && (isVM(c) || isVM(s))) {
+					// Local reports are between enclaves of one platform.
 					continue
 				}
 				d, sv, err := dial(c, s, kind)
@@ -322,7 +419,7 @@ func runDemo(e *env, args []string) error {
 			}
 		}
 	}
-	say("\nwho verified whom (row: client, column: server; R = remote quote, L = local report,\neach cell means both sides verified each other and exchanged a message):\n")
+	say("\nwho verified whom (row: client, column: server; R = remote: a quote from an enclave,\nan SNP report from the VM; L = local report; each cell means both sides verified each\nother and exchanged a message):\n")
 	say("  %-8s", "")
 	for _, s := range members {
 		say("%-8s", s.name)
@@ -356,6 +453,7 @@ func runDemo(e *env, args []string) error {
 		{"outsider", "bob's enclave signed outside the group", files["outsider"], false},
 		{"debugger", "carol's signed file launched with DEBUG", files["carol"], true},
 		{"stranger", "alice's enclave from another group", files["stranger"], false},
+		{"mallory", "erin's VM booted with another group's table", "", false},
 	}
 	say("\nimpostors (each dials alice with remote evidence):\n")
 	for _, imp := range imps {
@@ -367,13 +465,13 @@ func runDemo(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		ri := demoImpostor{Name: imp.name, What: imp.what, MRENCLAVE: c.ready.MRENCLAVE, Target: "alice",
+		ri := demoImpostor{Name: imp.name, What: imp.what, MRENCLAVE: c.ready.MRENCLAVE, Launch: c.ready.Launch, Target: "alice",
 			Refused: !d.OK && sv.Event == "refused", Reason: sv.Error}
 		if !ri.Refused {
 			problem("%s (%s) was not refused by alice", imp.name, imp.what)
 		}
 		res.Impostors = append(res.Impostors, ri)
-		say("  %-9s %-40s refused: %v\n            %s\n", imp.name, imp.what, ri.Refused, ri.Reason)
+		say("  %-9s %-44s refused: %v\n            %s\n", imp.name, imp.what, ri.Refused, ri.Reason)
 	}
 	return finishDemo(e, res, *jsonOut, start)
 }
@@ -402,7 +500,8 @@ func finishDemo(e *env, res *demoResult, jsonOut bool, start time.Time) error {
 // platform, and talks to them.
 type demoProcs struct {
 	ctx      context.Context
-	platform string
+	platform string // the simulated SGX platform's directory
+	snp      string // the simulated SNP platform's directory
 	palPath  string
 	self     string
 	stderr   io.Writer
@@ -423,7 +522,11 @@ func newDemoProcs(ctx context.Context, e *env, platformDir, palPath string) (*de
 	if _, isFile := e.stderr.(*os.File); !isFile {
 		childErr = &syncWriter{w: e.stderr}
 	}
-	return &demoProcs{ctx: ctx, platform: platformDir, palPath: palPath, self: self, stderr: childErr}, nil
+	snpDir := filepath.Join(platformDir, "snp")
+	if _, err := sim.OpenSNPPlatform(snpDir); err != nil {
+		return nil, err
+	}
+	return &demoProcs{ctx: ctx, platform: platformDir, snp: snpDir, palPath: palPath, self: self, stderr: childErr}, nil
 }
 
 // close ends every child: their stdin closes, and a child still running
@@ -447,18 +550,29 @@ func (ps *demoProcs) close() {
 // start runs a member (with its proof file, if any) and waits until it
 // is ready.
 func (ps *demoProcs) start(name, file, proof string, debug bool) (*demoChild, error) {
-	ctx := ps.ctx
-	args := []string{"_demo-member", "-platform", ps.platform, "-file", file, "-name", name}
-	if ps.palPath != "" {
-		args = append(args, "-libpal", ps.palPath)
-	}
+	args := []string{"-file", file}
 	if proof != "" {
 		args = append(args, "-proof", proof)
 	}
 	if debug {
 		args = append(args, "-debug")
 	}
-	cmd := exec.CommandContext(ctx, ps.self, args...)
+	return ps.run(name, args)
+}
+
+// startVM runs a VM member on the simulated SNP platform, launched by the
+// host with the given launch digest, handed a table and a command line.
+func (ps *demoProcs) startVM(name, table, cmdline string, launch [48]byte) (*demoChild, error) {
+	return ps.run(name, []string{"-table", table, "-cmdline", cmdline, "-launch", hex.EncodeToString(launch[:])})
+}
+
+func (ps *demoProcs) run(name string, extra []string) (*demoChild, error) {
+	ctx := ps.ctx
+	args := []string{"_demo-member", "-platform", ps.platform, "-snp-platform", ps.snp, "-name", name}
+	if ps.palPath != "" {
+		args = append(args, "-libpal", ps.palPath)
+	}
+	cmd := exec.CommandContext(ctx, ps.self, append(args, extra...)...)
 	cmd.Stderr = ps.stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -549,9 +663,13 @@ func (ps *demoProcs) setLineage(c *demoChild, proof string) error {
 // on the simulated platform, serving attested connections and dialing as
 // told on stdin.
 func runDemoMember(e *env, args []string) error {
-	fs := newFlagSet(e, "_demo-member", "_demo-member -platform DIR -file SIGNED -name NAME [-debug]")
+	fs := newFlagSet(e, "_demo-member", "_demo-member -platform DIR -snp-platform DIR -name NAME (-file SIGNED [-debug] | -table FILE -cmdline FILE -launch HEX)")
 	platformDir := fs.String("platform", "", "platform directory")
+	snpDir := fs.String("snp-platform", "", "the simulated SEV-SNP platform's directory")
 	file := fs.String("file", "", "signed member")
+	tableFile := fs.String("table", "", "a VM member: the table it is handed")
+	cmdlineFile := fs.String("cmdline", "", "a VM member: the kernel command line it boots with")
+	launchHex := fs.String("launch", "", "a VM member: the launch digest the host's launch measured")
 	name := fs.String("name", "", "member name")
 	debug := fs.Bool("debug", false, "launch with DEBUG")
 	libpal := fs.String("libpal", "", "the libpal.so of the group's Gramine members")
@@ -574,10 +692,11 @@ func runDemoMember(e *env, args []string) error {
 	if err != nil {
 		return fail(err)
 	}
-	raw, err := os.ReadFile(*file)
+	sp, err := sim.OpenSNPPlatform(*snpDir)
 	if err != nil {
 		return fail(err)
 	}
+	snpVerifier := &snpreport.Verifier{InsecureSimulationRoots: []snpreport.Roots{{ProductLine: sp.ProductLine, ARK: sp.ARK, ASK: sp.ASK}}}
 	var pal *gramine.Libpal
 	var palRaw []byte
 	if *libpal != "" {
@@ -588,10 +707,35 @@ func runDemoMember(e *env, args []string) error {
 			return fail(err)
 		}
 	}
+	var vmBackend attest.SNPBackend
+	if *tableFile != "" {
+		payload, err := os.ReadFile(*tableFile)
+		if err != nil {
+			return fail(err)
+		}
+		cmdline, err := os.ReadFile(*cmdlineFile)
+		if err != nil {
+			return fail(err)
+		}
+		ld, err := hex.DecodeString(*launchHex)
+		if err != nil || len(ld) != 48 {
+			return fail(fmt.Errorf("-launch: want 96 hex digits"))
+		}
+		guest := sp.Launch([48]byte(ld), sim.SNPPolicy, [32]byte{})
+		vmBackend = &attest.SimSNPBackend{Guest: guest, Payload: payload, Cmdline: string(cmdline)}
+	}
+	var raw []byte
+	if vmBackend == nil {
+		if raw, err = os.ReadFile(*file); err != nil {
+			return fail(err)
+		}
+	}
 	var enc *sim.Enclave
-	if isELF(raw) {
+	switch {
+	case vmBackend != nil:
+	case isELF(raw):
 		enc, err = p.Load(e.ctx, raw, &sim.LoadOptions{Debug: *debug})
-	} else {
+	default:
 		sig, serr := os.ReadFile(sigPathOf(*file))
 		if serr != nil {
 			return fail(serr)
@@ -601,7 +745,10 @@ func runDemoMember(e *env, args []string) error {
 	if err != nil {
 		return fail(err)
 	}
-	backend := attest.NewSimBackend(enc)
+	var backend attest.Backend
+	if enc != nil {
+		backend = attest.NewSimBackend(enc)
+	}
 	var proof *memberProof
 	if *proofFile != "" {
 		if proof, err = readProofFile(*proofFile); err != nil {
@@ -609,7 +756,11 @@ func runDemoMember(e *env, args []string) error {
 		}
 	}
 	mk := func(kind attest.Kind) (*attest.Member, error) {
-		cfg := attest.Config{Backend: backend, Evidence: kind, InsecureSimulationRoot: p.RootCertificate(), Libpal: pal, HandshakeTimeout: 10 * time.Second}
+		cfg := attest.Config{Backend: backend, Evidence: kind, InsecureSimulationRoot: p.RootCertificate(), Libpal: pal, HandshakeTimeout: 10 * time.Second,
+			SNPVerifier: snpVerifier}
+		if vmBackend != nil {
+			cfg.Backend, cfg.SNP, cfg.Evidence = nil, vmBackend, 0
+		}
 		if proof != nil {
 			cfg.Proof, cfg.Lineage = proof.plain, proof.lineage
 		}
@@ -621,6 +772,9 @@ func runDemoMember(e *env, args []string) error {
 	}
 	clients := map[string]*attest.Member{}
 	for k, kind := range map[string]attest.Kind{"remote": attest.Remote, "local": attest.Local} {
+		if vmBackend != nil && kind == attest.Local {
+			continue // a VM proves itself with SNP reports only
+		}
 		if clients[k], err = mk(kind); err != nil {
 			return fail(err)
 		}
@@ -654,7 +808,12 @@ func runDemoMember(e *env, args []string) error {
 		}
 	}()
 	id := server.Identity()
-	emit(demoEvent{Event: "ready", Addr: ln.Addr().String(), Index: server.Index(), MRENCLAVE: id.MRENCLAVE, MRSIGNER: id.MRSIGNER, PID: os.Getpid()})
+	ready := demoEvent{Event: "ready", Addr: ln.Addr().String(), Index: server.Index(), MRENCLAVE: id.MRENCLAVE, MRSIGNER: id.MRSIGNER, PID: os.Getpid()}
+	if vmBackend != nil {
+		l := server.Launch()
+		ready.Launch = hex.EncodeToString(l[:])
+	}
+	emit(ready)
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		var cmd demoCommand
@@ -669,6 +828,9 @@ func runDemoMember(e *env, args []string) error {
 				err = fmt.Errorf("%s is not a lineage proof", cmd.Lineage)
 			}
 			for _, m := range []*attest.Member{server, clients["remote"], clients["local"]} {
+				if m == nil {
+					continue
+				}
 				if err == nil {
 					err = m.SetLineage(lp.lineage)
 				}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
+
+	"github.com/magesgx/mage/sgx"
 )
 
 // TestMain lets the test binary serve as the demo's member processes: the
@@ -26,10 +28,18 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	// Three SDK members and a Gramine member: 4 x 3 ordered pairs, remote
-	// and local evidence.
-	if !res.OK || len(res.Members) != 4 || len(res.Handshakes) != 24 || len(res.Impostors) != 3 {
+	// Three SDK members, a Gramine member and an SEV-SNP VM: 5 x 4 ordered
+	// pairs with remote evidence (SNP reports from the VM), and the 4 x 3
+	// pairs of enclaves again with local evidence.
+	if !res.OK || len(res.Members) != 5 || len(res.Handshakes) != 32 || len(res.Impostors) != 4 {
 		t.Fatalf("demo result: %s", out)
+	}
+	vm := res.Members[4]
+	if vm.Kind != "snp" || len(vm.Launch) != 96 || vm.MRENCLAVE != (sgx.Measurement{}) {
+		t.Errorf("the VM member: %+v", vm)
+	}
+	if imp := res.Impostors[3]; imp.Name != "mallory" || imp.Launch == "" || imp.Launch == vm.Launch {
+		t.Errorf("the VM impostor: %+v", imp)
 	}
 	for _, h := range res.Handshakes {
 		if !h.ClientVerified || !h.ServerVerified {
