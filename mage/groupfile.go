@@ -43,17 +43,22 @@ type GroupFile struct {
 }
 
 // MemberFile names one member's inputs and output: an SGX SDK enclave
-// ("enclave", optional "config"), or a Gramine enclave ("manifest": its
+// ("enclave", optional "config"), a Gramine enclave ("manifest": its
 // stock .manifest.sgx; "output" is then the final manifest, and "sig" its
-// SIGSTRUCT, by default the output's name with .sig for .manifest.sgx).
+// SIGSTRUCT, by default the output's name with .sig for .manifest.sgx), or
+// an SEV-SNP VM ("snp": its launch; "output" is then the kernel command
+// line it boots with, and "table" the table it is handed, by default the
+// output's name with .table for .cmdline; it has no key).
 type MemberFile struct {
-	Name     string `json:"name"`
-	Enclave  string `json:"enclave,omitempty"`
-	Manifest string `json:"manifest,omitempty"`
-	Config   string `json:"config,omitempty"`
-	Key      string `json:"key"`
-	Output   string `json:"output"`
-	Sig      string `json:"sig,omitempty"`
+	Name     string         `json:"name"`
+	Enclave  string         `json:"enclave,omitempty"`
+	Manifest string         `json:"manifest,omitempty"`
+	SNP      *SNPMemberFile `json:"snp,omitempty"`
+	Table    string         `json:"table,omitempty"`
+	Config   string         `json:"config,omitempty"`
+	Key      string         `json:"key"`
+	Output   string         `json:"output"`
+	Sig      string         `json:"sig,omitempty"`
 	// Date is refused: the date is the group's (GroupFile.Date). It is
 	// decoded only to say so clearly.
 	Date string `json:"date,omitempty"`
@@ -63,6 +68,21 @@ type MemberFile struct {
 	// proof goes (default: NAME.proof beside the group file).
 	Keep  bool   `json:"keep,omitempty"`
 	Proof string `json:"proof,omitempty"`
+}
+
+// SNPMemberFile is an SEV-SNP VM's launch, as QEMU makes it with a
+// measured direct boot (kernel-hashes=on): its firmware (an OVMF image
+// with an SNP_KERNEL_HASHES section, or its last pages with
+// "firmware_digest"), vCPUs, kernel, initrd and base command line.
+type SNPMemberFile struct {
+	Firmware       string `json:"firmware"`
+	FirmwareDigest string `json:"firmware_digest,omitempty"` // hex: the launch digest after the firmware's pages
+	VCPUs          int    `json:"vcpus"`
+	VCPUType       string `json:"vcpu_type"`
+	GuestFeatures  string `json:"guest_features,omitempty"` // default 0x1
+	Kernel         string `json:"kernel"`
+	Initrd         string `json:"initrd,omitempty"`
+	Cmdline        string `json:"cmdline,omitempty"`
 }
 
 // ParseGroupFile decodes and checks a group file. dir is the directory that
@@ -124,7 +144,7 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 			return nil, fmt.Errorf("%s: \"date\" is set per group, not per member (move it next to \"name\" at the top)", where)
 		}
 		if m.Keep {
-			if m.Enclave != "" || m.Manifest != "" || m.Config != "" || m.Key != "" || m.Output != "" || m.Sig != "" {
+			if m.Enclave != "" || m.Manifest != "" || m.Config != "" || m.Key != "" || m.Output != "" || m.Sig != "" || m.SNP != nil || m.Table != "" {
 				return nil, fmt.Errorf("%s: a kept member has only \"name\", \"keep\" and \"proof\": its signed file stays as it is", where)
 			}
 			if m.Proof == "" {
@@ -140,6 +160,19 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 		}
 		if m.Proof != "" {
 			return nil, fmt.Errorf("%s: \"proof\" applies to kept members only (a signed member's proof is written beside it)", where)
+		}
+		if m.SNP != nil || m.Table != "" {
+			if err := checkSNPMemberFile(m, dir); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			if err := register(m.Name, m.Output, i); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			if j, dup := outputs[filepath.Clean(m.Table)]; dup {
+				return nil, fmt.Errorf("%s: table %s is also member %d's output", where, m.Table, j)
+			}
+			outputs[filepath.Clean(m.Table)] = i
+			continue
 		}
 		switch {
 		case (m.Enclave == "") == (m.Manifest == ""):
@@ -173,6 +206,14 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 	}
 	for i, m := range g.Members {
 		if m.Keep {
+			continue
+		}
+		if m.SNP != nil {
+			for _, in := range []string{m.SNP.Firmware, m.SNP.Kernel, m.SNP.Initrd} {
+				if j, ok := outputs[filepath.Clean(in)]; ok && in != "" {
+					return nil, fmt.Errorf("group file: member %d's input %s is member %d's output", i, in, j)
+				}
+			}
 			continue
 		}
 		if j, ok := outputs[filepath.Clean(m.Enclave+m.Manifest)]; ok {
@@ -291,4 +332,46 @@ func truncateString(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// checkSNPMemberFile checks an SNP member of a group file and resolves its
+// paths against dir.
+func checkSNPMemberFile(m *MemberFile, dir string) error {
+	v := m.SNP
+	switch {
+	case v == nil:
+		return errors.New("\"table\" applies to SNP members only")
+	case m.Enclave != "" || m.Manifest != "" || m.Config != "" || m.Key != "" || m.Sig != "":
+		return errors.New("an SNP member has \"snp\", \"output\" and \"table\" only (a VM is not signed: no key)")
+	case strings.TrimSpace(m.Output) == "":
+		return errors.New("\"output\" (the command line the VM boots with) is required")
+	case v.Firmware == "" || v.Kernel == "":
+		return errors.New("an SNP member needs \"firmware\" and \"kernel\" (a measured direct boot carries the table)")
+	case v.VCPUs < 1:
+		return fmt.Errorf("\"vcpus\" is %d, want at least 1", v.VCPUs)
+	case v.VCPUType == "":
+		return errors.New("\"vcpu_type\" (QEMU's CPU model, such as EPYC-Milan) is required")
+	}
+	if err := checkCmdline(v.Cmdline); err != nil {
+		return err
+	}
+	if m.Table == "" {
+		m.Table = strings.TrimSuffix(m.Output, ".cmdline") + ".table"
+	}
+	for _, p := range []*string{&m.Output, &m.Table, &v.Firmware, &v.Kernel, &v.Initrd} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for _, in := range []string{v.Firmware, v.Kernel, v.Initrd} {
+		for _, out := range []string{m.Output, m.Table} {
+			if in != "" && filepath.Clean(in) == filepath.Clean(out) {
+				return fmt.Errorf("output %s would overwrite its input", out)
+			}
+		}
+	}
+	if filepath.Clean(m.Output) == filepath.Clean(m.Table) {
+		return fmt.Errorf("the command line and the table are both %s", m.Output)
+	}
+	return nil
 }

@@ -32,13 +32,24 @@ func readLibpal(path string) (*gramine.Libpal, error) {
 // runAny signs a group with Gramine members (alone or with SDK members)
 // and commits every output together.
 func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
-	pal, err := readLibpal(g.gf.Libpal)
-	if err != nil {
-		return err
+	var pal *gramine.Libpal
+	if g.hasGramine() {
+		var err error
+		if pal, err = readLibpal(g.gf.Libpal); err != nil {
+			return err
+		}
 	}
 	members := make([]mage.AnyMember, len(g.gf.Members))
 	load := g.loader()
 	for i, mf := range g.gf.Members {
+		if mf.SNP != nil {
+			l, err := snpLaunch(mf.SNP)
+			if err != nil {
+				return fmt.Errorf("member %d (%s): %w", i, mf.Name, err)
+			}
+			members[i].SNP = &mage.SNPMember{Name: mf.Name, Entry: mage.SNPEntry{Launch: *l, Cmdline: mf.SNP.Cmdline}}
+			continue
+		}
 		if mf.Manifest == "" {
 			m, err := load(i)
 			if err != nil {
@@ -66,6 +77,16 @@ func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
 	defer batch.Abort()
 	files := outputsOf(g.gf)
 	for i, sm := range sg.Members {
+		if sm.Kind == mage.KindSNP {
+			// A VM boots with this command line and is handed the table.
+			if err := g.stage(e, &batch, g.gf.Members[i].Table, sg.Payload, 0o644); err != nil {
+				return err
+			}
+			if err := g.stage(e, &batch, files[i], []byte(sm.Cmdline), 0o644); err != nil {
+				return err
+			}
+			continue
+		}
 		mode := os.FileMode(0o755)
 		if sm.Kind == mage.KindGramine {
 			mode = 0o644
@@ -82,6 +103,16 @@ func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
 		return err
 	}
 	return g.commit(e, &batch, man, start, quiet, jsonOut)
+}
+
+// hasVMs reports whether the group has SEV-SNP members.
+func (g *groupSigning) hasVMs() bool {
+	for _, m := range g.gf.Members {
+		if m.SNP != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // hasGramine reports whether any member signed now is a Gramine enclave.
@@ -237,7 +268,8 @@ func loadMemberFile(ctx context.Context, path string, pal *gramine.Libpal) (*mem
 		}
 		sum := sha256Hex(section)
 		if mage.IsVersioned(section) && !d.IsMerkle() {
-			sum = sha256Hex(section[:64+56*d.Len()])
+			h := d.TableSHA256() // of the table without its padding
+			sum = hex.EncodeToString(h[:])
 		}
 		return &memberFile{path: path, kind: mage.KindSDK, mr: mr, id: signed.Sigstruct().SignedIdentity(), table: d, tableSHA: sum, sigErr: sigErr}, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -122,7 +123,7 @@ func runGroupSign(e *env, args []string) error {
 			return err
 		}
 	}
-	if gs.hasGramine() {
+	if gs.hasGramine() || gs.hasVMs() {
 		return gs.runAny(e, *quiet, *jsonOut)
 	}
 	return gs.run(e, *workers, *quiet, *jsonOut, nil)
@@ -254,10 +255,13 @@ func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, fo
 	inputs := append([]string{arg, gf.Libpal}, extraInputs...)
 	for _, m := range gf.Members {
 		inputs = append(inputs, m.Enclave, m.Manifest, m.Config, m.Key)
+		if m.SNP != nil {
+			inputs = append(inputs, m.SNP.Firmware, m.SNP.Kernel, m.SNP.Initrd)
+		}
 	}
 	outs := append(outputsOf(gf), mpath)
 	for _, m := range gf.Members {
-		outs = append(outs, m.Sig)
+		outs = append(outs, m.Sig, m.Table)
 	}
 	if extraOutputs != nil {
 		outs = extraOutputs
@@ -630,8 +634,14 @@ func readKey(path string) (*rsa.PrivateKey, error) {
 func printMembers(w io.Writer, m *mage.Manifest) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INDEX\tNAME\tMRENCLAVE\tMRSIGNER\tPRODID\tSVN")
+	vms := 0
 	for _, mm := range m.Members {
 		id := mm.Identity
+		if mm.Kind == mage.KindSNP.String() {
+			vms++
+			fmt.Fprintf(tw, "%d\t%s\tSEV-SNP launch %s…\t-\t-\t-\n", mm.Index, mm.Name, mm.Launch[:48])
+			continue
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%d\t%d\n", mm.Index, mm.Name, id.MRENCLAVE, id.MRSIGNER.String()[:16], id.ISVProdID, id.ISVSVN)
 	}
 	tw.Flush()
@@ -639,6 +649,9 @@ func printMembers(w io.Writer, m *mage.Manifest) {
 		fmt.Fprintf(w, "table sha256 %s (in a %d-byte .sgx_mage section)\n", m.TableSHA256, m.SectionSize)
 	} else {
 		fmt.Fprintf(w, "table sha256 %s (in each manifest's loader.env.MAGE_TABLE)\n", m.TableSHA256)
+	}
+	if vms > 0 {
+		fmt.Fprintf(w, "each VM boots with its command line file (mage.table=<the table's sha256>) and is handed the table\n")
 	}
 }
 
@@ -690,6 +703,10 @@ type deriveResult struct {
 	// there, this member is identity.mrenclave, and the others are the
 	// proven ones.
 	Members []sgx.Measurement `json:"members,omitempty"`
+	// In a group with confidential VM members: every member's kind, and
+	// each VM's launch digest (its entry in members is zeros).
+	Kinds    []string `json:"kinds,omitempty"`
+	Launches []string `json:"launches,omitempty"`
 	// In a Merkle group: the group's size, and the members derived from
 	// the proofs given (--proof), each checked against this table's root.
 	GroupSize int            `json:"group_size,omitempty"`
@@ -706,15 +723,26 @@ type provenMember struct {
 }
 
 func runDerive(e *env, args []string) error {
-	fs := newFlagSet(e, "derive", "derive [--json] [--trust MRENCLAVE] [--libpal PAL] SIGNED_MEMBER (an SDK enclave, or a Gramine member's .manifest.sgx with its .sig beside it)")
+	fs := newFlagSet(e, "derive", "derive [--json] [--trust MRENCLAVE] [--libpal PAL] SIGNED_MEMBER (an SDK enclave, or a Gramine member's .manifest.sgx with its .sig beside it)\n       magectl derive [--json] [--libpal PAL] --vm-cmdline FILE TABLE (an SEV-SNP member: the table it is handed, checked against its command line)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	libpal := fs.String("libpal", "", "the `libpal.so` Gramine members run (needed for Gramine members)")
 	trust := fs.String("trust", "", "a trusted `MRENCLAVE` (hex) of this member: check the table belongs to it before trusting the group")
 	proofs := fs.String("proof", "", "in a Merkle group, derive the members whose proof `files` (comma-separated) are given, from this member's table")
 	selfProof := fs.String("self-proof", "", "this member's own proof `file` (default: SIGNED_MEMBER.proof)")
+	vmCmdline := fs.String("vm-cmdline", "", "derive from a VM member's TABLE: the kernel command line `file` it boots with (or /proc/cmdline inside it), which must bind the table")
 	arg, err := parseOneArg(fs, args, "signed member")
 	if err != nil {
 		return err
+	}
+	if *vmCmdline != "" {
+		if *trust != "" || *proofs != "" || *selfProof != "" {
+			return usagef("--vm-cmdline derives from a VM's table: --trust, --proof and --self-proof apply to enclaves")
+		}
+		pal, err := optionalLibpal(*libpal)
+		if err != nil {
+			return err
+		}
+		return deriveVM(e, arg, *vmCmdline, pal, *jsonOut)
 	}
 	var trusted *sgx.Measurement
 	if *trust != "" {
@@ -743,6 +771,10 @@ func runDerive(e *env, args []string) error {
 		mark := ""
 		if i == res.Self {
 			mark = "  (self)"
+		}
+		if res.Launches != nil && res.Launches[i] != "" {
+			fmt.Fprintf(e.stdout, "%d %s launch %s\n", i, res.Kinds[i], res.Launches[i])
+			continue
 		}
 		fmt.Fprintf(e.stdout, "%d %s%s\n", i, m, mark)
 	}
@@ -815,9 +847,22 @@ func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal 
 	if len(proofFiles) > 0 {
 		return nil, usagef("--proof applies to members of a Merkle group; %s carries a classic table", path)
 	}
-	all, err := mf.table.DeriveAll()
+	derived, err := mf.table.DeriveMembers()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	all := make([]sgx.Measurement, len(derived))
+	for i, x := range derived {
+		all[i] = x.MRENCLAVE
+		if x.Kind == mage.KindSNP {
+			if res.Launches == nil {
+				res.Launches, res.Kinds = make([]string, len(derived)), make([]string, len(derived))
+				for j := range derived {
+					res.Kinds[j] = derived[j].Kind.String()
+				}
+			}
+			res.Launches[i] = hex.EncodeToString(x.Launch[:])
+		}
 	}
 	if res.Self = slices.Index(all, mf.mr); res.Self < 0 {
 		return nil, failed(fmt.Errorf("%s: its own MRENCLAVE %s is not in its table: the file is not a member of the group it carries", path, mf.mr))
@@ -862,9 +907,21 @@ type verifyReport struct {
 	Group    []sgx.Measurement `json:"group,omitempty"`
 	NotGiven int               `json:"members_not_given,omitempty"` // table members whose files were not given
 	Epoch    uint32            `json:"epoch,omitempty"`             // an updatable group: the newest table's epoch
+	// The group's SEV-SNP members, as the manifest names them: each
+	// member's table derives their launch digests, and their command
+	// line files bind the table.
+	VMs []verifyVM `json:"vms,omitempty"`
 
 	badInput bool  // a file could not be read or is not a signed member
 	usage    error // a flag the files need is missing (--libpal)
+}
+
+type verifyVM struct {
+	Index  int    `json:"index"`
+	Name   string `json:"name"`
+	Launch string `json:"launch"`
+	File   string `json:"file"` // the command line it boots with
+	OK     bool   `json:"ok"`
 }
 
 type verifyMember struct {
@@ -894,6 +951,9 @@ func runGroupVerify(e *env, args []string) error {
 			return usagef("want the signed members to verify, or --manifest to verify all its members")
 		}
 		for _, mm := range man.Members {
+			if mm.Kind == mage.KindSNP.String() {
+				continue // checked from the enclaves' tables and its command line
+			}
 			if mm.File == "" {
 				return fmt.Errorf("%s: member %d (%s) names no file: give the signed members", *manifest, mm.Index, mm.Name)
 			}
@@ -919,6 +979,13 @@ func runGroupVerify(e *env, args []string) error {
 				status = "MISMATCH"
 			}
 			fmt.Fprintf(e.stdout, "%-8s member %d %s %s\n", status, m.Index, m.MRENCLAVE, m.File)
+		}
+		for _, v := range rep.VMs {
+			status := "ok"
+			if !v.OK {
+				status = "MISMATCH"
+			}
+			fmt.Fprintf(e.stdout, "%-8s member %d snp launch %s %s\n", status, v.Index, v.Launch, v.File)
 		}
 		for _, p := range rep.Problems {
 			fmt.Fprintln(e.stdout, "problem:", p)
@@ -1009,16 +1076,30 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 		return rep
 	}
 	// Every member's table must be the same table and derive everyone.
+	var launches map[int][48]byte // the VM members, by index
 	for i := range ms {
 		if err := ctx.Err(); err != nil {
 			problem("%v", err)
 			break
 		}
-		all, err := ms[i].table.DeriveAll()
+		derived, err := ms[i].table.DeriveMembers()
 		if err != nil {
 			problem("%s: %v", rep.Members[i].File, err)
 			rep.Members[i].OK = false
 			continue
+		}
+		all := make([]sgx.Measurement, len(derived))
+		for k, x := range derived {
+			all[k] = x.MRENCLAVE
+			if x.Kind == mage.KindSNP && launches == nil {
+				launches = map[int][48]byte{}
+			}
+			if x.Kind == mage.KindSNP {
+				if l, seen := launches[k]; seen && l != x.Launch {
+					problem("%s's table derives VM member %d as %x, another member's as %x", rep.Members[i].File, k, x.Launch, l)
+				}
+				launches[k] = x.Launch
+			}
 		}
 		if rep.Group == nil {
 			rep.Group = all
@@ -1047,7 +1128,7 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 			}
 		}
 	}
-	rep.NotGiven = max(0, len(rep.Group)-len(ms))
+	rep.NotGiven = max(0, len(rep.Group)-len(ms)-len(launches))
 	if man != nil {
 		// The manifest must describe this very group: the same table, the
 		// same members in the same order, each with the identity its
@@ -1062,6 +1143,7 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 				}
 			}
 		}
+		checkVMs(rep, man, launches, problem)
 		for i, m := range ms {
 			if m.tableSHA != man.TableSHA256 {
 				problem("%s: its table's SHA-256 is not the manifest's table_sha256", rep.Members[i].File)
@@ -1200,5 +1282,41 @@ func verifyMerkle(ms []*memberFile, rep *verifyReport, problem func(string, ...a
 		if v.lineage != nil {
 			rep.Epoch = max(rep.Epoch, v.epoch)
 		}
+	}
+}
+
+// checkVMs checks a group's SEV-SNP members against the manifest: the
+// launch digest the members' tables derive, and the command line file
+// written for each (it must be the manifest's and bind its table).
+func checkVMs(rep *verifyReport, man *mage.Manifest, launches map[int][48]byte, problem func(string, ...any)) {
+	for _, mm := range man.Members {
+		if mm.Kind != mage.KindSNP.String() {
+			continue
+		}
+		v := verifyVM{Index: mm.Index, Name: mm.Name, Launch: mm.Launch, File: mm.File, OK: true}
+		bad := func(format string, a ...any) {
+			problem("VM member %d (%s): "+format, append([]any{mm.Index, mm.Name}, a...)...)
+			v.OK = false
+		}
+		switch l, ok := launches[mm.Index]; {
+		case !ok:
+			bad("no member's table derives it: no enclave of the group was given")
+		case hex.EncodeToString(l[:]) != mm.Launch:
+			bad("the manifest says launch digest %s, the tables derive %x", mm.Launch, l)
+		}
+		if mm.File != "" {
+			raw, err := readBounded(mm.File, mage.MaxCmdline+200)
+			switch {
+			case err != nil:
+				bad("%v", err)
+			case string(raw) != mm.Cmdline:
+				bad("%s is not the command line the manifest records", mm.File)
+			default:
+				if h, err := mage.CmdlineTable(string(raw)); err != nil || hex.EncodeToString(h[:]) != man.TableSHA256 {
+					bad("%s does not bind the manifest's table", mm.File)
+				}
+			}
+		}
+		rep.VMs = append(rep.VMs, v)
 	}
 }

@@ -6,11 +6,17 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 
+	"github.com/magesgx/mage/gramine"
+	"github.com/magesgx/mage/mage"
+	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/snp"
 )
 
@@ -116,4 +122,111 @@ func sha256File(name string) ([32]byte, error) {
 		return [32]byte{}, fmt.Errorf("%s: %w", name, err)
 	}
 	return [32]byte(h.Sum(nil)), nil
+}
+
+// maxFirmware bounds an OVMF image read whole (they are 2 to 4 MiB).
+const maxFirmware = 64 << 20
+
+// snpLaunch is an SNP member's launch cut at its hashes page, from its
+// group-file description.
+func snpLaunch(v *mage.SNPMemberFile) (*snp.Launch, error) {
+	sig, ok := snp.VCPUType(v.VCPUType)
+	if !ok {
+		return nil, usagef("vcpu_type %q: want one of QEMU's EPYC models (EPYC-v4, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin, ...)", v.VCPUType)
+	}
+	o := snp.Options{VCPUs: v.VCPUs, VCPUSignature: sig, GuestFeatures: 1}
+	if v.GuestFeatures != "" {
+		f, err := strconv.ParseUint(v.GuestFeatures, 0, 64)
+		if err != nil {
+			return nil, usagef("guest_features %q: want a number such as 0x1", v.GuestFeatures)
+		}
+		o.GuestFeatures = f
+	}
+	if v.FirmwareDigest != "" {
+		d, err := hex.DecodeString(v.FirmwareDigest)
+		if err != nil || len(d) != 48 {
+			return nil, usagef("firmware_digest: want 96 hex digits (a SHA-384)")
+		}
+		o.FirmwareDigest = (*[48]byte)(d)
+	}
+	fw, err := readBounded(v.Firmware, maxFirmware)
+	if err != nil {
+		return nil, err
+	}
+	b := &snp.DirectBoot{Initrd: sha256.Sum256(nil)}
+	if b.Kernel, err = sha256File(v.Kernel); err != nil {
+		return nil, err
+	}
+	if v.Initrd != "" {
+		if b.Initrd, err = sha256File(v.Initrd); err != nil {
+			return nil, err
+		}
+	}
+	o.Boot = b
+	l, err := snp.Cut(fw, o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", v.Firmware, err)
+	}
+	return l, nil
+}
+
+// readBounded reads a file of at most max bytes.
+func readBounded(name string, max int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: more than %d bytes", name, max)
+	}
+	return b, nil
+}
+
+// deriveVM derives every member from the table a VM member is handed,
+// after checking that its command line binds that table.
+func deriveVM(e *env, tablePath, cmdlinePath string, pal *gramine.Libpal, jsonOut bool) error {
+	payload, err := readBounded(tablePath, 16<<20)
+	if err != nil {
+		return err
+	}
+	cmdline, err := readBounded(cmdlinePath, mage.MaxCmdline+4096)
+	if err != nil {
+		return err
+	}
+	d, err := mage.NewVMDeriver(payload, strings.TrimSpace(string(cmdline)), pal)
+	if errors.Is(err, mage.ErrNeedLibpal) {
+		return usagef("%s: --libpal is required: the group has Gramine members (%v)", tablePath, err)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", tablePath, err)
+	}
+	derived, err := d.DeriveMembers()
+	if err != nil {
+		return fmt.Errorf("%s: %w", tablePath, err)
+	}
+	res := &deriveResult{File: tablePath, Self: -1, Members: make([]sgx.Measurement, len(derived)),
+		Kinds: make([]string, len(derived)), Launches: make([]string, len(derived))}
+	for i, x := range derived {
+		res.Members[i], res.Kinds[i] = x.MRENCLAVE, x.Kind.String()
+		if x.Kind == mage.KindSNP {
+			res.Launches[i] = hex.EncodeToString(x.Launch[:])
+		}
+	}
+	if jsonOut {
+		return writeJSON(e.stdout, res)
+	}
+	for i, m := range res.Members {
+		if res.Launches[i] != "" {
+			fmt.Fprintf(e.stdout, "%d %s launch %s\n", i, res.Kinds[i], res.Launches[i])
+		} else {
+			fmt.Fprintf(e.stdout, "%d %s\n", i, m)
+		}
+	}
+	fmt.Fprintf(e.stderr, "table bound by the command line (mage.table=%x); which member this VM is, its launch digest says\n", d.TableSHA256())
+	return nil
 }

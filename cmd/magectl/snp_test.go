@@ -1,0 +1,113 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/magesgx/mage/mage"
+)
+
+// amdSevDigest is sev-snp-measure's digest of the firmware pages of the
+// AmdSev image whose last page is testdata/snp/ovmf_AmdSev_suffix.bin.
+const amdSevDigest = "086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74"
+
+// TestCLISNPGroup: a group file with two SDK enclaves and an SEV-SNP VM
+// signs; the VM gets the command line that binds the table and the table
+// itself; the manifest's launch digest is what snp measure gives for that
+// command line; every SDK member's table derives the VM.
+func TestCLISNPGroup(t *testing.T) {
+	d := t.TempDir()
+	kernel := filepath.Join(d, "vmlinuz")
+	os.WriteFile(kernel, []byte("a stand-in kernel"), 0o644)
+	fw, _ := filepath.Abs("../../testdata/snp/ovmf_AmdSev_suffix.bin")
+	vm := fmt.Sprintf(`{"name": "erin", "snp": {"firmware": %q, "firmware_digest": %q, "vcpus": 2, "vcpu_type": "EPYC-Milan", "kernel": "vmlinuz", "cmdline": "console=ttyS0"}, "output": "out/erin.cmdline"}`, fw, amdSevDigest)
+	gf := filepath.Join(d, "group.json")
+	os.WriteFile(gf, []byte(`{"name": "vms", "date": "20261205", "members": [`+heapMember(d, 0)+`, `+vm+`, `+heapMember(d, 1)+`]}`), 0o644)
+	out := mustRun(t, "group", "sign", "-q", "--json", gf)
+	var man mage.Manifest
+	if err := json.Unmarshal([]byte(out), &man); err != nil {
+		t.Fatal(err)
+	}
+	table, err := os.ReadFile(filepath.Join(d, "out/erin.table"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdline, err := os.ReadFile(filepath.Join(d, "out/erin.cmdline"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(table)
+	if want := "console=ttyS0 mage.table=" + hex.EncodeToString(sum[:]); string(cmdline) != want || man.TableSHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("command line %q, want %q (manifest table %s)", cmdline, want, man.TableSHA256)
+	}
+	erin := man.Members[1]
+	if man.Format != "versioned" || erin.Kind != "snp" || erin.Cmdline != string(cmdline) || len(erin.Launch) != 96 {
+		t.Fatalf("manifest: %s", out)
+	}
+	measured := mustRun(t, "snp", "measure", "--vcpus", "2", "--vcpu-type", "EPYC-Milan", "--firmware-digest", amdSevDigest,
+		"--kernel", kernel, "--append", string(cmdline), fw)
+	if strings.TrimSpace(measured) != erin.Launch {
+		t.Errorf("the VM booted with its command line measures %s, the manifest says %s", measured, erin.Launch)
+	}
+	for _, i := range []int{0, 2} {
+		code, dout, derr := magectl(t, nil, "derive", "--json", filepath.Join(d, man.Members[i].File))
+		if code != 0 || !strings.Contains(dout, erin.Launch) {
+			t.Errorf("derive from member %d: exit %d\n%s\n%s", i, code, dout, derr)
+		}
+	}
+	if _, err := mage.LoadManifest(filepath.Join(d, "group.manifest.json")); err != nil {
+		t.Errorf("the manifest does not read back: %v", err)
+	}
+
+	// Refusals: a VM with a key, a missing kernel, a command line with its
+	// own table; an image without a hashes page.
+	for name, bad := range map[string]string{
+		"key":        strings.Replace(vm, `"output"`, `"key": "k.pem", "output"`, 1),
+		"no kernel":  strings.Replace(vm, `"kernel": "vmlinuz", `, ``, 1),
+		"own table":  strings.Replace(vm, `"console=ttyS0"`, `"mage.table=00"`, 1),
+		"zero vcpus": strings.Replace(vm, `"vcpus": 2`, `"vcpus": 0`, 1),
+	} {
+		os.WriteFile(gf, []byte(`{"name": "vms", "members": [`+bad+`]}`), 0o644)
+		if code, _, errs := magectl(t, nil, "group", "sign", "-q", "--force", gf); code == 0 || errs == "" {
+			t.Errorf("%s: exit %d %s", name, code, errs)
+		}
+	}
+}
+
+// TestCLISNPGroupVerify: group verify checks a group with a VM member
+// from its manifest: the enclaves' tables derive the VM's launch digest,
+// and its command line file binds the table; a changed command line is a
+// mismatch (exit 1).
+func TestCLISNPGroupVerify(t *testing.T) {
+	d := t.TempDir()
+	os.WriteFile(filepath.Join(d, "vmlinuz"), []byte("a stand-in kernel"), 0o644)
+	fw, _ := filepath.Abs("../../testdata/snp/ovmf_AmdSev_suffix.bin")
+	vm := fmt.Sprintf(`{"name": "erin", "snp": {"firmware": %q, "firmware_digest": %q, "vcpus": 1, "vcpu_type": "EPYC-Genoa", "kernel": "vmlinuz"}, "output": "erin.cmdline"}`, fw, amdSevDigest)
+	gf := filepath.Join(d, "group.json")
+	os.WriteFile(gf, []byte(`{"name": "vms", "date": "20261205", "members": [`+heapMember(d, 0)+`, `+vm+`, `+heapMember(d, 1)+`]}`), 0o644)
+	mustRun(t, "group", "sign", "-q", gf)
+	man := filepath.Join(d, "group.manifest.json")
+	out := mustRun(t, "group", "verify", "--manifest", man)
+	if !strings.Contains(out, "ok       member 1 snp launch") || strings.Contains(out, "MISMATCH") {
+		t.Errorf("group verify:\n%s", out)
+	}
+	// From inside the VM: its table, checked against its command line,
+	// derives every member.
+	dv := mustRun(t, "derive", "--vm-cmdline", filepath.Join(d, "erin.cmdline"), filepath.Join(d, "erin.table"))
+	if !strings.Contains(dv, "1 snp launch") || !strings.HasPrefix(dv, "0 ") {
+		t.Errorf("derive --vm-cmdline:\n%s", dv)
+	}
+	os.WriteFile(filepath.Join(d, "erin.cmdline"), []byte("quiet"), 0o644)
+	if code, _, errs := magectl(t, nil, "derive", "--vm-cmdline", filepath.Join(d, "erin.cmdline"), filepath.Join(d, "erin.table")); code != 3 || !strings.Contains(errs, "mage.table") {
+		t.Errorf("derive with a command line that binds no table: exit %d %s", code, errs)
+	}
+	if code, out, _ := magectl(t, nil, "group", "verify", "--manifest", man); code != 1 || !strings.Contains(out, "MISMATCH member 1 snp") {
+		t.Errorf("a changed command line: exit %d\n%s", code, out)
+	}
+}
