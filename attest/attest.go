@@ -46,6 +46,7 @@ const (
 	Remote    Kind = 1 // a DCAP quote: verifiable anywhere the root is trusted
 	Local     Kind = 2 // an SGX REPORT: verifiable only on the same platform
 	SNPReport Kind = 3 // an SEV-SNP attestation report and its certificate table: a VM member's
+	TDQuote   Kind = 4 // an Intel TDX quote: a trust domain member's
 )
 
 func (k Kind) String() string {
@@ -56,6 +57,8 @@ func (k Kind) String() string {
 		return "local"
 	case SNPReport:
 		return "snp"
+	case TDQuote:
+		return "tdx"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -91,7 +94,9 @@ type Policy struct {
 	// Launch accepts only the confidential VM members with these launch
 	// digests. With MRENCLAVE or Launch set, a member of either kind is
 	// accepted only if the list for its kind names it.
-	Launch    [][48]byte
+	Launch [][48]byte
+	// TD accepts only the TDX members with these measurements.
+	TD        []mage.TDMeasurement
 	MRSIGNER  []sgx.Measurement // accept only these signers (nil: any)
 	MinISVSVN uint16            // accept only ISVSVN >= this
 	// AcceptKinds lists the evidence kinds accepted (nil: all).
@@ -112,6 +117,7 @@ type Config struct {
 	// an SEV-SNP VM.
 	Backend Backend
 	SNP     SNPBackend
+	TDX     TDXBackend
 	// SNPVerifier verifies the reports of the group's SEV-SNP members: its
 	// roots are AMD's, and a simulated platform's only when named in its
 	// InsecureSimulationRoots. NewMember refuses a Config whose group has
@@ -193,6 +199,8 @@ type Member struct {
 	cfg      Config
 	launches [][48]byte                         // the group's VM members' launch digests, by index (zero for enclaves)
 	launch   [48]byte                           // this member's own launch digest, if it is a VM
+	tds      []mage.TDMeasurement               // the group's TDX members' measurements, by index
+	td       mage.TDMeasurement                 // this member's own, if it is a TD
 	group    *mage.Group                        // classic tables: every member
 	table    *mage.TableDeriver                 // Merkle tables: members are checked by their proofs
 	lineage  *mage.LineageVerifier              // updatable Merkle tables: members of any epoch
@@ -232,13 +240,15 @@ var (
 // that the enclave itself is one of them, checks that the configuration
 // can verify the evidence it accepts, and makes a fresh TLS key.
 func NewMember(cfg Config) (*Member, error) {
-	if (cfg.Backend == nil) == (cfg.SNP == nil) {
-		return nil, fmt.Errorf("%w: set exactly one of Backend (an enclave) and SNP (an SEV-SNP VM)", ErrConfig)
+	if btoi(cfg.Backend != nil)+btoi(cfg.SNP != nil)+btoi(cfg.TDX != nil) != 1 {
+		return nil, fmt.Errorf("%w: set exactly one of Backend (an enclave), SNP (an SEV-SNP VM) and TDX (a TDX trust domain)", ErrConfig)
 	}
 	switch {
+	case cfg.TDX != nil && cfg.Evidence != 0 && cfg.Evidence != TDQuote:
+		return nil, fmt.Errorf("%w: a TDX member's evidence is a TD quote, not %s", ErrConfig, cfg.Evidence)
 	case cfg.SNP != nil && cfg.Evidence != 0 && cfg.Evidence != SNPReport:
 		return nil, fmt.Errorf("%w: an SEV-SNP member's evidence is an SNP report, not %s", ErrConfig, cfg.Evidence)
-	case cfg.SNP == nil && cfg.Evidence != 0 && cfg.Evidence != Remote && cfg.Evidence != Local:
+	case cfg.Backend != nil && cfg.Evidence != 0 && cfg.Evidence != Remote && cfg.Evidence != Local:
 		return nil, fmt.Errorf("%w: Evidence is %s, want Remote or Local", ErrConfig, cfg.Evidence)
 	}
 	if cfg.HandshakeTimeout == 0 {
@@ -254,19 +264,19 @@ func NewMember(cfg Config) (*Member, error) {
 	if ck.accepts(Remote) && !ck.canVerifyQuotes() {
 		return nil, fmt.Errorf("%w: remote evidence is accepted but could never be verified: set Collateral (Intel quotes) or InsecureSimulationRoot (simulated platform), or accept only Local evidence (Policy.AcceptKinds)", ErrConfig)
 	}
-	if cfg.SNP != nil {
+	if cfg.SNP != nil || cfg.TDX != nil {
 		return newVMMember(cfg, ck)
 	}
 	self := cfg.Backend.Identity()
 	// A member's own table: derive every member and find itself.
-	g, d, lv, launches, err := ownGroup(cfg, self.MRENCLAVE)
+	g, d, lv, vms, err := ownGroup(cfg, self.MRENCLAVE)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
-	if err := checkSNPConfig(cfg, ck, launches); err != nil {
+	if err := checkVMConfig(cfg, ck, vms); err != nil {
 		return nil, err
 	}
-	m := &Member{cfg: cfg, group: g, table: d, lineage: lv, self: self, check: ck, launches: launches}
+	m := &Member{cfg: cfg, group: g, table: d, lineage: lv, self: self, check: ck, launches: vms.launches, tds: vms.tds}
 	m.ownLP = new(atomic.Pointer[mage.LineageProof])
 	m.ownLP.Store(cfg.Lineage)
 	m.storeMu = new(sync.Mutex)
@@ -349,6 +359,8 @@ type Peer struct {
 	// report.
 	Launch [48]byte
 	SNP    *snpreport.Report
+	// A TDX peer (Evidence TDQuote): its verified TD report body.
+	TD *dcap.TDReportBody
 	// In an updatable group: the epoch of the newest table, in which the
 	// peer is member Index, and of the table the peer measured.
 	Epoch, MeasuredEpoch uint32
@@ -388,7 +400,7 @@ func (m *Member) Epoch() uint32 {
 
 // ownGroup derives every member from the backend's own measured table:
 // an SDK member's section, or a Gramine member's MAGE_TABLE payload.
-func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver, *mage.LineageVerifier, [][48]byte, error) {
+func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver, *mage.LineageVerifier, vmSet, error) {
 	var d *mage.TableDeriver
 	var err error
 	if gb, ok := cfg.Backend.(GramineBackend); ok {
@@ -398,69 +410,89 @@ func ownGroup(cfg Config, self sgx.Measurement) (*mage.Group, *mage.TableDeriver
 		d, err = mage.NewSectionDeriver(cfg.Backend.MageSection(), cfg.Libpal)
 	}
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, vmSet{}, err
 	}
 	switch {
 	case d.IsUpdatable():
 		if cfg.Lineage == nil {
-			return nil, nil, nil, nil, fmt.Errorf("an updatable group's member needs its lineage proof (Config.Lineage)")
+			return nil, nil, nil, vmSet{}, fmt.Errorf("an updatable group's member needs its lineage proof (Config.Lineage)")
 		}
 		if cfg.Proof != nil {
-			return nil, nil, nil, nil, fmt.Errorf("an updatable group's member proves itself with Config.Lineage, not Config.Proof")
+			return nil, nil, nil, vmSet{}, fmt.Errorf("an updatable group's member proves itself with Config.Lineage, not Config.Proof")
 		}
 		lv, me, err := mage.NewLineageVerifier(d, cfg.Lineage)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, vmSet{}, err
 		}
 		if me.MRENCLAVE != self {
-			return nil, nil, nil, nil, fmt.Errorf("%w: the lineage proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, me.Index, me.MRENCLAVE, self)
+			return nil, nil, nil, vmSet{}, fmt.Errorf("%w: the lineage proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, me.Index, me.MRENCLAVE, self)
 		}
-		return &mage.Group{Self: int(me.Index)}, d, lv, nil, nil
+		return &mage.Group{Self: int(me.Index)}, d, lv, vmSet{}, nil
 	case cfg.Lineage != nil:
-		return nil, nil, nil, nil, fmt.Errorf("%w: a lineage proof is given, but this member's table commits to no update key", mage.ErrLineage)
+		return nil, nil, nil, vmSet{}, fmt.Errorf("%w: a lineage proof is given, but this member's table commits to no update key", mage.ErrLineage)
 	case d.IsMerkle():
 		if cfg.Proof == nil {
-			return nil, nil, nil, nil, fmt.Errorf("a Merkle group's member needs its membership proof (Config.Proof)")
+			return nil, nil, nil, vmSet{}, fmt.Errorf("a Merkle group's member needs its membership proof (Config.Proof)")
 		}
 		mr, err := d.DeriveProof(cfg.Proof)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, vmSet{}, err
 		}
 		if mr != self {
-			return nil, nil, nil, nil, fmt.Errorf("%w: the membership proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, cfg.Proof.Index, mr, self)
+			return nil, nil, nil, vmSet{}, fmt.Errorf("%w: the membership proof is member %d's (%s), not this enclave's %s", mage.ErrUntrustedTable, cfg.Proof.Index, mr, self)
 		}
-		return &mage.Group{Self: int(cfg.Proof.Index)}, d, nil, nil, nil
+		return &mage.Group{Self: int(cfg.Proof.Index)}, d, nil, vmSet{}, nil
 	case cfg.Proof != nil:
-		return nil, nil, nil, nil, fmt.Errorf("a membership proof is given, but the table is not a Merkle table")
+		return nil, nil, nil, vmSet{}, fmt.Errorf("a membership proof is given, but the table is not a Merkle table")
 	}
-	g, launches, err := groupOf(d)
+	g, vms, err := groupOf(d)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, vmSet{}, err
 	}
 	if g.Self = slices.Index(g.Measurements, self); g.Self < 0 {
-		return nil, nil, nil, nil, fmt.Errorf("%w %s (none of its %d members matches)", mage.ErrUntrustedTable, self, len(g.Measurements))
+		return nil, nil, nil, vmSet{}, fmt.Errorf("%w %s (none of its %d members matches)", mage.ErrUntrustedTable, self, len(g.Measurements))
 	}
-	return g, nil, nil, launches, nil
+	return g, nil, nil, vms, nil
+}
+
+// vmSet is a flat group's confidential VM members, by member index (nil
+// without members of that kind; zeros at other members' indices).
+type vmSet struct {
+	launches [][48]byte           // SNP members' launch digests
+	tds      []mage.TDMeasurement // TDX members' measurements
 }
 
 // groupOf derives every member of a flat table: enclaves' MRENCLAVEs and
-// VMs' launch digests, each list by member index with zeros for the other
-// kind (zero measurements are never accepted from a peer).
-func groupOf(d *mage.TableDeriver) (*mage.Group, [][48]byte, error) {
+// VMs' measurements, each list by member index with zeros for the other
+// kinds (zero measurements are never accepted from a peer).
+func groupOf(d *mage.TableDeriver) (*mage.Group, vmSet, error) {
 	all, err := d.DeriveMembers()
 	if err != nil {
-		return nil, nil, err
+		return nil, vmSet{}, err
 	}
 	g := &mage.Group{Self: -1, Measurements: make([]sgx.Measurement, len(all))}
-	var launches [][48]byte
+	var vms vmSet
 	for i, x := range all {
 		g.Measurements[i] = x.MRENCLAVE
-		if x.Kind == mage.KindSNP {
-			if launches == nil {
-				launches = make([][48]byte, len(all))
+		switch x.Kind {
+		case mage.KindSNP:
+			if vms.launches == nil {
+				vms.launches = make([][48]byte, len(all))
 			}
-			launches[i] = x.Launch
+			vms.launches[i] = x.Launch
+		case mage.KindTDX:
+			if vms.tds == nil {
+				vms.tds = make([]mage.TDMeasurement, len(all))
+			}
+			vms.tds[i] = x.TD
 		}
 	}
-	return g, launches, nil
+	return g, vms, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -428,6 +428,12 @@ func (m *Member) evidence(ctx context.Context, kind Kind, data [sgx.ReportDataSi
 		return q, nil
 	case SNPReport:
 		return m.snpEvidence(ctx, data)
+	case TDQuote:
+		q, err := m.cfg.TDX.TDQuote(ctx, data)
+		if err != nil {
+			return nil, fmt.Errorf("attest: asking for a TD quote: %w", err)
+		}
+		return q, nil
 	case Local:
 		r, err := m.cfg.Backend.Report(peerTI, data)
 		if err != nil {
@@ -565,7 +571,7 @@ func (m *Member) allowUnattested() bool  { return m.cfg.AllowUnattestedVerifiers
 
 // targetInfo is an enclave's TARGETINFO; a VM has none (zeros).
 func (m *Member) targetInfo() []byte {
-	if m.cfg.SNP != nil {
+	if m.cfg.Backend == nil {
 		return make([]byte, sgx.TargetInfoSize)
 	}
 	return m.cfg.Backend.TargetInfo().Marshal()
@@ -576,6 +582,9 @@ func (m *Member) section() []byte {
 		payload, _ := m.cfg.SNP.Table()
 		return payload
 	}
+	if m.cfg.TDX != nil {
+		return m.cfg.TDX.Table()
+	}
 	return m.cfg.Backend.MageSection()
 }
 
@@ -583,6 +592,8 @@ func (m *Member) kind(role string, peer Kind) Kind {
 	switch {
 	case m.cfg.SNP != nil:
 		return SNPReport
+	case m.cfg.TDX != nil:
+		return TDQuote
 	case role == roleClient && m.cfg.Evidence != 0:
 		return m.cfg.Evidence
 	case role == roleClient, peer == 0: // a verifier checks quotes only

@@ -10,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magesgx/mage/dcap"
+	"github.com/magesgx/mage/internal/ovmf/ovmftest"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sim"
 	"github.com/magesgx/mage/snp"
 	"github.com/magesgx/mage/snp/snpreport"
+	"github.com/magesgx/mage/tdx"
 )
 
 // vmSpec is an SNP member's launch: the AmdSev OVMF image's last page with
@@ -287,5 +290,142 @@ func TestSNPReplay(t *testing.T) {
 	writeMsg(c, msgProof, nil)
 	if err := <-errc; !errors.Is(err, ErrBinding) {
 		t.Errorf("a replayed SNP report: %v", err)
+	}
+}
+
+// tdEntry is a TDX member of Debian's OVMF (its MRTD) whose boot is the
+// one of go-tdx-guest's real CCEL event log (RTMR0 to RTMR2).
+func tdEntry(t testing.TB) mage.TDXEntry {
+	t.Helper()
+	mrtd, err := tdx.MRTD(ovmftest.DebianOVMF(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../testdata/tdx/ccel/ccel_data.dat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := tdx.ParseEventLog(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtmr, err := tdx.ReplayRTMRs(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mage.TDXEntry{MRTD: mrtd, RTMR: [3][48]byte{rtmr[0], rtmr[1], rtmr[2]}}
+}
+
+// td launches a simulated TD of the entry whose boot extends RTMR3 with
+// the event of the table whose SHA-256 is table, handed payload.
+func (f *snpFixture) td(t testing.TB, e mage.TDXEntry, table [32]byte, payload []byte, attrs uint64, mod func(*Config)) (*Member, error) {
+	g := f.p.LaunchTD(e.MRTD, [4][48]byte{e.RTMR[0], e.RTMR[1], e.RTMR[2], e.RTMR3}, attrs)
+	if err := g.ExtendRTMR(3, mage.TableEvent(table)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{TDX: &SimTDXBackend{Guest: g, Payload: payload}, SNPVerifier: f.verifier(),
+		InsecureSimulationRoot: f.p.RootCertificate(), HandshakeTimeout: 5 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return NewMember(cfg)
+}
+
+// TestTDXMembers: an SDK enclave, an SNP VM and a TDX trust domain of one
+// group attest each other, every ordered pair; a TD whose boot extended
+// RTMR3 with another table's event, or handed another table, or
+// debuggable, is refused; a TD quote under the Intel root is refused until
+// TDX collateral is verified.
+func TestTDXMembers(t *testing.T) {
+	f := newSNPFixture(t)
+	key, err := sgx.LoadSigningKey(read(t, "keys/k1.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := tdEntry(t)
+	sgxA := mage.Member{Name: "sgx-a", ELF: read(t, "enclaves/g1_m0.so"), Key: key}
+	g, err := mage.SignAnyGroup(t.Context(), []mage.AnyMember{{SDK: &sgxA}, {TDX: &mage.TDXMember{Name: "td", Entry: e}}, f.vms[0].member(t)}, nil,
+		mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.group = g
+	table := mage.TableSHA256(g.Payload)
+	if g.Members[1].TD != e.Measurement(table) || g.Members[1].TD.RTMR[0] != e.RTMR[0] {
+		t.Fatal("the TD's derived measurement is not its entry's over the table")
+	}
+	enc := f.enclave(t, 0, nil)
+	td, err := f.td(t, e, table, g.Payload, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := f.vm(t, f.vms[0], g.Members[2].Cmdline, g.Payload, sim.SNPPolicy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := []*Member{enc, td, vm}
+	for i, c := range members {
+		for j, s := range members {
+			if i == j {
+				continue
+			}
+			cc, sc, cerr, serr := pair(t, c, s)
+			if cerr != nil || serr != nil {
+				t.Fatalf("%d -> %d: client %v, server %v", i, j, cerr, serr)
+			}
+			if cc.Peer().Index != j || sc.Peer().Index != i {
+				t.Errorf("%d -> %d: peers %d and %d", i, j, cc.Peer().Index, sc.Peer().Index)
+			}
+			if j == 1 && (cc.Peer().Evidence != TDQuote || cc.Peer().TD == nil || cc.Peer().TD.RTMR[3] != g.Members[1].TD.RTMR[3]) {
+				t.Errorf("%d -> TD: seen as %+v", i, cc.Peer())
+			}
+			cc.Close()
+			sc.Close()
+		}
+	}
+	if td.TD() != g.Members[1].TD {
+		t.Error("the TD's own measurement is not the derived one")
+	}
+
+	// A TD whose boot extended RTMR3 with another table's event, handed
+	// this table: not a member. Handed a table of its own making (another
+	// group with it), it is that group's member, and this group's members
+	// refuse it.
+	if _, err := f.td(t, e, [32]byte{1}, g.Payload, 0, nil); !errors.Is(err, ErrNotMember) {
+		t.Errorf("a TD whose RTMR3 binds another table: %v", err)
+	}
+	other, err := mage.SignAnyGroup(t.Context(), []mage.AnyMember{{TDX: &mage.TDXMember{Name: "td", Entry: e}}, f.vms[1].member(t)}, nil,
+		mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor, err := f.td(t, e, mage.TableSHA256(other.Payload), other.Payload, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Member{enc, vm} {
+		if _, _, cerr, serr := pair(t, impostor, m); cerr == nil || !errors.Is(serr, ErrNotInGroup) {
+			t.Errorf("a TD of another group: client %v, server %v", cerr, serr)
+		}
+	}
+	debug, err := f.td(t, e, table, g.Payload, dcap.TDAttrDebug, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, serr := pair(t, debug, enc); !errors.Is(serr, ErrPolicy) {
+		t.Errorf("a debuggable TD: %v", serr)
+	}
+	// The real TD quote of go-tdx-guest, under the Intel root.
+	raw, err := os.ReadFile("../testdata/tdx/tdx_prod_quote_SPR_E4.dat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.check.tdQuote(t.Context(), raw[:len(raw)-39]); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("a real TD quote: %v", err)
+	}
+	// Without a way to verify TD quotes, a member of a group with TDs
+	// does not start.
+	if _, err := f.vm(t, f.vms[0], g.Members[2].Cmdline, g.Payload, sim.SNPPolicy, func(c *Config) { c.InsecureSimulationRoot = nil; c.Policy.AcceptKinds = []Kind{SNPReport, TDQuote} }); !errors.Is(err, ErrConfig) {
+		t.Errorf("a VM of a group with TDs and no way to verify their quotes: %v", err)
 	}
 }

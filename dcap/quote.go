@@ -240,12 +240,32 @@ func parseTDReportBody(b []byte) *TDReportBody {
 	return t
 }
 
+// Marshal encodes a TD report body: for a parsed one, the bytes parsed.
+func (t *TDReportBody) Marshal() []byte {
+	if t.raw != nil {
+		return bytes.Clone(t.raw)
+	}
+	le := binary.LittleEndian
+	b := make([]byte, 0, TDReportBodySize)
+	b = append(append(append(b, t.TEETCBSVN[:]...), t.MRSEAM[:]...), t.MRSignerSEAM[:]...)
+	b = le.AppendUint64(le.AppendUint64(le.AppendUint64(b, t.SEAMAttributes), t.TDAttributes), t.XFAM)
+	b = append(append(append(append(b, t.MRTD[:]...), t.MRConfigID[:]...), t.MROwner[:]...), t.MROwnerConfig[:]...)
+	for _, r := range t.RTMR {
+		b = append(b, r[:]...)
+	}
+	return append(b, t.ReportData[:]...)
+}
+
+// TDAttrDebug is the DEBUG bit of TDATTRIBUTES: the host can read and
+// change the TD.
+const TDAttrDebug = 1
+
 // SignedBytes returns header||body, the bytes the quote signature covers,
 // encoded from the fields (which for a parsed quote are the bytes parsed);
-// for a TD quote, header||TD body as parsed.
+// for a TD quote, header||TD body.
 func (q *Quote) SignedBytes() []byte {
 	if q.TD != nil {
-		return append(q.Header.Marshal(), q.TD.raw...)
+		return append(q.Header.Marshal(), q.TD.Marshal()...)
 	}
 	return append(q.Header.Marshal(), q.Body.Marshal()...)
 }

@@ -102,3 +102,23 @@ func quoteEnd(b []byte) int {
 	}
 	return at + 4 + n
 }
+
+// TestTDReportBodyMarshal: a TD body encodes back to the bytes it was
+// parsed from, and a body built from its fields encodes the same.
+func TestTDReportBodyMarshal(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/tdx/tdx_prod_quote_SPR_E4.dat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := dcap.ParseTDQuote(raw[:quoteEnd(raw)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := raw[dcap.HeaderSize : dcap.HeaderSize+dcap.TDReportBodySize]
+	built := dcap.TDReportBody{TEETCBSVN: q.TD.TEETCBSVN, MRSEAM: q.TD.MRSEAM, MRSignerSEAM: q.TD.MRSignerSEAM, SEAMAttributes: q.TD.SEAMAttributes,
+		TDAttributes: q.TD.TDAttributes, XFAM: q.TD.XFAM, MRTD: q.TD.MRTD, MRConfigID: q.TD.MRConfigID, MROwner: q.TD.MROwner,
+		MROwnerConfig: q.TD.MROwnerConfig, RTMR: q.TD.RTMR, ReportData: q.TD.ReportData}
+	if !bytes.Equal(q.TD.Marshal(), body) || !bytes.Equal(built.Marshal(), body) {
+		t.Fatal("a TD report body does not survive its encoding")
+	}
+}

@@ -659,6 +659,10 @@ type ManifestMember struct {
 	// (which binds the table); it has no Identity.
 	Launch  string `json:"launch,omitempty"`
 	Cmdline string `json:"cmdline,omitempty"`
+	// A TDX member: its MRTD and RTMR0 to RTMR3 (hex), RTMR3 after its
+	// boot extended it with the table's event.
+	MRTD string   `json:"mrtd,omitempty"`
+	RTMR []string `json:"rtmr,omitempty"`
 }
 
 // Manifest summarises the signed group. files, if not nil, gives each
@@ -714,6 +718,11 @@ func (g *SignedAnyGroup) Manifest(name string, files []string) *Manifest {
 		mm := ManifestMember{Index: sm.Index, Name: sm.Name, Kind: sm.Kind.String()}
 		if sm.Kind == KindSNP {
 			mm.Launch, mm.Cmdline = hex.EncodeToString(sm.Launch[:]), sm.Cmdline
+		} else if sm.Kind == KindTDX {
+			mm.MRTD = hex.EncodeToString(sm.TD.MRTD[:])
+			for _, r := range sm.TD.RTMR {
+				mm.RTMR = append(mm.RTMR, hex.EncodeToString(r[:]))
+			}
 		} else {
 			mm.Identity, mm.SectionOffset = sm.Sigstruct.SignedIdentity(), fmt.Sprintf("%#x", sm.Entry.Offset)
 		}

@@ -293,6 +293,22 @@ func ParseManifest(data []byte) (*Manifest, error) {
 		if mm.Index != i {
 			return nil, fmt.Errorf("group manifest: member at position %d has index %d", i, mm.Index)
 		}
+		if mm.Kind == KindTDX.String() {
+			ok := m.Format == "versioned" && mm.Identity == (sgx.Identity{}) && len(mm.RTMR) == 4
+			for _, h := range append([]string{mm.MRTD}, mm.RTMR...) {
+				b, err := hex.DecodeString(h)
+				ok = ok && err == nil && len(b) == 48
+			}
+			if !ok {
+				return nil, fmt.Errorf("group manifest: TDX member %d: want mrtd and four rtmr of 96 hex digits, no enclave identity, in a versioned group", i)
+			}
+			key := mm.MRTD + strings.Join(mm.RTMR, "")
+			if j, dup := seenVM[key]; dup {
+				return nil, fmt.Errorf("group manifest: members %d and %d have the same TD measurement", j, i)
+			}
+			seenVM[key] = i
+			continue
+		}
 		if mm.Kind == KindSNP.String() {
 			l, err := hex.DecodeString(mm.Launch)
 			switch {

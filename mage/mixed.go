@@ -31,12 +31,19 @@ type SNPMember struct {
 	Entry SNPEntry
 }
 
+// TDXMember is an Intel TDX trust domain to bind into a group.
+type TDXMember struct {
+	Name  string
+	Entry TDXEntry
+}
+
 // AnyMember is one member of a group of SDK enclaves, Gramine enclaves
-// and SEV-SNP VMs: exactly one of SDK, Gramine and SNP is set.
+// and confidential VMs: exactly one of SDK, Gramine, SNP and TDX is set.
 type AnyMember struct {
 	SDK     *Member
 	Gramine *GramineMember
 	SNP     *SNPMember
+	TDX     *TDXMember
 }
 
 // SignedAnyMember is one signed member of such a group.
@@ -53,6 +60,9 @@ type SignedAnyMember struct {
 	// line and the table's hash) and its launch digest with it.
 	Cmdline string
 	Launch  [48]byte
+	// A TDX member: its measurement once its boot extended RTMR3 with
+	// the table's event (TableEvent of the table's SHA-256).
+	TD TDMeasurement
 }
 
 // SignedAnyGroup is the result of SignAnyGroup.
@@ -107,8 +117,14 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	for i, am := range members {
 		name := memberName(i, nameOf(am))
 		switch {
-		case btoi(am.SDK != nil)+btoi(am.Gramine != nil)+btoi(am.SNP != nil) != 1:
-			return nil, fmt.Errorf("%s: set exactly one of SDK, Gramine and SNP", name)
+		case btoi(am.SDK != nil)+btoi(am.Gramine != nil)+btoi(am.SNP != nil)+btoi(am.TDX != nil) != 1:
+			return nil, fmt.Errorf("%s: set exactly one of SDK, Gramine, SNP and TDX", name)
+		case am.TDX != nil:
+			vmCount++
+			if opts.Merkle {
+				return nil, fmt.Errorf("%s: %w: TDX members are in flat versioned tables only, not yet in Merkle tables", name, ErrTable)
+			}
+			continue
 		case am.SNP != nil:
 			vmCount++
 			if opts.Merkle {
@@ -172,6 +188,8 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 			if am.SNP != nil {
 				body := len(am.SNP.Entry.marshal())
 				payloadLen += 8 + body + (-body & 7)
+			} else if am.TDX != nil {
+				payloadLen += 8 + tdxEntrySize
 			} else {
 				payloadLen += v2EntrySize
 			}
@@ -190,6 +208,10 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 		sm.Index, sm.Name = i, nameOf(am)
 		if am.SNP != nil {
 			sm.Kind = KindSNP
+			continue
+		}
+		if am.TDX != nil {
+			sm.Kind = KindTDX
 			continue
 		}
 		if am.SDK != nil {
@@ -251,10 +273,14 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 			t.Kinds, t.Entries = append(t.Kinds, sm.Kind), append(t.Entries, sm.Entry)
 			if vmCount > 0 {
 				var e *SNPEntry
+				var te *TDXEntry
 				if members[i].SNP != nil {
 					e = &members[i].SNP.Entry
 				}
-				t.SNP = append(t.SNP, e)
+				if members[i].TDX != nil {
+					te = &members[i].TDX.Entry
+				}
+				t.SNP, t.TDX = append(t.SNP, e), append(t.TDX, te)
 			}
 		}
 		payload = t.Marshal()
@@ -300,6 +326,7 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 	}
 	seen := map[sgx.Measurement]int{}
 	seenVM := map[[48]byte]int{}
+	seenTD := map[TDMeasurement]int{}
 	for i := range out.Members {
 		sm := &out.Members[i]
 		name := memberName(i, sm.Name)
@@ -312,6 +339,16 @@ func SignAnyGroup(ctx context.Context, members []AnyMember, libpal *gramine.Libp
 			}
 			seenVM[sm.Launch] = i
 			sm.Cmdline = BoundCmdline(members[i].SNP.Entry.Cmdline, d.TableSHA256())
+			continue
+		}
+		if sm.Kind == KindTDX {
+			if sm.TD, err = d.DeriveTD(i); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if j, dup := seenTD[sm.TD]; dup {
+				return nil, fmt.Errorf("%w: %s and %s have the same TD measurement", ErrDuplicate, memberName(j, out.Members[j].Name), name)
+			}
+			seenTD[sm.TD] = i
 			continue
 		}
 		mr, err := derive(i)
@@ -381,6 +418,9 @@ func gramineLayout(gramCount int) uint8 {
 func nameOf(am AnyMember) string {
 	if am.SNP != nil {
 		return am.SNP.Name
+	}
+	if am.TDX != nil {
+		return am.TDX.Name
 	}
 	if am.SDK != nil {
 		return am.SDK.Name

@@ -166,11 +166,15 @@ func FuzzTables(f *testing.F) {
 	vm := testVMs()[0].member(f).SNP.Entry
 	f.Add((&VersionedTable{Kinds: []Kind{KindSDK, KindSNP}, Entries: []Entry{{State: measureState(64), Offset: 0x3000}, {}}, SNP: []*SNPEntry{nil, &vm},
 		SDKSectionSize: 4096}).Marshal())
+	// And a TDX member.
+	f.Add((&VersionedTable{Kinds: []Kind{KindTDX, KindSNP}, Entries: []Entry{{}, {}}, SNP: []*SNPEntry{nil, &vm},
+		TDX: []*TDXEntry{{MRTD: [48]byte{1}}, nil}}).Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if d, err := NewPayloadDeriver(b, c); err == nil {
 			for i := range min(d.Len(), 3) {
 				d.Derive(i)
 				d.DeriveLaunch(i)
+				d.DeriveTD(i)
 			}
 		}
 		sec := make([]byte, 4096)

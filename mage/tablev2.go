@@ -28,6 +28,8 @@ func (k Kind) String() string {
 		return "gramine"
 	case KindSNP:
 		return "snp"
+	case KindTDX:
+		return "tdx"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -50,9 +52,10 @@ const (
 type VersionedTable struct {
 	Kinds   []Kind
 	Entries []Entry // the SGX members' entries (zero for a VM member)
-	// SNP holds the SNP members' entries (nil for other members), in
-	// member order.
+	// SNP and TDX hold the confidential VM members' entries (nil for
+	// other members), in member order; both are nil without VM members.
 	SNP []*SNPEntry
+	TDX []*TDXEntry
 	// SDKSectionSize is the size of the SDK members' .sgx_mage section
 	// (0 without SDK members).
 	SDKSectionSize uint32
@@ -131,9 +134,14 @@ func (t *VersionedTable) Marshal() []byte {
 		return b
 	}
 	for i, e := range t.Entries {
-		if t.Kinds[i] == KindSNP {
-			body := t.SNP[i].marshal()
-			b = append(b, byte(KindSNP), 0, 0, 0)
+		if k := t.Kinds[i]; k == KindSNP || k == KindTDX {
+			var body []byte
+			if k == KindSNP {
+				body = t.SNP[i].marshal()
+			} else {
+				body = t.TDX[i].marshal()
+			}
+			b = append(b, byte(k), 0, 0, 0)
 			b = le.AppendUint32(b, uint32(len(body)))
 			b = append(b, body...)
 			b = append(b, make([]byte, -len(body)&7)...)
@@ -218,26 +226,38 @@ func ParseVersionedTable(b []byte) (*VersionedTable, error) {
 		}
 		rec := b[end:]
 		k := Kind(rec[0])
-		if k == KindSNP {
+		if k == KindSNP || k == KindTDX {
 			size := uint64(le.Uint32(rec[4:]))
 			if !bytes.Equal(rec[1:4], make([]byte, 3)) || size > uint64(len(b))-end-8 || size+(-size&7) > uint64(len(b))-end-8 {
-				return nil, bad("entry %d: an SNP entry of %d bytes does not fit", i, size)
+				return nil, bad("entry %d: a %s entry of %d bytes does not fit", i, k, size)
 			}
-			e, err := parseSNPEntry(rec[8 : 8+size])
-			if err != nil {
-				return nil, fmt.Errorf("versioned table entry %d: %w", i, err)
-			}
+			body := rec[8 : 8+size]
 			if pad := rec[8+size : 8+size+(-size&7)]; !bytes.Equal(pad, make([]byte, len(pad))) {
 				return nil, bad("entry %d: non-zero padding", i)
 			}
-			if suffix += len(e.Launch.Suffix) + 1; suffix > maxTableVMPages {
+			for len(t.SNP) < int(i) {
+				t.SNP, t.TDX = append(t.SNP, nil), append(t.TDX, nil)
+			}
+			var se *SNPEntry
+			var te *TDXEntry
+			var err error
+			if k == KindSNP {
+				se, err = parseSNPEntry(body)
+				if err == nil {
+					suffix += len(se.Launch.Suffix) + 1
+				}
+			} else {
+				te, err = parseTDXEntry(body)
+				suffix++
+			}
+			if err != nil {
+				return nil, fmt.Errorf("versioned table entry %d: %w", i, err)
+			}
+			if suffix > maxTableVMPages {
 				return nil, bad("the VM members' entries make a verifier hash more than %d pages", maxTableVMPages)
 			}
-			for len(t.SNP) < int(i) {
-				t.SNP = append(t.SNP, nil)
-			}
 			vm = true
-			t.Kinds, t.Entries, t.SNP = append(t.Kinds, k), append(t.Entries, Entry{}), append(t.SNP, e)
+			t.Kinds, t.Entries, t.SNP, t.TDX = append(t.Kinds, k), append(t.Entries, Entry{}), append(t.SNP, se), append(t.TDX, te)
 			end += 8 + size + (-size & 7)
 			continue
 		}
@@ -258,7 +278,7 @@ func ParseVersionedTable(b []byte) (*VersionedTable, error) {
 	}
 	if vm {
 		for len(t.SNP) < len(t.Kinds) {
-			t.SNP = append(t.SNP, nil)
+			t.SNP, t.TDX = append(t.SNP, nil), append(t.TDX, nil)
 		}
 	}
 	if i := bytes.IndexFunc(b[end:], func(r rune) bool { return r != 0 }); i >= 0 {
@@ -280,6 +300,7 @@ type TableDeriver struct {
 	kinds   []Kind
 	entries []Entry
 	snp     []*SNPEntry     // the SNP members' entries
+	tdx     []*TDXEntry     // the TDX members' entries
 	table   [32]byte        // SHA-256 of a versioned table, which VM members' command lines carry
 	merkle  *VersionedTable // a Merkle table: members are derived from proofs
 	section []byte          // what SDK members measure last
@@ -348,7 +369,7 @@ func NewPayloadDeriver(payload []byte, c GramineConstants) (*TableDeriver, error
 }
 
 func newVersionedDeriver(t *VersionedTable, payload []byte, libpal *gramine.Libpal) (*TableDeriver, error) {
-	d := &TableDeriver{kinds: t.Kinds, entries: t.Entries, snp: t.SNP, table: TableSHA256(payload), h: measure.New().Batched()}
+	d := &TableDeriver{kinds: t.Kinds, entries: t.Entries, snp: t.SNP, tdx: t.TDX, table: TableSHA256(payload), h: measure.New().Batched()}
 	if t.Merkle {
 		d.merkle = t
 		if t.MaxThreads > 0 {
@@ -457,7 +478,7 @@ func (d *TableDeriver) Derive(i int) (sgx.Measurement, error) {
 	if i < 0 || i >= len(d.entries) {
 		return sgx.Measurement{}, fmt.Errorf("%w: member %d out of range [0, %d)", ErrTable, i, len(d.entries))
 	}
-	if d.kinds[i] == KindSNP {
+	if d.kinds[i] == KindSNP || d.kinds[i] == KindTDX {
 		return sgx.Measurement{}, fmt.Errorf("member %d: %w", i, ErrVMMember)
 	}
 	d.mu.Lock()
@@ -479,6 +500,15 @@ func (d *TableDeriver) DeriveLaunch(i int) ([48]byte, error) {
 	return d.snp[i].Digest(d.table)
 }
 
+// DeriveTD returns the measurement of member i, a TDX trust domain: its
+// RTMR3 extended with this table's event.
+func (d *TableDeriver) DeriveTD(i int) (TDMeasurement, error) {
+	if d.merkle != nil || i < 0 || i >= len(d.kinds) || d.kinds[i] != KindTDX {
+		return TDMeasurement{}, fmt.Errorf("%w: member %d is not a TDX member of this table", ErrTable, i)
+	}
+	return d.tdx[i].Measurement(d.table), nil
+}
+
 // TableSHA256 returns the SHA-256 of a versioned table (what its VM
 // members' command lines carry).
 func (d *TableDeriver) TableSHA256() [32]byte { return d.table }
@@ -489,6 +519,7 @@ type Derived struct {
 	Kind      Kind
 	MRENCLAVE sgx.Measurement // SDK and Gramine members
 	Launch    [48]byte        // SNP members
+	TD        TDMeasurement   // TDX members
 }
 
 // DeriveMembers returns every member's measurement, in member order.
@@ -497,9 +528,12 @@ func (d *TableDeriver) DeriveMembers() ([]Derived, error) {
 	for i := range out {
 		out[i].Kind = d.Kind(i)
 		var err error
-		if out[i].Kind == KindSNP {
+		switch out[i].Kind {
+		case KindSNP:
 			out[i].Launch, err = d.DeriveLaunch(i)
-		} else {
+		case KindTDX:
+			out[i].TD, err = d.DeriveTD(i)
+		default:
 			out[i].MRENCLAVE, err = d.Derive(i)
 		}
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -296,4 +297,43 @@ func BenchmarkDeriveSNP(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestTDXEntries: a TDX member's entry survives the table's encoding; it
+// derives its RTMR3 as SHA-384(RTMR3 before || SHA-384(tag || table
+// SHA-256)) and the other registers as recorded; entries of another size
+// are refused.
+func TestTDXEntries(t *testing.T) {
+	e := &TDXEntry{MRTD: [48]byte{1}, RTMR: [3][48]byte{{2}, {3}, {4}}, RTMR3: [48]byte{5}}
+	vm := testVMs()[0].member(t).SNP.Entry
+	tab := &VersionedTable{Kinds: []Kind{KindSDK, KindTDX, KindSNP}, Entries: []Entry{{State: measureState(64), Offset: 0x3000}, {}, {}},
+		SNP: []*SNPEntry{nil, nil, &vm}, TDX: []*TDXEntry{nil, e, nil}, SDKSectionSize: 4096}
+	payload := tab.Marshal()
+	back, err := ParseVersionedTable(payload)
+	if err != nil || !bytes.Equal(back.Marshal(), payload) || *back.TDX[1] != *e || back.Kinds[1] != KindTDX {
+		t.Fatalf("a table with a TDX member does not survive its encoding: %v", err)
+	}
+	d, err := newVersionedDeriver(back, payload, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.DeriveTD(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(payload)
+	ev := sha512.Sum384(append([]byte("MAGE table v1\x00"), h[:]...))
+	want := sha512.Sum384(append(append([]byte{}, e.RTMR3[:]...), ev[:]...))
+	if got.MRTD != e.MRTD || got.RTMR[2] != e.RTMR[2] || got.RTMR[3] != want {
+		t.Errorf("derived %+v", got)
+	}
+	if _, err := d.DeriveTD(2); err == nil {
+		t.Error("an SNP member derived as a TD")
+	}
+	bad := bytes.Clone(payload)
+	off := v2HeaderSize + v2EntrySize
+	binary.LittleEndian.PutUint32(bad[off+4:], tdxEntrySize-8)
+	if _, err := ParseVersionedTable(bad); err == nil {
+		t.Error("a TDX entry of the wrong size parsed")
+	}
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/json"
@@ -464,4 +465,40 @@ func snpSignatureDER(t *testing.T, r []byte) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// TestTDQuote: a simulated TD's quote parses as a TD quote, verifies under
+// the platform's root only, and carries the TD's measurements, the RTMR it
+// extended and the report data.
+func TestTDQuote(t *testing.T) {
+	p, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := p.LaunchTD([48]byte{1}, [4][48]byte{{2}, {3}, {4}}, 0)
+	if err := g.ExtendRTMR(3, [48]byte{5}); err != nil {
+		t.Fatal(err)
+	}
+	if g.ExtendRTMR(0, [48]byte{}) == nil {
+		t.Error("a TD extended RTMR 0")
+	}
+	raw, err := g.Quote([64]byte{6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := dcap.ParseTDQuote(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha512.Sum384(append(make([]byte, 48), append([]byte{5}, make([]byte, 47)...)...))
+	if q.TD.MRTD != ([48]byte{1}) || q.TD.RTMR[2] != ([48]byte{4}) || q.TD.RTMR[3] != want || q.TD.ReportData != ([64]byte{6}) {
+		t.Errorf("TD body %+v", q.TD)
+	}
+	if _, _, err := (&dcap.Verifier{Root: p.RootCertificate()}).VerifySignatures(q, time.Now()); err != nil {
+		t.Errorf("a simulated TD quote: %v", err)
+	}
+	other, _ := Open(t.TempDir())
+	if _, _, err := (&dcap.Verifier{Root: other.RootCertificate()}).VerifySignatures(q, time.Now()); err == nil {
+		t.Error("a TD quote verified under another platform's root")
+	}
 }
