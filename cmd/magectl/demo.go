@@ -1,12 +1,13 @@
 package main
 
 // magectl demo: sign a mixed MAGE group (three SGX SDK enclaves from the
-// sample enclaves, one Gramine enclave, as a Go service would run, and one
-// AMD SEV-SNP VM), load each enclave on a simulated SGX platform and the VM
-// on a simulated SNP platform, each as its own process, have every pair
-// attest each other over TLS (both directions; remote and local evidence
-// between enclaves, SNP reports and quotes with the VM), and show four
-// impostors being refused.
+// sample enclaves, one Gramine enclave, as a Go service would run, one AMD
+// SEV-SNP VM and one Intel TDX trust domain), load each enclave and the TD
+// on a simulated SGX/TDX platform and the VM on a simulated SNP platform,
+// each as its own process, have every pair attest each other over TLS
+// (both directions; remote and local evidence between enclaves, SNP
+// reports from the VM, TD quotes from the TD), and show five impostors
+// being refused.
 
 import (
 	"bufio"
@@ -129,6 +130,21 @@ func (v *demoVM) launch(cmdline string) ([48]byte, error) {
 	return snp.LaunchDigest(v.fw, v.options(cmdline))
 }
 
+// demoTD is the demo's TDX member: Debian 12's OVMF (its MRTD, as
+// magectl tdx measure gives it) booted as in go-tdx-guest's real CCEL
+// event log (RTMR0 to RTMR2, tdx.ReplayRTMRs), its boot then extending
+// RTMR3 with the table's event.
+func demoTD() *mage.TDXMember {
+	h := func(s string) (b [48]byte) { hex.Decode(b[:], []byte(s)); return b }
+	return &mage.TDXMember{Name: "frank", Entry: mage.TDXEntry{
+		MRTD: h("4c7206f0f483c524f12c366c711e9049030a8d47c471ee5aa9c4999a08de4057fb887fed0744d5631a212967fb231c47"),
+		RTMR: [3][48]byte{
+			h("3fa2f61f395b7f5feefb4ec2df61297f109ad8abcd6410c1b7df60f21f37b19297fc35e544039c7e1edece752afd17f6"),
+			h("f62dbc072bd5d3f3438b7b35c39a727f5aea2ffc2473f43723953f530daf62504f0a7944aa62c41a86e8a878c2b122c1"),
+			h("4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1"),
+		}}}
+}
+
 // demoInputs returns the demo's SDK members, ready to sign.
 func demoInputs() ([]mage.Member, error) {
 	var inputs []mage.Member
@@ -156,8 +172,10 @@ type demoResult struct {
 type demoProcess struct {
 	Index     int             `json:"index"`
 	Name      string          `json:"name"`
-	Kind      string          `json:"kind"`             // sdk, gramine, snp
+	Kind      string          `json:"kind"`             // sdk, gramine, snp, tdx
 	Launch    string          `json:"launch,omitempty"` // an SNP VM's launch digest
+	MRTD      string          `json:"mrtd,omitempty"`   // a TD's MRTD and RTMR3
+	RTMR3     string          `json:"rtmr3,omitempty"`
 	MRENCLAVE sgx.Measurement `json:"mrenclave"`
 	MRSIGNER  sgx.Measurement `json:"mrsigner"`
 	PID       int             `json:"pid"`
@@ -179,6 +197,7 @@ type demoImpostor struct {
 	What      string          `json:"what"`
 	MRENCLAVE sgx.Measurement `json:"mrenclave"`
 	Launch    string          `json:"launch,omitempty"`
+	RTMR3     string          `json:"rtmr3,omitempty"`
 	Target    string          `json:"target"`
 	Refused   bool            `json:"refused"`
 	Reason    string          `json:"reason"`
@@ -192,6 +211,8 @@ type demoEvent struct {
 	MRENCLAVE sgx.Measurement `json:"mrenclave"`
 	MRSIGNER  sgx.Measurement `json:"mrsigner"`
 	Launch    string          `json:"launch,omitempty"`
+	MRTD      string          `json:"mrtd,omitempty"`
+	RTMR3     string          `json:"rtmr3,omitempty"`
 	PID       int             `json:"pid,omitempty"`
 	OK        bool            `json:"ok,omitempty"`
 	Peer      int             `json:"peer"`
@@ -282,13 +303,14 @@ func runDemo(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	all := []mage.AnyMember{{SDK: &inputs[0]}, {SDK: &inputs[1]}, {SDK: &inputs[2]}, {Gramine: dave}, erin}
+	frank := demoTD()
+	all := []mage.AnyMember{{SDK: &inputs[0]}, {SDK: &inputs[1]}, {SDK: &inputs[2]}, {Gramine: dave}, erin, {TDX: frank}}
 	group, err := mage.SignAnyGroup(ctx, all, pal, mage.SignOptions{Date: date})
 	if err != nil {
 		return err
 	}
-	// The same VM bound into another group: an impostor to this one.
-	otherVM, err := mage.SignAnyGroup(ctx, []mage.AnyMember{{SDK: &inputs[0]}, erin}, nil, mage.SignOptions{Date: date})
+	// The same VM and TD bound into another group: impostors to this one.
+	otherVM, err := mage.SignAnyGroup(ctx, []mage.AnyMember{{SDK: &inputs[0]}, erin, {TDX: frank}}, nil, mage.SignOptions{Date: date})
 	if err != nil {
 		return err
 	}
@@ -315,6 +337,16 @@ func runDemo(e *env, args []string) error {
 	if err := writeVM("mallory", otherVM.Payload, otherVM.Members[1].Cmdline); err != nil {
 		return err
 	}
+	// A TD's boot input: the table it is handed (its boot extends RTMR3
+	// with the table's event).
+	tds := map[string]string{}
+	writeTD := func(name string, payload []byte) error {
+		tds[name] = filepath.Join(work, name+".table")
+		return atomicfile.WriteFile(tds[name], payload, 0o644)
+	}
+	if err := writeTD("trudy", otherVM.Payload); err != nil {
+		return err
+	}
 	write := func(name string, b []byte) error {
 		p := filepath.Join(work, name+".signed.so")
 		files[name] = p
@@ -323,6 +355,12 @@ func runDemo(e *env, args []string) error {
 	for _, sm := range group.Members {
 		if sm.Kind == mage.KindSNP {
 			if err := writeVM(sm.Name, group.Payload, sm.Cmdline); err != nil {
+				return err
+			}
+			continue
+		}
+		if sm.Kind == mage.KindTDX {
+			if err := writeTD(sm.Name, group.Payload); err != nil {
 				return err
 			}
 			continue
@@ -356,7 +394,7 @@ func runDemo(e *env, args []string) error {
 	if err := write("stranger", other.Members[0].File); err != nil {
 		return err
 	}
-	say("MAGE demo: signed a mixed group of %d members, %d SGX SDK enclaves, a Gramine enclave and an SEV-SNP VM (versioned table, sha256 %s)\n", len(group.Members), len(inputs), group.Manifest("", nil).TableSHA256[:16])
+	say("MAGE demo: signed a mixed group of %d members, %d SGX SDK enclaves, a Gramine enclave, an SEV-SNP VM and a TDX trust domain (versioned table, sha256 %s)\n", len(group.Members), len(inputs), group.Manifest("", nil).TableSHA256[:16])
 
 	// 2. Start every member, and the impostors, as processes on one
 	// simulated platform.
@@ -368,6 +406,9 @@ func runDemo(e *env, args []string) error {
 	startChild := func(name, file string, debug bool) (*demoChild, error) {
 		if b, ok := vms[name]; ok {
 			return ps.startVM(name, b.table, b.cmdline, b.launch)
+		}
+		if table, ok := tds[name]; ok {
+			return ps.startTD(name, table, &frank.Entry)
 		}
 		return ps.start(name, file, "", debug)
 	}
@@ -383,13 +424,16 @@ func runDemo(e *env, args []string) error {
 			return err
 		}
 		members = append(members, c)
-		res.Members = append(res.Members, demoProcess{Index: c.ready.Index, Name: sm.Name, Kind: sm.Kind.String(), Launch: c.ready.Launch, MRENCLAVE: c.ready.MRENCLAVE, MRSIGNER: c.ready.MRSIGNER, PID: c.ready.PID, Addr: c.ready.Addr})
+		res.Members = append(res.Members, demoProcess{Index: c.ready.Index, Name: sm.Name, Kind: sm.Kind.String(), Launch: c.ready.Launch, MRTD: c.ready.MRTD, RTMR3: c.ready.RTMR3,
+			MRENCLAVE: c.ready.MRENCLAVE, MRSIGNER: c.ready.MRSIGNER, PID: c.ready.PID, Addr: c.ready.Addr})
 	}
 	say("\nmembers (each a separate process on simulated platforms in %s):\n", *platformDir)
 	for _, m := range res.Members {
 		switch m.Kind {
 		case "snp":
 			say("  %d %-6s %-7s launch    %s...  pid %-6d %s\n", m.Index, m.Name, "SEV-SNP", m.Launch[:64], m.PID, m.Addr)
+		case "tdx":
+			say("  %d %-6s %-7s RTMR3     %s...  pid %-6d %s\n", m.Index, m.Name, "TDX", m.RTMR3[:64], m.PID, m.Addr)
 		default:
 			kind := map[string]string{"sdk": "SDK", "gramine": "Gramine"}[m.Kind]
 			say("  %d %-6s %-7s MRENCLAVE %s  pid %-6d %s\n", m.Index, m.Name, kind, m.MRENCLAVE, m.PID, m.Addr)
@@ -398,7 +442,11 @@ func runDemo(e *env, args []string) error {
 
 	// 3. Every ordered pair, with each kind of evidence.
 	dial := ps.dial
-	isVM := func(c *demoChild) bool { _, ok := vms[c.name]; return ok }
+	isVM := func(c *demoChild) bool {
+		_, snp := vms[c.name]
+		_, td := tds[c.name]
+		return snp || td
+	}
 	for _, kind := range []string{"remote", "local"} {
 		for i, c := range members {
 			for j, s := range members {
@@ -419,7 +467,7 @@ func runDemo(e *env, args []string) error {
 			}
 		}
 	}
-	say("\nwho verified whom (row: client, column: server; R = remote: a quote from an enclave,\nan SNP report from the VM; L = local report; each cell means both sides verified each\nother and exchanged a message):\n")
+	say("\nwho verified whom (row: client, column: server; R = remote: a quote from an enclave,\nan SNP report from the VM, a TD quote from the TD; L = local report; each cell means\nboth sides verified each other and exchanged a message):\n")
 	say("  %-8s", "")
 	for _, s := range members {
 		say("%-8s", s.name)
@@ -454,6 +502,7 @@ func runDemo(e *env, args []string) error {
 		{"debugger", "carol's signed file launched with DEBUG", files["carol"], true},
 		{"stranger", "alice's enclave from another group", files["stranger"], false},
 		{"mallory", "erin's VM booted with another group's table", "", false},
+		{"trudy", "frank's TD booted with another group's table", "", false},
 	}
 	say("\nimpostors (each dials alice with remote evidence):\n")
 	for _, imp := range imps {
@@ -465,7 +514,7 @@ func runDemo(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		ri := demoImpostor{Name: imp.name, What: imp.what, MRENCLAVE: c.ready.MRENCLAVE, Launch: c.ready.Launch, Target: "alice",
+		ri := demoImpostor{Name: imp.name, What: imp.what, MRENCLAVE: c.ready.MRENCLAVE, Launch: c.ready.Launch, RTMR3: c.ready.RTMR3, Target: "alice",
 			Refused: !d.OK && sv.Event == "refused", Reason: sv.Error}
 		if !ri.Refused {
 			problem("%s (%s) was not refused by alice", imp.name, imp.what)
@@ -564,6 +613,14 @@ func (ps *demoProcs) start(name, file, proof string, debug bool) (*demoChild, er
 // host with the given launch digest, handed a table and a command line.
 func (ps *demoProcs) startVM(name, table, cmdline string, launch [48]byte) (*demoChild, error) {
 	return ps.run(name, []string{"-table", table, "-cmdline", cmdline, "-launch", hex.EncodeToString(launch[:])})
+}
+
+// startTD runs a TDX member on the simulated platform: a TD of the entry's
+// measurements whose boot extends RTMR3 with the event of the table it is
+// handed.
+func (ps *demoProcs) startTD(name, table string, e *mage.TDXEntry) (*demoChild, error) {
+	rtmr := hex.EncodeToString(e.RTMR[0][:]) + "," + hex.EncodeToString(e.RTMR[1][:]) + "," + hex.EncodeToString(e.RTMR[2][:]) + "," + hex.EncodeToString(e.RTMR3[:])
+	return ps.run(name, []string{"-td-table", table, "-mrtd", hex.EncodeToString(e.MRTD[:]), "-rtmr", rtmr})
 }
 
 func (ps *demoProcs) run(name string, extra []string) (*demoChild, error) {
@@ -670,6 +727,9 @@ func runDemoMember(e *env, args []string) error {
 	tableFile := fs.String("table", "", "a VM member: the table it is handed")
 	cmdlineFile := fs.String("cmdline", "", "a VM member: the kernel command line it boots with")
 	launchHex := fs.String("launch", "", "a VM member: the launch digest the host's launch measured")
+	tdTable := fs.String("td-table", "", "a TD member: the table it is handed (its boot extends RTMR3 with its event)")
+	mrtdHex := fs.String("mrtd", "", "a TD member: its MRTD")
+	rtmrHex := fs.String("rtmr", "", "a TD member: RTMR0 to RTMR3 at boot, comma-separated")
 	name := fs.String("name", "", "member name")
 	debug := fs.Bool("debug", false, "launch with DEBUG")
 	libpal := fs.String("libpal", "", "the libpal.so of the group's Gramine members")
@@ -724,15 +784,46 @@ func runDemoMember(e *env, args []string) error {
 		guest := sp.Launch([48]byte(ld), sim.SNPPolicy, [32]byte{})
 		vmBackend = &attest.SimSNPBackend{Guest: guest, Payload: payload, Cmdline: string(cmdline)}
 	}
+	var tdBackend attest.TDXBackend
+	if *tdTable != "" {
+		payload, err := os.ReadFile(*tdTable)
+		if err != nil {
+			return fail(err)
+		}
+		var mrtd [48]byte
+		var rtmr [4][48]byte
+		regs := strings.Split(*rtmrHex, ",")
+		bad := len(regs) != 4
+		for i, h := range append([]string{*mrtdHex}, regs...) {
+			b, err := hex.DecodeString(h)
+			if bad = bad || err != nil || len(b) != 48; bad {
+				break
+			}
+			if i == 0 {
+				mrtd = [48]byte(b)
+			} else {
+				rtmr[i-1] = [48]byte(b)
+			}
+		}
+		if bad {
+			return fail(fmt.Errorf("-mrtd and -rtmr: want 96 hex digits each, four RTMRs"))
+		}
+		td := p.LaunchTD(mrtd, rtmr, 0)
+		// What the TD's measured boot does first: bind the table.
+		if err := td.ExtendRTMR(3, mage.TableEvent(mage.TableSHA256(payload))); err != nil {
+			return fail(err)
+		}
+		tdBackend = &attest.SimTDXBackend{Guest: td, Payload: payload}
+	}
 	var raw []byte
-	if vmBackend == nil {
+	if vmBackend == nil && tdBackend == nil {
 		if raw, err = os.ReadFile(*file); err != nil {
 			return fail(err)
 		}
 	}
 	var enc *sim.Enclave
 	switch {
-	case vmBackend != nil:
+	case vmBackend != nil, tdBackend != nil:
 	case isELF(raw):
 		enc, err = p.Load(e.ctx, raw, &sim.LoadOptions{Debug: *debug})
 	default:
@@ -761,6 +852,9 @@ func runDemoMember(e *env, args []string) error {
 		if vmBackend != nil {
 			cfg.Backend, cfg.SNP, cfg.Evidence = nil, vmBackend, 0
 		}
+		if tdBackend != nil {
+			cfg.Backend, cfg.TDX, cfg.Evidence = nil, tdBackend, 0
+		}
 		if proof != nil {
 			cfg.Proof, cfg.Lineage = proof.plain, proof.lineage
 		}
@@ -772,8 +866,8 @@ func runDemoMember(e *env, args []string) error {
 	}
 	clients := map[string]*attest.Member{}
 	for k, kind := range map[string]attest.Kind{"remote": attest.Remote, "local": attest.Local} {
-		if vmBackend != nil && kind == attest.Local {
-			continue // a VM proves itself with SNP reports only
+		if (vmBackend != nil || tdBackend != nil) && kind == attest.Local {
+			continue // a VM proves itself with its own evidence only
 		}
 		if clients[k], err = mk(kind); err != nil {
 			return fail(err)
@@ -812,6 +906,10 @@ func runDemoMember(e *env, args []string) error {
 	if vmBackend != nil {
 		l := server.Launch()
 		ready.Launch = hex.EncodeToString(l[:])
+	}
+	if tdBackend != nil {
+		td := server.TD()
+		ready.MRTD, ready.RTMR3 = hex.EncodeToString(td.MRTD[:]), hex.EncodeToString(td.RTMR[3][:])
 	}
 	emit(ready)
 	sc := bufio.NewScanner(os.Stdin)

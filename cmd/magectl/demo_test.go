@@ -28,10 +28,11 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	// Three SDK members, a Gramine member and an SEV-SNP VM: 5 x 4 ordered
-	// pairs with remote evidence (SNP reports from the VM), and the 4 x 3
-	// pairs of enclaves again with local evidence.
-	if !res.OK || len(res.Members) != 5 || len(res.Handshakes) != 32 || len(res.Impostors) != 4 {
+	// Three SDK members, a Gramine member, an SEV-SNP VM and a TDX TD:
+	// 6 x 5 ordered pairs with remote evidence (SNP reports from the VM,
+	// TD quotes from the TD), and the 4 x 3 pairs of enclaves again with
+	// local evidence.
+	if !res.OK || len(res.Members) != 6 || len(res.Handshakes) != 42 || len(res.Impostors) != 5 {
 		t.Fatalf("demo result: %s", out)
 	}
 	vm := res.Members[4]
@@ -40,6 +41,13 @@ func TestDemo(t *testing.T) {
 	}
 	if imp := res.Impostors[3]; imp.Name != "mallory" || imp.Launch == "" || imp.Launch == vm.Launch {
 		t.Errorf("the VM impostor: %+v", imp)
+	}
+	td := res.Members[5]
+	if td.Kind != "tdx" || td.MRTD[:16] != "4c7206f0f483c524" || len(td.RTMR3) != 96 {
+		t.Errorf("the TD member: %+v", td)
+	}
+	if imp := res.Impostors[4]; imp.Name != "trudy" || imp.RTMR3 == "" || imp.RTMR3 == td.RTMR3 {
+		t.Errorf("the TD impostor: %+v", imp)
 	}
 	for _, h := range res.Handshakes {
 		if !h.ClientVerified || !h.ServerVerified {

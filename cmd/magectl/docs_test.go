@@ -93,7 +93,7 @@ var gramineTools = []string{"gramine-manifest", "gramine-sgx-sign", "gramine-sgx
 
 // expectations are outputs the blocks must print, by a command they hold.
 var expectations = map[string][]string{
-	"go run ./cmd/magectl demo":                                              {"32 expected mutual attestations and 4 refusals happened"},
+	"go run ./cmd/magectl demo":                                              {"42 expected mutual attestations and 5 refusals happened"},
 	"magectl demo --update":                                                  {"10 expected mutual attestations and 4 refusals happened"},
 	"magectl group verify walkthrough/out/*.signed.so":                       {"ok       member 0", "ok       member 1"},
 	"magectl derive --trust":                                                 {"(self)"},
