@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/pelletier/go-toml/v2 v2.4.3
 
+require github.com/google/go-configfs-tsm v0.2.2 // indirect
+
 require (
 	github.com/google/go-sev-guest v0.15.0
 	github.com/google/logger v1.1.1 // indirect
