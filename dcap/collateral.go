@@ -189,7 +189,7 @@ func ParseSignedJSON(b []byte) (body, sig []byte, err error) {
 // Dates are RFC 3339; TCBLevels are as Intel lists them (Verify sorts a
 // copy as QVL does before matching).
 type TCBInfo struct {
-	ID                      string     `json:"id"` // version 3: "SGX" (or "TDX", refused)
+	ID                      string     `json:"id"` // version 3: "SGX", or "TDX" (ParseTDXTCBInfo)
 	Version                 int        `json:"version"`
 	IssueDate               time.Time  `json:"issueDate"`
 	NextUpdate              time.Time  `json:"nextUpdate"`
@@ -198,6 +198,24 @@ type TCBInfo struct {
 	TCBType                 int        `json:"tcbType"`
 	TCBEvaluationDataNumber int        `json:"tcbEvaluationDataNumber"`
 	TCBLevels               []TCBLevel `json:"tcbLevels"`
+	// A TDX TCB Info's TDX module: its signer and SEAM attributes, and the
+	// identities of its versions, each with TCB levels by ISVSVN.
+	TDXModule           *TDXModule          `json:"tdxModule,omitempty"`
+	TDXModuleIdentities []TDXModuleIdentity `json:"tdxModuleIdentities,omitempty"`
+}
+
+// TDXModule is the TDX module a TDX TCB Info expects.
+type TDXModule struct {
+	MRSIGNER       HexBytes `json:"mrsigner"`       // 48 bytes
+	Attributes     HexBytes `json:"attributes"`     // 8 bytes
+	AttributesMask HexBytes `json:"attributesMask"` // 8 bytes
+}
+
+// TDXModuleIdentity is one version of the TDX module ("TDX_01", ...).
+type TDXModuleIdentity struct {
+	ID string `json:"id"`
+	TDXModule
+	TCBLevels []QEIdentityTCB `json:"tcbLevels"`
 }
 
 // TCBLevel is one TCB level of a TCB Info.
@@ -210,10 +228,14 @@ type TCBLevel struct {
 	AdvisoryIDs []string  `json:"advisoryIDs"`
 }
 
-// TCB is the SGX TCB of a level: 16 component SVNs and the PCESVN.
+// TCB is the SGX TCB of a level: 16 component SVNs and the PCESVN; in a
+// TDX TCB Info, also the 16 TDX component SVNs the TEE_TCB_SVN of a TD
+// quote is compared with.
 type TCB struct {
-	Components [16]int // sgxtcbcomp01svn .. sgxtcbcomp16svn, 0 to 255
-	PCESVN     int     // 0 to 65535
+	Components    [16]int // sgxtcbcomp01svn .. sgxtcbcomp16svn, 0 to 255
+	PCESVN        int     // 0 to 65535
+	TDXComponents [16]int // tdxtcbcomponents
+	HasTDX        bool    // the level has tdxtcbcomponents
 }
 
 // UnmarshalJSON accepts both the version 2 form (sgxtcbcomp01svn ..
@@ -250,6 +272,20 @@ func (t *TCB) UnmarshalJSON(b []byte) error {
 				return err
 			}
 		}
+		if v, ok := j["tdxtcbcomponents"]; ok {
+			var comps []struct {
+				SVN json.RawMessage `json:"svn"`
+			}
+			if err := json.Unmarshal(v, &comps); err != nil || len(comps) != 16 {
+				return errors.New("tcb.tdxtcbcomponents: want an array of 16 components")
+			}
+			for i, c := range comps {
+				if t.TDXComponents[i], err = svn(c.SVN, fmt.Sprintf("tdxtcbcomponents[%d].svn", i), 0xff); err != nil {
+					return err
+				}
+			}
+			t.HasTDX = true
+		}
 		return nil
 	}
 	for i := range 16 {
@@ -268,7 +304,14 @@ var tcbInfoStatuses = []TCBStatus{UpToDate, SWHardeningNeeded, ConfigurationNeed
 // It refuses versions other than 2 and 3, a version 3 id other than "SGX",
 // a tcbType other than 0, malformed FMSPC or PCE-ID, no levels, and TCB
 // statuses it does not know.
-func ParseTCBInfo(b []byte) (*TCBInfo, error) {
+func ParseTCBInfo(b []byte) (*TCBInfo, error) { return parseTCBInfo(b, "SGX") }
+
+// ParseTDXTCBInfo decodes a TDX TCB Info (version 3, id "TDX"): every
+// level has TDX components, and the TDX module's signer and attributes
+// are given (and its identities, if any, well formed).
+func ParseTDXTCBInfo(b []byte) (*TCBInfo, error) { return parseTCBInfo(b, "TDX") }
+
+func parseTCBInfo(b []byte, id string) (*TCBInfo, error) {
 	var t TCBInfo
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("%w: TCB Info: %v", ErrCollateral, err)
@@ -279,8 +322,32 @@ func ParseTCBInfo(b []byte) (*TCBInfo, error) {
 	if t.Version != 2 && t.Version != 3 {
 		return bad("version %d, want 2 or 3", t.Version)
 	}
-	if t.Version == 3 && t.ID != "SGX" {
-		return bad("id %q, want SGX", truncate(t.ID, 20))
+	if (t.Version == 3 || id == "TDX") && t.ID != id {
+		return bad("id %q, want %s", truncate(t.ID, 20), id)
+	}
+	if id == "TDX" {
+		if t.Version != 3 {
+			return bad("a TDX TCB Info of version %d, want 3", t.Version)
+		}
+		mods := []*TDXModule{t.TDXModule}
+		for i := range t.TDXModuleIdentities {
+			mods = append(mods, &t.TDXModuleIdentities[i].TDXModule)
+			if len(t.TDXModuleIdentities[i].TCBLevels) == 0 {
+				return bad("tdxModuleIdentities[%d] has no TCB levels", i)
+			}
+		}
+		for i, m := range mods {
+			if m == nil || len(m.MRSIGNER) != 48 || len(m.Attributes) != 8 || len(m.AttributesMask) != 8 {
+				return bad("TDX module %d: want a 48-byte mrsigner, 8-byte attributes and attributesMask", i)
+			}
+		}
+		for i, l := range t.TCBLevels {
+			if !l.TCB.HasTDX {
+				return bad("tcbLevels[%d] has no tdxtcbcomponents", i)
+			}
+		}
+	} else if t.TDXModule != nil || t.TDXModuleIdentities != nil {
+		return bad("an SGX TCB Info with a TDX module")
 	}
 	if t.TCBType != 0 {
 		return bad("tcbType %d, want 0", t.TCBType)
@@ -358,7 +425,13 @@ func (h HexBytes) MarshalJSON() ([]byte, error) {
 // "enclaveIdentity"). It refuses versions other than 2, ids other than
 // "QE" (a QVE or TD_QE identity does not describe an SGX quoting enclave),
 // fields of the wrong size, no levels, and TCB statuses it does not know.
-func ParseQEIdentity(b []byte) (*QEIdentity, error) {
+func ParseQEIdentity(b []byte) (*QEIdentity, error) { return parseQEIdentity(b, "QE") }
+
+// ParseTDQEIdentity decodes the identity of the TD quoting enclave (id
+// TD_QE, version 2), which signs TD quotes.
+func ParseTDQEIdentity(b []byte) (*QEIdentity, error) { return parseQEIdentity(b, "TD_QE") }
+
+func parseQEIdentity(b []byte, id string) (*QEIdentity, error) {
 	var q QEIdentity
 	if err := json.Unmarshal(b, &q); err != nil {
 		return nil, fmt.Errorf("%w: QE Identity: %v", ErrCollateral, err)
@@ -369,8 +442,8 @@ func ParseQEIdentity(b []byte) (*QEIdentity, error) {
 	if q.Version != 2 {
 		return bad("version %d, want 2", q.Version)
 	}
-	if q.ID != "QE" {
-		return bad("id %q, want QE", truncate(q.ID, 20))
+	if q.ID != id {
+		return bad("id %q, want %s", truncate(q.ID, 20), id)
 	}
 	for _, f := range []struct {
 		name string

@@ -89,8 +89,13 @@ type Result struct {
 	// TCBEvaluationDataNumber is the lower of the TCB Info's and the QE
 	// Identity's: how recent Intel's evaluation of the platform is.
 	TCBEvaluationDataNumber uint32         `json:"tcb_evaluation_data_number,omitempty"`
-	PCK                     *PCKExtensions `json:"-"`      // the PCK certificate's SGX extension
-	Checks                  []Check        `json:"checks"` // every check, in order: pass, fail or skip
+	PCK                     *PCKExtensions `json:"-"` // the PCK certificate's SGX extension
+	// A TD quote (VerifyTD): the TD's report body, and the status of the
+	// TDX module's TCB level (folded into PlatformTCB, the worse of the
+	// two).
+	TD        *TDReportBody `json:"-"`
+	ModuleTCB TCBStatus     `json:"tdx_module_tcb_status,omitempty"`
+	Checks    []Check       `json:"checks"` // every check, in order: pass, fail or skip
 }
 
 // Verify verifies a quote with Intel collateral, in this order (the names
@@ -121,6 +126,24 @@ type Result struct {
 // marked skip), even with an error; the error wraps the failed check's
 // sentinel (ErrChain, ErrQuoteSig, ErrCRL, ErrTCBInfo, ...).
 func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
+	return verifyQuote(quote, col, opts, false)
+}
+
+// VerifyTD verifies an Intel TDX quote (version 4, TEE type TDX) with TDX
+// collateral, as Verify does an SGX quote, with these differences: the TCB
+// Info is a TDX one (id TDX), whose platform level must be reached by the
+// PCK certificate's SGX components and PCESVN and by the TD's TEE_TCB_SVN
+// (its 16 TDX components); the TDX module (MRSIGNERSEAM, SEAMATTRIBUTES
+// under the mask) must be the TCB Info's, or, for a module version
+// TEE_TCB_SVN[1] above 0, that version's identity (TDX_nn), whose level
+// by TEE_TCB_SVN[0] is worsened into the platform's; and the QE Identity
+// is the TD quoting enclave's (id TD_QE). Result.TD is the TD's body.
+// Whether a debuggable TD is acceptable is the caller's policy.
+func VerifyTD(quote []byte, col *Collateral, opts Options) (*Result, error) {
+	return verifyQuote(quote, col, opts, true)
+}
+
+func verifyQuote(quote []byte, col *Collateral, opts Options, td bool) (*Result, error) {
 	res := &Result{AdvisoryIDs: []string{}}
 	l := &checklist{names: checkOrder[:]}
 	defer func() { res.Checks = l.checks }()
@@ -142,11 +165,15 @@ func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
 		root = IntelRootCA()
 	}
 
-	q, err := ParseQuote(quote)
+	parse := ParseQuote
+	if td {
+		parse = ParseTDQuote
+	}
+	q, err := parse(quote)
 	if err != nil {
 		return res, l.fail(CheckParse, err)
 	}
-	res.Quote, res.Enclave = q, q.Body
+	res.Quote, res.Enclave, res.TD = q, q.Body, q.TD
 	l.pass(CheckParse, fmt.Sprintf("version %d quote, certification data type %d", q.Header.Version, q.Certification.Type))
 	chain, err := q.verifySignatures(l, root, opts.PCKChain, now)
 	if err != nil {
@@ -191,7 +218,11 @@ func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
 		return res, l.fail(CheckTCBInfoSignature, fmt.Errorf("%w: %w", ErrTCBInfo, err))
 	}
 	l.pass(CheckTCBInfoSignature, "by the TCB signing key over the JSON as received")
-	ti, err := ParseTCBInfo(col.TCBInfo)
+	parseTI := ParseTCBInfo
+	if td {
+		parseTI = ParseTDXTCBInfo
+	}
+	ti, err := parseTI(col.TCBInfo)
 	if err != nil {
 		return res, l.fail(CheckTCBInfo, fmt.Errorf("%w: %w", ErrTCBInfo, err))
 	}
@@ -204,19 +235,39 @@ func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
 		return res, l.fail(CheckTCBInfoPlatform, fmt.Errorf("%w: for FMSPC %s PCE-ID %s, but the PCK certificate has FMSPC %s PCE-ID %X", ErrTCBInfo, ti.FMSPC, ti.PCEID, res.FMSPC, pck.PCEID[:]))
 	}
 	l.pass(CheckTCBInfoPlatform, "FMSPC and PCE-ID equal the PCK certificate's")
-	level := matchTCB(ti, pck)
+	level := matchTCB(ti, pck, q.TD)
 	if level == nil {
+		if td {
+			return res, l.fail(CheckTCBLevel, fmt.Errorf("%w: PCK TCB components %v, PCESVN %d, TEE_TCB_SVN %x", ErrTCBNotFound, pck.Components, pck.PCESVN, q.TD.TEETCBSVN))
+		}
 		return res, l.fail(CheckTCBLevel, fmt.Errorf("%w: PCK TCB components %v, PCESVN %d", ErrTCBNotFound, pck.Components, pck.PCESVN))
 	}
-	res.PlatformTCB = level.TCBStatus
-	l.pass(CheckTCBLevel, fmt.Sprintf("%s (level of %s)", level.TCBStatus, level.TCBDate.UTC().Format(time.RFC3339)))
+	platform, platformAdvisories := level.TCBStatus, level.AdvisoryIDs
+	detail := fmt.Sprintf("%s (level of %s)", level.TCBStatus, level.TCBDate.UTC().Format(time.RFC3339))
+	if td {
+		mod, err := matchTDXModule(ti, q.TD)
+		if err != nil {
+			return res, l.fail(CheckTCBLevel, err)
+		}
+		if mod != nil {
+			res.ModuleTCB = mod.TCBStatus
+			platform, platformAdvisories = worse(platform, mod.TCBStatus), union(platformAdvisories, mod.AdvisoryIDs)
+			detail += fmt.Sprintf("; TDX module ISVSVN %d: %s", q.TD.TEETCBSVN[0], mod.TCBStatus)
+		}
+	}
+	res.PlatformTCB = platform
+	l.pass(CheckTCBLevel, detail)
 
 	// QE Identity.
 	if err := checkSignedCollateral(col.QEIdentity, col.QEIdentitySignature, col.QEIdentityIssuerChain, root, col.RootCACRL, now); err != nil {
 		return res, l.fail(CheckQEIdentitySignature, fmt.Errorf("%w: %w", ErrQEIdentity, err))
 	}
 	l.pass(CheckQEIdentitySignature, "by the TCB signing key over the JSON as received")
-	qi, err := ParseQEIdentity(col.QEIdentity)
+	parseQI := ParseQEIdentity
+	if td {
+		parseQI = ParseTDQEIdentity
+	}
+	qi, err := parseQI(col.QEIdentity)
 	if err != nil {
 		return res, l.fail(CheckQEIdentity, fmt.Errorf("%w: %w", ErrQEIdentity, err))
 	}
@@ -233,10 +284,10 @@ func Verify(quote []byte, col *Collateral, opts Options) (*Result, error) {
 	l.pass(CheckQEIdentityMatch, fmt.Sprintf("ISVSVN %d: %s", q.QEReport.ISVSVN, qeLevel.TCBStatus))
 
 	res.TCBEvaluationDataNumber = min(uint32(ti.TCBEvaluationDataNumber), uint32(qi.TCBEvaluationDataNumber))
-	res.TCBStatus = converge(level.TCBStatus, qeLevel.TCBStatus)
-	res.AdvisoryIDs = union(level.AdvisoryIDs, qeLevel.AdvisoryIDs)
+	res.TCBStatus = converge(platform, qeLevel.TCBStatus)
+	res.AdvisoryIDs = union(platformAdvisories, qeLevel.AdvisoryIDs)
 	if res.TCBStatus == Revoked || !slices.Contains(accept, res.TCBStatus) {
-		return res, l.fail(CheckTCBStatus, fmt.Errorf("%w: %s (platform %s, QE %s; accepted: %s)", ErrStatusRefused, res.TCBStatus, level.TCBStatus, qeLevel.TCBStatus, joinStatuses(accept)))
+		return res, l.fail(CheckTCBStatus, fmt.Errorf("%w: %s (platform %s, QE %s; accepted: %s)", ErrStatusRefused, res.TCBStatus, platform, qeLevel.TCBStatus, joinStatuses(accept)))
 	}
 	l.pass(CheckTCBStatus, string(res.TCBStatus))
 	return res, nil
@@ -317,7 +368,7 @@ func checkSignedCollateral(body, sig []byte, chain []*x509.Certificate, root *x5
 // levels sorted by their SGX component SVNs (lexicographically) then
 // PCESVN, highest first, and the first whose every component SVN and
 // PCESVN the PCK certificate's reach.
-func matchTCB(ti *TCBInfo, pck *PCKExtensions) *TCBLevel {
+func matchTCB(ti *TCBInfo, pck *PCKExtensions, td *TDReportBody) *TCBLevel {
 	levels := make([]*TCBLevel, len(ti.TCBLevels))
 	for i := range ti.TCBLevels {
 		levels[i] = &ti.TCBLevels[i]
@@ -326,12 +377,17 @@ func matchTCB(ti *TCBInfo, pck *PCKExtensions) *TCBLevel {
 		if c := slices.Compare(b.TCB.Components[:], a.TCB.Components[:]); c != 0 {
 			return c
 		}
-		return cmp.Compare(b.TCB.PCESVN, a.TCB.PCESVN)
+		if c := cmp.Compare(b.TCB.PCESVN, a.TCB.PCESVN); c != 0 || td == nil {
+			return c
+		}
+		return slices.Compare(b.TCB.TDXComponents[:], a.TCB.TDXComponents[:])
 	})
 	for _, l := range levels {
 		ok := int(pck.PCESVN) >= l.TCB.PCESVN
 		for c := range 16 {
 			ok = ok && int(pck.Components[c]) >= l.TCB.Components[c]
+			// A TD's TEE_TCB_SVN must reach the level's TDX components.
+			ok = ok && (td == nil || int(td.TEETCBSVN[c]) >= l.TCB.TDXComponents[c])
 		}
 		if ok {
 			return l
@@ -370,6 +426,54 @@ func matchQE(qi *QEIdentity, r *sgx.ReportBody) (*QEIdentityTCB, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: QE ISVSVN %d is below every TCB level (not supported)", ErrQEIdentity, r.ISVSVN)
+}
+
+// matchTDXModule checks the TD's TDX module against the TDX TCB Info as
+// Intel's QVL does: for module version TEE_TCB_SVN[1] above 0 with
+// identities listed, the identity TDX_nn (nn that version in upper-case
+// hex) gives the expected signer and attributes and a TCB level by the
+// module's ISVSVN (TEE_TCB_SVN[0]); else the TCB Info's tdxModule gives
+// them, with no level. MRSIGNERSEAM must equal the signer; SEAMATTRIBUTES
+// must equal the attributes under the mask and have no bit outside it.
+func matchTDXModule(ti *TCBInfo, td *TDReportBody) (*QEIdentityTCB, error) {
+	m := ti.TDXModule
+	var levels []QEIdentityTCB
+	if version := td.TEETCBSVN[1]; version > 0 && len(ti.TDXModuleIdentities) > 0 {
+		want := fmt.Sprintf("TDX_%02X", version)
+		i := slices.IndexFunc(ti.TDXModuleIdentities, func(x TDXModuleIdentity) bool { return strings.EqualFold(x.ID, want) })
+		if i < 0 {
+			return nil, fmt.Errorf("%w: no TDX module identity %s in the TCB Info", ErrTCBNotFound, want)
+		}
+		m, levels = &ti.TDXModuleIdentities[i].TDXModule, ti.TDXModuleIdentities[i].TCBLevels
+	}
+	if !bytes.Equal(m.MRSIGNER, td.MRSignerSEAM[:]) {
+		return nil, fmt.Errorf("%w: TDX module MRSIGNERSEAM %x, want %x", ErrTCBInfo, td.MRSignerSEAM[:], []byte(m.MRSIGNER))
+	}
+	var attrs [8]byte
+	binary.LittleEndian.PutUint64(attrs[:], td.SEAMAttributes)
+	for i := range attrs {
+		if attrs[i]&m.AttributesMask[i] != m.Attributes[i]&m.AttributesMask[i] || attrs[i]&^m.AttributesMask[i] != 0 {
+			return nil, fmt.Errorf("%w: TDX module SEAMATTRIBUTES %x, want %x under mask %x", ErrTCBInfo, attrs, []byte(m.Attributes), []byte(m.AttributesMask))
+		}
+	}
+	if levels == nil {
+		return nil, nil
+	}
+	for i := range levels {
+		if uint16(td.TEETCBSVN[0]) >= levels[i].TCB.ISVSVN {
+			return &levels[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: TDX module ISVSVN %d is below every level of %s", ErrTCBNotFound, td.TEETCBSVN[0], fmt.Sprintf("TDX_%02X", td.TEETCBSVN[1]))
+}
+
+// worse returns the worse of two TCB statuses, in the order of
+// tcbInfoStatuses (UpToDate best, Revoked worst).
+func worse(a, b TCBStatus) TCBStatus {
+	if slices.Index(tcbInfoStatuses, b) > slices.Index(tcbInfoStatuses, a) {
+		return b
+	}
+	return a
 }
 
 // converge combines the platform's and the QE's TCB statuses as Intel's

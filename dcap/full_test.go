@@ -465,7 +465,7 @@ func FuzzParseCollateral(f *testing.F) {
 		}
 		if body, _, err := ParseSignedJSON(b); err == nil {
 			if ti, err := ParseTCBInfo(body); err == nil {
-				matchTCB(ti, &PCKExtensions{})
+				matchTCB(ti, &PCKExtensions{}, nil)
 			}
 			if qi, err := ParseQEIdentity(body); err == nil {
 				matchQE(qi, &ReportBody{})
@@ -473,4 +473,44 @@ func FuzzParseCollateral(f *testing.F) {
 		}
 		ParseCRL(b)
 	})
+}
+
+// TestMatchTDXModule: the TDX module must be the TCB Info's (or its
+// version's identity), with its SEAM attributes under the mask; the
+// version's level is the first its ISVSVN reaches.
+func TestMatchTDXModule(t *testing.T) {
+	signer := bytes.Repeat([]byte{7}, 48)
+	mod := TDXModule{MRSIGNER: signer, Attributes: make([]byte, 8), AttributesMask: bytes.Repeat([]byte{0xff}, 8)}
+	lvl := func(svn uint16, s TCBStatus) (l QEIdentityTCB) { l.TCB.ISVSVN, l.TCBStatus = svn, s; return l }
+	ti := &TCBInfo{TDXModule: &mod, TDXModuleIdentities: []TDXModuleIdentity{{ID: "TDX_01", TDXModule: mod, TCBLevels: []QEIdentityTCB{lvl(6, UpToDate), lvl(4, OutOfDate)}}}}
+	td := &TDReportBody{MRSignerSEAM: [48]byte(signer)}
+	for _, c := range []struct {
+		svn, version byte
+		attrs        uint64
+		signer       byte
+		want         TCBStatus
+		err          error
+	}{
+		{7, 1, 0, 7, UpToDate, nil},
+		{5, 1, 0, 7, OutOfDate, nil},
+		{3, 1, 0, 7, "", ErrTCBNotFound},
+		{3, 0, 0, 7, "", nil}, // version 0: the base module, no level
+		{7, 2, 0, 7, "", ErrTCBNotFound},
+		{7, 1, 1, 7, "", ErrTCBInfo},
+		{7, 1, 0, 8, "", ErrTCBInfo},
+	} {
+		td.TEETCBSVN[0], td.TEETCBSVN[1], td.SEAMAttributes = c.svn, c.version, c.attrs
+		td.MRSignerSEAM[0] = c.signer
+		got, err := matchTDXModule(ti, td)
+		switch {
+		case c.err != nil && !errors.Is(err, c.err):
+			t.Errorf("%+v: %v, want %v", c, err, c.err)
+		case c.err == nil && err != nil:
+			t.Errorf("%+v: %v", c, err)
+		case c.err == nil && c.want == "" && got != nil:
+			t.Errorf("%+v: a level %s", c, got.TCBStatus)
+		case c.err == nil && c.want != "" && (got == nil || got.TCBStatus != c.want):
+			t.Errorf("%+v: %v, want %s", c, got, c.want)
+		}
+	}
 }

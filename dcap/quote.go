@@ -199,6 +199,9 @@ type Quote struct {
 	// TD is the TD report body of a TDX quote (ParseTDQuote), which then
 	// replaces Body (left zero); nil for an SGX quote.
 	TD *TDReportBody
+	// tdDescriptor is a version 5 quote's body type and size, which the
+	// quote signature covers (nil for version 4).
+	tdDescriptor []byte
 }
 
 // TDReportBody is the body of a version 4 TD quote (Intel TDX DCAP Quote
@@ -217,9 +220,20 @@ type TDReportBody struct {
 	MROwnerConfig  [48]byte
 	RTMR           [4][48]byte
 	ReportData     [64]byte
+	// A TDX 1.5 body (version 5 quote, body type 3) adds these.
+	TD15        bool
+	TEETCBSVN2  [16]byte
+	MRServiceTD [48]byte
 
 	raw []byte // the body as parsed: what the quote signature covers
 }
+
+// TD report body sizes and version 5 body types.
+const (
+	tdBody15Size = TDReportBodySize + 16 + 48
+	bodyTypeTD10 = 2
+	bodyTypeTD15 = 3
+)
 
 // parseTDReportBody decodes a TD quote body.
 func parseTDReportBody(b []byte) *TDReportBody {
@@ -237,6 +251,11 @@ func parseTDReportBody(b []byte) *TDReportBody {
 		copy(t.RTMR[i][:], b[328+48*i:])
 	}
 	copy(t.ReportData[:], b[520:])
+	if len(b) == tdBody15Size {
+		t.TD15 = true
+		copy(t.TEETCBSVN2[:], b[584:])
+		copy(t.MRServiceTD[:], b[600:])
+	}
 	return t
 }
 
@@ -253,7 +272,11 @@ func (t *TDReportBody) Marshal() []byte {
 	for _, r := range t.RTMR {
 		b = append(b, r[:]...)
 	}
-	return append(b, t.ReportData[:]...)
+	b = append(b, t.ReportData[:]...)
+	if t.TD15 {
+		b = append(append(b, t.TEETCBSVN2[:]...), t.MRServiceTD[:]...)
+	}
+	return b
 }
 
 // TDAttrDebug is the DEBUG bit of TDATTRIBUTES: the host can read and
@@ -265,7 +288,7 @@ const TDAttrDebug = 1
 // for a TD quote, header||TD body.
 func (q *Quote) SignedBytes() []byte {
 	if q.TD != nil {
-		return append(q.Header.Marshal(), q.TD.Marshal()...)
+		return append(append(q.Header.Marshal(), q.tdDescriptor...), q.TD.Marshal()...)
 	}
 	return append(q.Header.Marshal(), q.Body.Marshal()...)
 }
@@ -306,8 +329,9 @@ func (r *reader) u32(what string) (uint32, error) {
 // with no trailing bytes. It copies b; the Quote does not alias it.
 func ParseQuote(b []byte) (*Quote, error) { return parseQuote(b, TEETypeSGX) }
 
-// ParseTDQuote parses an Intel TDX quote (TD quote) of version 4, with the
-// checks of ParseQuote: its body is a TD report body (Quote.TD). Its
+// ParseTDQuote parses an Intel TDX quote (TD quote) of version 4, or of
+// version 5 with a TDX 1.0 or 1.5 body, with the checks of ParseQuote: its
+// body is a TD report body (Quote.TD). Its
 // signatures verify as an SGX quote's do (Quote.VerifySignatures); its
 // collateral (TDX TCB Info, the TD QE's identity) is not verified here.
 func ParseTDQuote(b []byte) (*Quote, error) { return parseQuote(b, TEETypeTDX) }
@@ -327,9 +351,9 @@ func parseQuote(b []byte, tee uint32) (*Quote, error) {
 	copy(h.QEVendorID[:], hb[12:])
 	copy(h.UserData[:], hb[28:])
 	switch {
-	case tee == TEETypeTDX && h.Version != 4:
-		return nil, formatErr("header.version (offset 0) is %d, want 4 for a TD quote", h.Version)
-	case h.Version != 3 && h.Version != 4:
+	case tee == TEETypeTDX && h.Version != 4 && h.Version != 5:
+		return nil, formatErr("header.version (offset 0) is %d, want 4 or 5 for a TD quote", h.Version)
+	case tee == TEETypeSGX && h.Version != 3 && h.Version != 4:
 		return nil, formatErr("header.version (offset 0) is %d, want 3 or 4", h.Version)
 	}
 	if h.AttKeyType != AttKeyECDSAP256 {
@@ -339,7 +363,22 @@ func parseQuote(b []byte, tee uint32) (*Quote, error) {
 		return nil, formatErr("header.tee_type (offset 4) is %#x, want %#x (%s)", h.TEEType, tee, map[uint32]string{TEETypeSGX: "SGX", TEETypeTDX: "TDX"}[tee])
 	}
 	if tee == TEETypeTDX {
-		body, err := r.take(TDReportBodySize, "TD report body")
+		size := TDReportBodySize
+		if h.Version == 5 {
+			d, err := r.take(6, "body descriptor")
+			if err != nil {
+				return nil, err
+			}
+			switch typ, n := le.Uint16(d), le.Uint32(d[2:]); {
+			case typ == bodyTypeTD10 && n == TDReportBodySize:
+			case typ == bodyTypeTD15 && n == tdBody15Size:
+				size = tdBody15Size
+			default:
+				return nil, formatErr("body descriptor (offset 48): type %d of %d bytes, want a TDX 1.0 (2, %d) or 1.5 (3, %d) body", typ, n, TDReportBodySize, tdBody15Size)
+			}
+			q.tdDescriptor = bytes.Clone(d)
+		}
+		body, err := r.take(size, "TD report body")
 		if err != nil {
 			return nil, err
 		}
@@ -530,8 +569,8 @@ func (q *Quote) qeData() ([]byte, error) {
 // with the PEM chain, PCK first), then sign SignedBytes() with the
 // attestation key into Signature.
 func (q *Quote) Marshal() ([]byte, error) {
-	if q.Header.Version != 3 && q.Header.Version != 4 {
-		return nil, fmt.Errorf("dcap: Marshal writes version 3 or 4 quotes, header says %d", q.Header.Version)
+	if q.Header.Version != 3 && q.Header.Version != 4 && !(q.Header.Version == 5 && q.TD != nil && q.tdDescriptor != nil) {
+		return nil, fmt.Errorf("dcap: Marshal writes version 3 or 4 quotes (and parsed version 5 TD quotes), header says %d", q.Header.Version)
 	}
 	if err := checkPCKCertData(&q.Certification); err != nil {
 		return nil, fmt.Errorf("dcap: Marshal: %v", err)
@@ -540,7 +579,7 @@ func (q *Quote) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if q.Header.Version == 4 {
+	if q.Header.Version >= 4 {
 		qe = (&CertificationData{Type: CertQEReport, Data: qe}).Marshal()
 	}
 	le := binary.LittleEndian
