@@ -590,3 +590,36 @@ func (q *Quote) Marshal() ([]byte, error) {
 	out = append(out, q.AttestKey[:]...)
 	return append(out, qe...), nil
 }
+
+// QuoteLength returns the length of the quote at the start of b, as its
+// header, body and signature data length give it, without checking the
+// rest; for a quote captured in a larger buffer (the TDX quote buffer is
+// padded with zeros).
+func QuoteLength(b []byte) (int, error) {
+	if len(b) < HeaderSize {
+		return 0, formatErr("header: %d bytes", len(b))
+	}
+	le := binary.LittleEndian
+	n := HeaderSize
+	switch version, tee := le.Uint16(b), le.Uint32(b[4:]); {
+	case tee == TEETypeTDX && version == 5:
+		if len(b) < n+6 {
+			return 0, formatErr("body descriptor: truncated")
+		}
+		n += 6 + int(le.Uint32(b[n+2:]))
+	case tee == TEETypeTDX && version == 4:
+		n += TDReportBodySize
+	case version == 3 || version == 4:
+		n += sgx.ReportBodySize
+	default:
+		return 0, formatErr("header: version %d, TEE type %#x", version, tee)
+	}
+	if n < 0 || len(b) < n+4 {
+		return 0, formatErr("signature data length: truncated")
+	}
+	sig := uint64(le.Uint32(b[n:]))
+	if uint64(len(b)-n-4) < sig {
+		return 0, formatErr("signature data of %d bytes: truncated", sig)
+	}
+	return n + 4 + int(sig), nil
+}

@@ -369,7 +369,15 @@ func FuzzParseQuote(f *testing.F) {
 	if td, err := os.ReadFile("../testdata/tdx/tdx_prod_quote_SPR_E4.dat"); err == nil {
 		f.Add(td)
 	}
+	for _, name := range []string{"tdx_quote", "tdx_quote_outdated"} { // version 4 (padded) and 5
+		if td, err := os.ReadFile("../testdata/tdx/dcap-qvl/" + name); err == nil {
+			f.Add(td)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if n, err := QuoteLength(b); err == nil && (n < HeaderSize || n > len(b)) {
+			t.Fatalf("QuoteLength %d of %d bytes", n, len(b))
+		}
 		// A TD quote goes through the same checks.
 		if q, err := ParseTDQuote(b); err == nil {
 			if again, err := q.Marshal(); err != nil || !bytes.Equal(again, b) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
@@ -91,6 +92,15 @@ func readQuote(e *env, path string) ([]byte, *dcap.Quote, error) {
 		if q, derr := parseAnyQuote(dec); derr == nil {
 			return dec, q, nil
 		}
+		raw = dec
+	}
+	// A quote in a larger buffer padded with zeros (as a TD's quote
+	// buffer is captured): the zeros are dropped, and said so.
+	if n, lerr := dcap.QuoteLength(raw); lerr == nil && n < len(raw) && bytes.Count(raw[n:], []byte{0}) == len(raw)-n {
+		if q, perr := parseAnyQuote(raw[:n]); perr == nil {
+			fmt.Fprintf(e.stderr, "note: %s: ignoring %d bytes of zero padding after the quote\n", path, len(raw)-n)
+			return raw[:n], q, nil
+		}
 	}
 	return nil, nil, fmt.Errorf("%s: %w", path, err)
 }
@@ -108,7 +118,7 @@ func parseAnyQuote(b []byte) (*dcap.Quote, error) {
 // refuses it too, but with a format error on some paths).
 func refuseTD(path string, q *dcap.Quote) error {
 	if q.TD != nil {
-		return fmt.Errorf("%s: a TDX quote: verifying TD quotes with collateral is not implemented yet (magectl quote show decodes it)", path)
+		return fmt.Errorf("%s: a TDX quote: it verifies with a TDX collateral bundle or files only (not --no-collateral, and TDX collateral is not fetched from a PCS yet); magectl quote show decodes it", path)
 	}
 	return nil
 }
@@ -349,8 +359,20 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 	if err != nil {
 		return err
 	}
-	if err := refuseTD(arg, q); err != nil {
-		return err
+	td := q.TD != nil
+	if td && (*noCol || fetch) {
+		return refuseTD(arg, q)
+	}
+	if td {
+		var sgxOnly []string
+		for _, f := range []string{"mrenclave", "mrsigner", "isvprodid", "min-isvsvn", "report-data", "allow-debug", "min-tcb-eval", "accept-advisory"} {
+			if flagSet(fs, f) {
+				sgxOnly = append(sgxOnly, "--"+f)
+			}
+		}
+		if sgxOnly != nil {
+			return usagef("%s: a TD quote: %s check an SGX enclave's report", arg, strings.Join(sgxOnly, ", "))
+		}
 	}
 	var root *x509.Certificate
 	if *rootFile != "" {
@@ -385,9 +407,14 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 		} else if col, err = loadCollateral(*bundle, *tcbInfo, *qeID, *pckCRL, *rootCRL, *tcbChain, *qeChain, *pckCRLChain); err != nil {
 			return err
 		}
-		res, verr = dcap.Verify(raw, col, dcap.Options{Root: root, Time: when, Accept: acc, PCKChain: chain})
+		opts := dcap.Options{Root: root, Time: when, Accept: acc, PCKChain: chain}
+		if td {
+			res, verr = dcap.VerifyTD(raw, col, opts)
+		} else {
+			res, verr = dcap.Verify(raw, col, opts)
+		}
 	}
-	if verr == nil {
+	if verr == nil && !td {
 		verr = dcap.Validate(res, vopts)
 	}
 	if *jsonOut {
@@ -399,9 +426,16 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 			Collateral bool        `json:"collateral_checked"`
 			Enclave    *reportView `json:"enclave,omitempty"`
 			Unverified *reportView `json:"unverified_enclave,omitempty"`
+			TD         *tdView     `json:"td,omitempty"`
+			UnverTD    *tdView     `json:"unverified_td,omitempty"`
 			Error      string      `json:"error,omitempty"`
 		}{OK: verr == nil, Result: res, Collateral: !*noCol}
-		if res.Quote != nil {
+		switch {
+		case res.TD != nil && verr == nil:
+			out.TD = viewTD(res.TD)
+		case res.TD != nil:
+			out.UnverTD = viewTD(res.TD)
+		case res.Quote != nil:
 			v := viewReport(&res.Enclave)
 			if verr == nil {
 				out.Enclave = &v
@@ -425,7 +459,9 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 		if *noCol {
 			fmt.Fprintln(e.stdout, "WARNING: signatures only; revocation, TCB level and QE identity were not checked")
 		}
-		if res.Quote != nil && verr == nil {
+		if res.TD != nil && verr == nil {
+			fmt.Fprintf(e.stdout, "TD MRTD %x\n   RTMR0 %x\n   RTMR1 %x\n   RTMR2 %x\n   RTMR3 %x\n   TDATTRIBUTES %#016x (debug %t)\n", res.TD.MRTD, res.TD.RTMR[0], res.TD.RTMR[1], res.TD.RTMR[2], res.TD.RTMR[3], res.TD.TDAttributes, res.TD.TDAttributes&dcap.TDAttrDebug != 0)
+		} else if res.Quote != nil && verr == nil {
 			fmt.Fprintf(e.stdout, "enclave MRENCLAVE %s MRSIGNER %s ISVPRODID %d ISVSVN %d debug %t\n", res.Enclave.MRENCLAVE, res.Enclave.MRSIGNER, res.Enclave.ISVProdID, res.Enclave.ISVSVN, res.Enclave.Attributes.Debug())
 		}
 	}

@@ -204,7 +204,7 @@ func TestCLITDQuote(t *testing.T) {
 		t.Errorf("quote show:\n%s", out)
 	}
 	code, _, errs := magectl(t, nil, "quote", "verify", td, "--no-collateral", "--root", testPKIDir+"trustedRootCaCert.pem")
-	if code != 3 || !strings.Contains(errs, "a TDX quote: verifying TD quotes with collateral is not implemented yet") {
+	if code != 3 || !strings.Contains(errs, "a TDX quote: it verifies with a TDX collateral bundle or files only") {
 		t.Errorf("quote verify: exit %d: %s", code, errs)
 	}
 	// collateral fetch: dcap refuses it before any request.
@@ -217,5 +217,23 @@ func TestCLITDQuote(t *testing.T) {
 	}
 	if _, err := os.Stat(bundle); err == nil {
 		t.Error("collateral fetch wrote a bundle for a TDX quote")
+	}
+}
+
+// TestCLITDQuoteVerify: quote verify checks a real TD quote (dcap-qvl's
+// sample, in a zero-padded buffer) with its TDX collateral: UpToDate,
+// with its TD measurements; the version 5 sample matches no TCB level
+// (exit 1); SGX-only validation flags are a usage error.
+func TestCLITDQuoteVerify(t *testing.T) {
+	dir := "../../testdata/tdx/dcap-qvl/"
+	code, out, errs := magectl(t, nil, "quote", "verify", "--json", "--collateral", dir+"tdx_quote_collateral.json", "--time", "2025-07-01T00:00:00Z", dir+"tdx_quote")
+	if code != 0 || !strings.Contains(out, `"tcb_status": "UpToDate"`) || !strings.Contains(out, `"mrtd": "91eb2b44`) || !strings.Contains(errs, "70 bytes of zero padding") {
+		t.Errorf("quote verify of a TD quote: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs := magectl(t, nil, "quote", "verify", "--collateral", dir+"tdx_quote_outdated_collateral.json", "--time", "2026-03-01T00:00:00Z", dir+"tdx_quote_outdated"); code != 1 || !strings.Contains(errs, "no TCB level matches") {
+		t.Errorf("the v5 sample: exit %d %s", code, errs)
+	}
+	if code, _, errs := magectl(t, nil, "quote", "verify", "--mrenclave", "00", "--collateral", dir+"tdx_quote_collateral.json", dir+"tdx_quote"); code != 2 || !strings.Contains(errs, "--mrenclave") {
+		t.Errorf("an SGX flag on a TD quote: exit %d %s", code, errs)
 	}
 }
