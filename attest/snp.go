@@ -128,7 +128,7 @@ func checkVMConfig(cfg Config, ck *checker, vms vmSet) error {
 		return fmt.Errorf("%w: the group has SEV-SNP members, whose reports need Config.SNPVerifier (or leave SNP out of Policy.AcceptKinds)", ErrConfig)
 	}
 	if vms.tds != nil && ck.accepts(TDQuote) && !ck.canVerifyQuotes() {
-		return fmt.Errorf("%w: the group has TDX members, whose quotes need InsecureSimulationRoot (simulated TDs; TDX collateral is not supported yet), or leave TDX out of Policy.AcceptKinds", ErrConfig)
+		return fmt.Errorf("%w: the group has TDX members, whose quotes need Collateral with TDX collateral (real TDs) or InsecureSimulationRoot (simulated ones), or leave TDX out of Policy.AcceptKinds", ErrConfig)
 	}
 	return nil
 }
@@ -231,6 +231,10 @@ func (m *Member) verifyTD(ctx context.Context, ev []byte, want [sgx.ReportDataSi
 	switch {
 	case body.TDAttributes&dcap.TDAttrDebug != 0 && !pol.AllowDebug:
 		return nil, fmt.Errorf("%w: TDX member %d is a debuggable TD", ErrPolicy, idx)
+	case body.MRServiceTD != [48]byte{}:
+		// A service TD bound to this TD can migrate or change it; the
+		// group's measurements do not cover one.
+		return nil, fmt.Errorf("%w: TDX member %d has a service TD bound (MRSERVICETD %x)", ErrPolicy, idx, body.MRServiceTD[:8])
 	case (pol.MRENCLAVE != nil || pol.Launch != nil || pol.TD != nil) && !slices.Contains(pol.TD, got):
 		return nil, fmt.Errorf("%w: TDX member %d is not one the policy lists", ErrPolicy, idx)
 	}

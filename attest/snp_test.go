@@ -415,13 +415,35 @@ func TestTDXMembers(t *testing.T) {
 	if _, _, _, serr := pair(t, debug, enc); !errors.Is(serr, ErrPolicy) {
 		t.Errorf("a debuggable TD: %v", serr)
 	}
-	// The real TD quote of go-tdx-guest, under the Intel root.
-	raw, err := os.ReadFile("../testdata/tdx/tdx_prod_quote_SPR_E4.dat")
+	// A real TD quote under the Intel root: refused without collateral;
+	// verified in full with its TDX collateral (dcap-qvl's sample).
+	raw, err := os.ReadFile("../testdata/tdx/dcap-qvl/tdx_quote")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := enc.check.tdQuote(t.Context(), raw[:len(raw)-39]); !errors.Is(err, errors.ErrUnsupported) {
-		t.Errorf("a real TD quote: %v", err)
+	raw = raw[:len(raw)-70] // the sample's zero padding
+	if _, err := enc.check.tdQuote(t.Context(), raw); !errors.Is(err, ErrNoCollateral) {
+		t.Errorf("a real TD quote without collateral: %v", err)
+	}
+	colRaw, err := os.ReadFile("../testdata/tdx/dcap-qvl/tdx_quote_collateral.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := dcap.ParseCollateralBundle(colRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func() time.Time { return time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC) }
+	ck, err := newChecker(dcap.Fixed{C: col}, nil, nil, at, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err := ck.tdQuote(t.Context(), raw); err != nil || body.MRTD[0] != 0x91 {
+		t.Errorf("a real TD quote with its collateral: %v", err)
+	}
+	late, _ := newChecker(dcap.Fixed{C: col}, nil, nil, func() time.Time { return time.Date(2025, 8, 1, 0, 0, 0, 0, time.UTC) }, Policy{})
+	if _, err := late.tdQuote(t.Context(), raw); !errors.Is(err, ErrEvidence) {
+		t.Errorf("a real TD quote with expired collateral: %v", err)
 	}
 	// Without a way to verify TD quotes, a member of a group with TDs
 	// does not start.
