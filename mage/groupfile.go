@@ -54,6 +54,7 @@ type MemberFile struct {
 	Enclave  string         `json:"enclave,omitempty"`
 	Manifest string         `json:"manifest,omitempty"`
 	SNP      *SNPMemberFile `json:"snp,omitempty"`
+	TDX      *TDXMemberFile `json:"tdx,omitempty"`
 	Table    string         `json:"table,omitempty"`
 	Config   string         `json:"config,omitempty"`
 	Key      string         `json:"key"`
@@ -68,6 +69,18 @@ type MemberFile struct {
 	// proof goes (default: NAME.proof beside the group file).
 	Keep  bool   `json:"keep,omitempty"`
 	Proof string `json:"proof,omitempty"`
+}
+
+// TDXMemberFile is an Intel TDX trust domain's boot: its firmware (whose
+// MRTD is computed) or its MRTD, and the event log of a reference boot
+// (its CCEL data, replayed into RTMR0 to RTMR2) or those RTMRs. The TD's
+// "output" is the table it is handed; its boot extends RTMR3 with the
+// table's event (mage.TableEvent).
+type TDXMemberFile struct {
+	Firmware string   `json:"firmware,omitempty"`
+	MRTD     string   `json:"mrtd,omitempty"`
+	EventLog string   `json:"event_log,omitempty"`
+	RTMR     []string `json:"rtmr,omitempty"` // RTMR0, RTMR1, RTMR2 in hex
 }
 
 // SNPMemberFile is an SEV-SNP VM's launch, as QEMU makes it with a
@@ -144,7 +157,7 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 			return nil, fmt.Errorf("%s: \"date\" is set per group, not per member (move it next to \"name\" at the top)", where)
 		}
 		if m.Keep {
-			if m.Enclave != "" || m.Manifest != "" || m.Config != "" || m.Key != "" || m.Output != "" || m.Sig != "" || m.SNP != nil || m.Table != "" {
+			if m.Enclave != "" || m.Manifest != "" || m.Config != "" || m.Key != "" || m.Output != "" || m.Sig != "" || m.SNP != nil || m.TDX != nil || m.Table != "" {
 				return nil, fmt.Errorf("%s: a kept member has only \"name\", \"keep\" and \"proof\": its signed file stays as it is", where)
 			}
 			if m.Proof == "" {
@@ -160,6 +173,15 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 		}
 		if m.Proof != "" {
 			return nil, fmt.Errorf("%s: \"proof\" applies to kept members only (a signed member's proof is written beside it)", where)
+		}
+		if m.TDX != nil {
+			if err := checkTDXMemberFile(m, dir); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			if err := register(m.Name, m.Output, i); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			continue
 		}
 		if m.SNP != nil || m.Table != "" {
 			if err := checkSNPMemberFile(m, dir); err != nil {
@@ -206,6 +228,14 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 	}
 	for i, m := range g.Members {
 		if m.Keep {
+			continue
+		}
+		if m.TDX != nil {
+			for _, in := range []string{m.TDX.Firmware, m.TDX.EventLog} {
+				if j, ok := outputs[filepath.Clean(in)]; ok && in != "" {
+					return nil, fmt.Errorf("group file: member %d's input %s is member %d's output", i, in, j)
+				}
+			}
 			continue
 		}
 		if m.SNP != nil {
@@ -388,6 +418,40 @@ func checkSNPMemberFile(m *MemberFile, dir string) error {
 	}
 	if filepath.Clean(m.Output) == filepath.Clean(m.Table) {
 		return fmt.Errorf("the command line and the table are both %s", m.Output)
+	}
+	return nil
+}
+
+// checkTDXMemberFile checks a TDX member of a group file and resolves its
+// paths against dir.
+func checkTDXMemberFile(m *MemberFile, dir string) error {
+	v := m.TDX
+	switch {
+	case m.Enclave != "" || m.Manifest != "" || m.Config != "" || m.Key != "" || m.Sig != "" || m.SNP != nil || m.Table != "":
+		return errors.New("a TDX member has \"tdx\" and \"output\" only (a TD is not signed: no key)")
+	case strings.TrimSpace(m.Output) == "":
+		return errors.New("\"output\" (the table the TD is handed) is required")
+	case (v.Firmware == "") == (v.MRTD == ""):
+		return errors.New("give one of \"firmware\" (its MRTD is computed) and \"mrtd\"")
+	case (v.EventLog == "") == (v.RTMR == nil):
+		return errors.New("give one of \"event_log\" (a reference boot's CCEL data) and \"rtmr\" (RTMR0 to RTMR2)")
+	case v.RTMR != nil && len(v.RTMR) != 3:
+		return fmt.Errorf("\"rtmr\" has %d values, want RTMR0, RTMR1 and RTMR2", len(v.RTMR))
+	}
+	for _, h := range append([]string{v.MRTD}, v.RTMR...) {
+		if b, err := hex.DecodeString(h); h != "" && (err != nil || len(b) != 48) {
+			return fmt.Errorf("%q: want 96 hex digits (a SHA-384)", truncateString(h, 100))
+		}
+	}
+	for _, p := range []*string{&m.Output, &v.Firmware, &v.EventLog} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for _, in := range []string{v.Firmware, v.EventLog} {
+		if in != "" && filepath.Clean(in) == filepath.Clean(m.Output) {
+			return fmt.Errorf("output %s would overwrite its input", m.Output)
+		}
 	}
 	return nil
 }

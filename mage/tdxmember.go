@@ -20,7 +20,10 @@ const TableEventTag = "MAGE table v1\x00"
 // TableEvent is the digest a TDX member extends RTMR3 with at boot:
 // SHA-384(TableEventTag || SHA-256 of the table).
 func TableEvent(table [32]byte) [48]byte {
-	return sha512.Sum384(append([]byte(TableEventTag), table[:]...))
+	var b [len(TableEventTag) + 32]byte
+	copy(b[:], TableEventTag)
+	copy(b[len(TableEventTag):], table[:])
+	return sha512.Sum384(b[:])
 }
 
 // TDMeasurement is what a TD quote says a trust domain is.
@@ -46,7 +49,10 @@ func (e *TDXEntry) Measurement(table [32]byte) TDMeasurement {
 	ev := TableEvent(table)
 	m := TDMeasurement{MRTD: e.MRTD}
 	copy(m.RTMR[:3], e.RTMR[:])
-	m.RTMR[3] = sha512.Sum384(append(e.RTMR3[:], ev[:]...))
+	var x [96]byte
+	copy(x[:], e.RTMR3[:])
+	copy(x[48:], ev[:])
+	m.RTMR[3] = sha512.Sum384(x[:])
 	return m
 }
 

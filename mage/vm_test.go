@@ -337,3 +337,37 @@ func TestTDXEntries(t *testing.T) {
 		t.Error("a TDX entry of the wrong size parsed")
 	}
 }
+
+// BenchmarkDeriveTDX compares deriving a TDX member (the table event and
+// RTMR3's extend) with the raw hashing that needs: two SHA-384s, of the
+// 46-byte event and of the 96-byte extend. Report the ratio Derive/Hash.
+func BenchmarkDeriveTDX(b *testing.B) {
+	e := &TDXEntry{MRTD: [48]byte{1}, RTMR: [3][48]byte{{2}, {3}, {4}}}
+	t := &VersionedTable{Kinds: []Kind{KindTDX}, Entries: []Entry{{}}, SNP: []*SNPEntry{nil}, TDX: []*TDXEntry{e}}
+	payload := t.Marshal()
+	vt, err := ParseVersionedTable(payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := newVersionedDeriver(vt, payload, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Derive", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := d.DeriveTD(0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Hash", func(b *testing.B) {
+		ev := make([]byte, len(TableEventTag)+32)
+		ext := make([]byte, 96)
+		for b.Loop() {
+			h := sha512.Sum384(ev)
+			ext[48] = h[0]
+			h = sha512.Sum384(ext)
+			ev[0] = h[0]
+		}
+	})
+}

@@ -42,6 +42,14 @@ func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
 	members := make([]mage.AnyMember, len(g.gf.Members))
 	load := g.loader()
 	for i, mf := range g.gf.Members {
+		if mf.TDX != nil {
+			e, err := tdxEntry(mf.TDX)
+			if err != nil {
+				return fmt.Errorf("member %d (%s): %w", i, mf.Name, err)
+			}
+			members[i].TDX = &mage.TDXMember{Name: mf.Name, Entry: *e}
+			continue
+		}
 		if mf.SNP != nil {
 			l, err := snpLaunch(mf.SNP)
 			if err != nil {
@@ -77,6 +85,13 @@ func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
 	defer batch.Abort()
 	files := outputsOf(g.gf)
 	for i, sm := range sg.Members {
+		if sm.Kind == mage.KindTDX {
+			// A TD is handed the table; its boot extends RTMR3 with it.
+			if err := g.stage(e, &batch, files[i], sg.Payload, 0o644); err != nil {
+				return err
+			}
+			continue
+		}
 		if sm.Kind == mage.KindSNP {
 			// A VM boots with this command line and is handed the table.
 			if err := g.stage(e, &batch, g.gf.Members[i].Table, sg.Payload, 0o644); err != nil {
@@ -108,7 +123,7 @@ func (g *groupSigning) runAny(e *env, quiet, jsonOut bool) error {
 // hasVMs reports whether the group has SEV-SNP members.
 func (g *groupSigning) hasVMs() bool {
 	for _, m := range g.gf.Members {
-		if m.SNP != nil {
+		if m.SNP != nil || m.TDX != nil {
 			return true
 		}
 	}

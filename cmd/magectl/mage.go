@@ -258,6 +258,9 @@ func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, fo
 		if m.SNP != nil {
 			inputs = append(inputs, m.SNP.Firmware, m.SNP.Kernel, m.SNP.Initrd)
 		}
+		if m.TDX != nil {
+			inputs = append(inputs, m.TDX.Firmware, m.TDX.EventLog)
+		}
 	}
 	outs := append(outputsOf(gf), mpath)
 	for _, m := range gf.Members {
@@ -642,6 +645,11 @@ func printMembers(w io.Writer, m *mage.Manifest) {
 			fmt.Fprintf(tw, "%d\t%s\tSEV-SNP launch %s…\t-\t-\t-\n", mm.Index, mm.Name, mm.Launch[:48])
 			continue
 		}
+		if mm.Kind == mage.KindTDX.String() {
+			vms++
+			fmt.Fprintf(tw, "%d\t%s\tTDX RTMR3 %s…\t-\t-\t-\n", mm.Index, mm.Name, mm.RTMR[3][:48])
+			continue
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%d\t%d\n", mm.Index, mm.Name, id.MRENCLAVE, id.MRSIGNER.String()[:16], id.ISVProdID, id.ISVSVN)
 	}
 	tw.Flush()
@@ -651,7 +659,7 @@ func printMembers(w io.Writer, m *mage.Manifest) {
 		fmt.Fprintf(w, "table sha256 %s (in each manifest's loader.env.MAGE_TABLE)\n", m.TableSHA256)
 	}
 	if vms > 0 {
-		fmt.Fprintf(w, "each VM boots with its command line file (mage.table=<the table's sha256>) and is handed the table\n")
+		fmt.Fprintf(w, "each SNP VM boots with its command line file (mage.table=<the table's sha256>) and is handed the table; each TD is handed the table, its boot extending RTMR3 with its event\n")
 	}
 }
 
@@ -704,7 +712,8 @@ type deriveResult struct {
 	// proven ones.
 	Members []sgx.Measurement `json:"members,omitempty"`
 	// In a group with confidential VM members: every member's kind, and
-	// each VM's launch digest (its entry in members is zeros).
+	// each VM's launch digest (SNP) or RTMR3 (TDX; its MRTD and RTMR0-2
+	// are its entry's); its entry in members is zeros.
 	Kinds    []string `json:"kinds,omitempty"`
 	Launches []string `json:"launches,omitempty"`
 	// In a Merkle group: the group's size, and the members derived from
@@ -773,7 +782,11 @@ func runDerive(e *env, args []string) error {
 			mark = "  (self)"
 		}
 		if res.Launches != nil && res.Launches[i] != "" {
-			fmt.Fprintf(e.stdout, "%d %s launch %s\n", i, res.Kinds[i], res.Launches[i])
+			what := "launch"
+			if res.Kinds[i] == "tdx" {
+				what = "RTMR3"
+			}
+			fmt.Fprintf(e.stdout, "%d %s %s %s\n", i, res.Kinds[i], what, res.Launches[i])
 			continue
 		}
 		fmt.Fprintf(e.stdout, "%d %s%s\n", i, m, mark)
@@ -854,7 +867,7 @@ func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal 
 	all := make([]sgx.Measurement, len(derived))
 	for i, x := range derived {
 		all[i] = x.MRENCLAVE
-		if x.Kind == mage.KindSNP {
+		if x.Kind == mage.KindSNP || x.Kind == mage.KindTDX {
 			if res.Launches == nil {
 				res.Launches, res.Kinds = make([]string, len(derived)), make([]string, len(derived))
 				for j := range derived {
@@ -862,6 +875,9 @@ func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal 
 				}
 			}
 			res.Launches[i] = hex.EncodeToString(x.Launch[:])
+			if x.Kind == mage.KindTDX {
+				res.Launches[i] = hex.EncodeToString(x.TD.RTMR[3][:])
+			}
 		}
 	}
 	if res.Self = slices.Index(all, mf.mr); res.Self < 0 {
@@ -919,8 +935,9 @@ type verifyReport struct {
 type verifyVM struct {
 	Index  int    `json:"index"`
 	Name   string `json:"name"`
-	Launch string `json:"launch"`
-	File   string `json:"file"` // the command line it boots with
+	Kind   string `json:"kind"`   // snp or tdx
+	Launch string `json:"launch"` // an SNP VM's launch digest; a TD's RTMR3
+	File   string `json:"file"`   // the command line it boots with
 	OK     bool   `json:"ok"`
 }
 
@@ -951,8 +968,8 @@ func runGroupVerify(e *env, args []string) error {
 			return usagef("want the signed members to verify, or --manifest to verify all its members")
 		}
 		for _, mm := range man.Members {
-			if mm.Kind == mage.KindSNP.String() {
-				continue // checked from the enclaves' tables and its command line
+			if mm.Kind == mage.KindSNP.String() || mm.Kind == mage.KindTDX.String() {
+				continue // checked from the enclaves' tables and its boot inputs
 			}
 			if mm.File == "" {
 				return fmt.Errorf("%s: member %d (%s) names no file: give the signed members", *manifest, mm.Index, mm.Name)
@@ -985,7 +1002,11 @@ func runGroupVerify(e *env, args []string) error {
 			if !v.OK {
 				status = "MISMATCH"
 			}
-			fmt.Fprintf(e.stdout, "%-8s member %d snp launch %s %s\n", status, v.Index, v.Launch, v.File)
+			what := "launch"
+			if v.Kind == "tdx" {
+				what = "RTMR3"
+			}
+			fmt.Fprintf(e.stdout, "%-8s member %d %s %s %s %s\n", status, v.Index, v.Kind, what, v.Launch, v.File)
 		}
 		for _, p := range rep.Problems {
 			fmt.Fprintln(e.stdout, "problem:", p)
@@ -1076,7 +1097,8 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 		return rep
 	}
 	// Every member's table must be the same table and derive everyone.
-	var launches map[int][48]byte // the VM members, by index
+	var launches map[int][48]byte      // the SNP members, by index
+	var tds map[int]mage.TDMeasurement // the TDX members, by index
 	for i := range ms {
 		if err := ctx.Err(); err != nil {
 			problem("%v", err)
@@ -1093,6 +1115,15 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 			all[k] = x.MRENCLAVE
 			if x.Kind == mage.KindSNP && launches == nil {
 				launches = map[int][48]byte{}
+			}
+			if x.Kind == mage.KindTDX {
+				if tds == nil {
+					tds = map[int]mage.TDMeasurement{}
+				}
+				if m, seen := tds[k]; seen && m != x.TD {
+					problem("%s's table derives TDX member %d differently from another member's", rep.Members[i].File, k)
+				}
+				tds[k] = x.TD
 			}
 			if x.Kind == mage.KindSNP {
 				if l, seen := launches[k]; seen && l != x.Launch {
@@ -1128,7 +1159,7 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 			}
 		}
 	}
-	rep.NotGiven = max(0, len(rep.Group)-len(ms)-len(launches))
+	rep.NotGiven = max(0, len(rep.Group)-len(ms)-len(launches)-len(tds))
 	if man != nil {
 		// The manifest must describe this very group: the same table, the
 		// same members in the same order, each with the identity its
@@ -1143,7 +1174,7 @@ func verifyGroup(ctx context.Context, paths []string, man *mage.Manifest, pal *g
 				}
 			}
 		}
-		checkVMs(rep, man, launches, problem)
+		checkVMs(rep, man, launches, tds, problem)
 		for i, m := range ms {
 			if m.tableSHA != man.TableSHA256 {
 				problem("%s: its table's SHA-256 is not the manifest's table_sha256", rep.Members[i].File)
@@ -1288,12 +1319,40 @@ func verifyMerkle(ms []*memberFile, rep *verifyReport, problem func(string, ...a
 // checkVMs checks a group's SEV-SNP members against the manifest: the
 // launch digest the members' tables derive, and the command line file
 // written for each (it must be the manifest's and bind its table).
-func checkVMs(rep *verifyReport, man *mage.Manifest, launches map[int][48]byte, problem func(string, ...any)) {
+func checkVMs(rep *verifyReport, man *mage.Manifest, launches map[int][48]byte, tds map[int]mage.TDMeasurement, problem func(string, ...any)) {
 	for _, mm := range man.Members {
+		if mm.Kind == mage.KindTDX.String() {
+			v := verifyVM{Index: mm.Index, Name: mm.Name, Kind: "tdx", Launch: mm.RTMR[3], File: mm.File, OK: true}
+			bad := func(format string, a ...any) {
+				problem("TDX member %d (%s): "+format, append([]any{mm.Index, mm.Name}, a...)...)
+				v.OK = false
+			}
+			m, ok := tds[mm.Index]
+			want := mm.MRTD + strings.Join(mm.RTMR, "")
+			got := hex.EncodeToString(m.MRTD[:])
+			for _, r := range m.RTMR {
+				got += hex.EncodeToString(r[:])
+			}
+			switch {
+			case !ok:
+				bad("no member's table derives it: no enclave of the group was given")
+			case got != want:
+				bad("the manifest's MRTD and RTMRs are not those the tables derive")
+			}
+			if mm.File != "" {
+				if raw, err := readBounded(mm.File, 16<<20); err != nil {
+					bad("%v", err)
+				} else if sha256Hex(raw) != man.TableSHA256 {
+					bad("%s is not the manifest's table", mm.File)
+				}
+			}
+			rep.VMs = append(rep.VMs, v)
+			continue
+		}
 		if mm.Kind != mage.KindSNP.String() {
 			continue
 		}
-		v := verifyVM{Index: mm.Index, Name: mm.Name, Launch: mm.Launch, File: mm.File, OK: true}
+		v := verifyVM{Index: mm.Index, Name: mm.Name, Kind: "snp", Launch: mm.Launch, File: mm.File, OK: true}
 		bad := func(format string, a ...any) {
 			problem("VM member %d (%s): "+format, append([]any{mm.Index, mm.Name}, a...)...)
 			v.OK = false

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/magesgx/mage/internal/ovmf/ovmftest"
 	"github.com/magesgx/mage/mage"
 )
 
@@ -109,5 +110,51 @@ func TestCLISNPGroupVerify(t *testing.T) {
 	}
 	if code, out, _ := magectl(t, nil, "group", "verify", "--manifest", man); code != 1 || !strings.Contains(out, "MISMATCH member 1 snp") {
 		t.Errorf("a changed command line: exit %d\n%s", code, out)
+	}
+}
+
+// TestCLITDXGroup: a group file with an SDK enclave and a TDX trust domain
+// (Debian's OVMF, the boot of go-tdx-guest's event log) signs; the TD is
+// handed the table; the manifest has its MRTD (magectl tdx measure's) and
+// RTMRs; group verify checks them from the enclave's table, and a changed
+// table file is a mismatch.
+func TestCLITDXGroup(t *testing.T) {
+	d := t.TempDir()
+	fw := filepath.Join(d, "OVMF.fd")
+	os.WriteFile(fw, ovmftest.DebianOVMF(t), 0o644)
+	ccel, _ := filepath.Abs("../../testdata/tdx/ccel/ccel_data.dat")
+	td := fmt.Sprintf(`{"name": "frank", "tdx": {"firmware": "OVMF.fd", "event_log": %q}, "output": "frank.table"}`, ccel)
+	gf := filepath.Join(d, "group.json")
+	os.WriteFile(gf, []byte(`{"name": "tds", "date": "20261205", "members": [`+heapMember(d, 0)+`, `+td+`]}`), 0o644)
+	out := mustRun(t, "group", "sign", "-q", "--json", gf)
+	var man mage.Manifest
+	if err := json.Unmarshal([]byte(out), &man); err != nil {
+		t.Fatal(err)
+	}
+	frank := man.Members[1]
+	if frank.Kind != "tdx" || frank.MRTD[:16] != "4c7206f0f483c524" || len(frank.RTMR) != 4 {
+		t.Fatalf("manifest: %s", out)
+	}
+	table, _ := os.ReadFile(filepath.Join(d, "frank.table"))
+	if sum := sha256.Sum256(table); hex.EncodeToString(sum[:]) != man.TableSHA256 {
+		t.Error("the TD's table is not the group's")
+	}
+	mpath := filepath.Join(d, "group.manifest.json")
+	if v := mustRun(t, "group", "verify", "--manifest", mpath); !strings.Contains(v, "ok       member 1 tdx RTMR3 "+frank.RTMR[3]) {
+		t.Errorf("group verify:\n%s", v)
+	}
+	os.WriteFile(filepath.Join(d, "frank.table"), append(table, 0), 0o644)
+	if code, v, _ := magectl(t, nil, "group", "verify", "--manifest", mpath); code != 1 || !strings.Contains(v, "MISMATCH member 1 tdx") {
+		t.Errorf("a changed table: exit %d\n%s", code, v)
+	}
+	for name, bad := range map[string]string{
+		"both firmware and mrtd": strings.Replace(td, `"firmware": "OVMF.fd"`, `"firmware": "OVMF.fd", "mrtd": "00"`, 1),
+		"no boot":                strings.Replace(td, fmt.Sprintf(`, "event_log": %q`, ccel), "", 1),
+		"short rtmr":             strings.Replace(td, fmt.Sprintf(`"event_log": %q`, ccel), `"rtmr": ["00"]`, 1),
+	} {
+		os.WriteFile(gf, []byte(`{"name": "tds", "members": [`+bad+`]}`), 0o644)
+		if code, _, errs := magectl(t, nil, "group", "sign", "-q", "--force", gf); code == 0 || errs == "" {
+			t.Errorf("%s: exit %d %s", name, code, errs)
+		}
 	}
 }

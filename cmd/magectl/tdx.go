@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/tdx"
 )
 
@@ -47,4 +48,43 @@ func runTDXMeasure(e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, hex.EncodeToString(mrtd[:]))
 	return nil
+}
+
+// tdxEntry is a TDX member's entry from its group-file description.
+func tdxEntry(v *mage.TDXMemberFile) (*mage.TDXEntry, error) {
+	e := &mage.TDXEntry{}
+	if v.MRTD != "" {
+		hex.Decode(e.MRTD[:], []byte(v.MRTD))
+	} else {
+		fw, err := readBounded(v.Firmware, maxFirmware)
+		if err != nil {
+			return nil, err
+		}
+		if e.MRTD, err = tdx.MRTD(fw); err != nil {
+			return nil, fmt.Errorf("%s: %w", v.Firmware, err)
+		}
+	}
+	if v.RTMR != nil {
+		for i, h := range v.RTMR {
+			hex.Decode(e.RTMR[i][:], []byte(h))
+		}
+		return e, nil
+	}
+	raw, err := readBounded(v.EventLog, 16<<20)
+	if err != nil {
+		return nil, err
+	}
+	events, err := tdx.ParseEventLog(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", v.EventLog, err)
+	}
+	rtmr, err := tdx.ReplayRTMRs(events)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", v.EventLog, err)
+	}
+	if rtmr[3] != ([48]byte{}) {
+		return nil, fmt.Errorf("%s: the reference boot extended RTMR3 already; the TD's boot must extend it with the table's event first", v.EventLog)
+	}
+	copy(e.RTMR[:], rtmr[:3])
+	return e, nil
 }
