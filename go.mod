@@ -2,7 +2,10 @@ module github.com/magesgx/mage
 
 go 1.26.0
 
-require github.com/pelletier/go-toml/v2 v2.4.3
+require (
+	github.com/google/go-tdx-guest v0.3.1
+	github.com/pelletier/go-toml/v2 v2.4.3
+)
 
 require github.com/google/go-configfs-tsm v0.2.2 // indirect
 
