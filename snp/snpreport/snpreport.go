@@ -22,12 +22,16 @@ package snpreport
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -36,6 +40,7 @@ import (
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	"github.com/google/go-sev-guest/verify"
 	"github.com/google/go-sev-guest/verify/trust"
+	"github.com/magesgx/mage/internal/atomicfile"
 	"github.com/magesgx/mage/internal/ovmf"
 )
 
@@ -153,6 +158,11 @@ type Verifier struct {
 	// KDS fetches a missing VCEK from AMD's Key Distribution Service;
 	// nil: never fetch.
 	KDS *KDS
+	// Dir, if set, keeps the VCEKs that verified a report across
+	// restarts, one file per chip and TCB. A file there is only ever a
+	// candidate: every report is verified with it in full (chain to AMD's
+	// root, signature), and one that fails is ignored and replaced.
+	Dir string
 	// ProductLine is assumed for a version-2 report, which does not name
 	// its CPU family ("Milan", "Genoa", "Turin"), when a VCEK is fetched.
 	ProductLine string
@@ -221,10 +231,14 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Report, error) {
 		if line != "" {
 			url = kds.VCEKCertURL(line, pr.GetChipId(), kds.TCBVersion(pr.GetReportedTcb()))
 			v.mu.Lock()
-			if c := v.verified[url]; c != nil {
+			c := v.verified[url]
+			v.mu.Unlock()
+			if c == nil {
+				c = v.load(url)
+			}
+			if c != nil {
 				candidates = append([][]byte{c}, candidates...)
 			}
-			v.mu.Unlock()
 		}
 	}
 	var lastErr error
@@ -266,7 +280,36 @@ func (v *Verifier) remember(url string, cert []byte) {
 	if v.verified == nil || len(v.verified) >= maxVerified {
 		v.verified = map[string][]byte{}
 	}
+	if bytes.Equal(v.verified[url], cert) {
+		return
+	}
 	v.verified[url] = cert
+	if v.Dir != "" {
+		atomicfile.WriteFile(v.path(url), cert, 0o644) // best effort: memory still has it
+	}
+}
+
+// path is the file in Dir that keeps the VCEK fetched from url.
+func (v *Verifier) path(url string) string {
+	h := sha256.Sum256([]byte(url))
+	return filepath.Join(v.Dir, "vcek-"+hex.EncodeToString(h[:16])+".der")
+}
+
+// load reads a VCEK kept in Dir, bounded; nil if there is none.
+func (v *Verifier) load(url string) []byte {
+	if v.Dir == "" {
+		return nil
+	}
+	f, err := os.Open(v.path(url))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCert+1))
+	if err != nil || len(b) > maxCert {
+		return nil
+	}
+	return b
 }
 
 // check verifies the report with one endorsement certificate.

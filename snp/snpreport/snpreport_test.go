@@ -263,3 +263,34 @@ func FuzzVerify(f *testing.F) {
 		v.Verify(context.Background(), Evidence{Report: report, CertTable: table})
 	})
 }
+
+// TestVCEKDir: a VCEK fetched once and verified is kept in Dir: a
+// restarted verifier uses it without the KDS; a file planted there that is
+// not the chip's VCEK is only a failed candidate, fetched over.
+func TestVCEKDir(t *testing.T) {
+	report, vcek := realReport(t)
+	dir := t.TempDir()
+	url := kds.VCEKCertURL("Milan", report[0x1a0:0x1e0], kds.TCBVersion(binary.LittleEndian.Uint64(report[0x180:])))
+	client := &fakeKDS{certs: map[string][]byte{url: vcek}}
+	mk := func() *Verifier {
+		return &Verifier{Now: at, KDS: &KDS{Client: client}, ProductLine: "Milan", InsecureAllowDebug: true, Dir: dir}
+	}
+	if _, err := mk().Verify(context.Background(), Evidence{Report: report}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mk().Verify(context.Background(), Evidence{Report: report}); err != nil || client.requests.Load() != 1 {
+		t.Fatalf("a restarted verifier: %v, %d requests to the KDS", err, client.requests.Load())
+	}
+	files, _ := os.ReadDir(dir)
+	if len(files) != 1 {
+		t.Fatalf("%d files kept", len(files))
+	}
+	p := dir + "/" + files[0].Name()
+	os.WriteFile(p, []byte("planted"), 0o644)
+	if _, err := mk().Verify(context.Background(), Evidence{Report: report}); err != nil || client.requests.Load() != 2 {
+		t.Fatalf("a planted file: %v, %d requests", err, client.requests.Load())
+	}
+	if b, _ := os.ReadFile(p); !bytes.Equal(b, vcek) {
+		t.Error("the planted file was not replaced by the verified VCEK")
+	}
+}
