@@ -4,6 +4,7 @@ package main
 // a QEMU guest booting OVMF, alone or with a direct boot).
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,21 +14,24 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/magesgx/mage/gramine"
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/snp"
+	"github.com/magesgx/mage/snp/snpreport"
 )
 
 func runSNP(e *env, args []string) error {
-	return dispatch(e, args, "snp", `Usage: magectl snp <measure> [flags]
+	return dispatch(e, args, "snp", `Usage: magectl snp <measure|verify> [flags]
 
   measure FIRMWARE    the launch digest of a QEMU guest booting this OVMF image,
                       alone or with a kernel, initrd and command line
+  verify REPORT       verify an SEV-SNP attestation report against AMD's roots
 
 Run "magectl snp <command> --help" for flags.
-`, map[string]func(*env, []string) error{"measure": runSNPMeasure})
+`, map[string]func(*env, []string) error{"measure": runSNPMeasure, "verify": runSNPVerify})
 }
 
 type snpMeasure struct {
@@ -229,4 +233,125 @@ func deriveVM(e *env, tablePath, cmdlinePath string, pal *gramine.Libpal, jsonOu
 	}
 	fmt.Fprintf(e.stderr, "table bound by the command line (mage.table=%x); which member this VM is, its launch digest says\n", d.TableSHA256())
 	return nil
+}
+
+// runSNPVerify verifies an attestation report: its VCEK (sent beside it
+// as an extended report's certificate table, given, or fetched from AMD's
+// KDS) chained to AMD's root for its product line, and its signature.
+func runSNPVerify(e *env, args []string) error {
+	fs := newFlagSet(e, "snp verify", "snp verify REPORT [--certs TABLE | --vcek FILE | --kds [--product-line LINE] [--cache DIR]] [--time T] [--launch HEX] [--insecure-allow-debug] [--json]")
+	certs := fs.String("certs", "", "the extended report's certificate `table` (as the kernel gives it beside the report)")
+	vcek := fs.String("vcek", "", "the chip's VCEK `file` (DER), from an offline bundle")
+	useKDS := fs.Bool("kds", false, "fetch the VCEK from AMD's Key Distribution Service")
+	line := fs.String("product-line", "", "with --kds: the product `line` of a version-2 report, which does not name it (Milan, Genoa, Turin)")
+	cache := fs.String("cache", "", "with --kds: keep verified VCEKs in this `directory`")
+	at := fs.String("time", "", "verification `time`, RFC 3339 (default: now)")
+	launch := fs.String("launch", "", "expected launch digest (`hex`): the report's MEASUREMENT must be it")
+	allowDebug := fs.Bool("insecure-allow-debug", false, "accept a guest whose policy lets the host debug it (read its memory)")
+	jsonOut := fs.Bool("json", false, "print JSON")
+	arg, err := parseOneArg(fs, args, "report file")
+	if err != nil {
+		return err
+	}
+	if btoi(*certs != "")+btoi(*vcek != "")+btoi(*useKDS) > 1 {
+		return usagef("give one of --certs, --vcek and --kds")
+	}
+	if !*useKDS && (*line != "" || *cache != "") {
+		return usagef("--product-line and --cache apply to --kds")
+	}
+	v := &snpreport.Verifier{InsecureAllowDebug: *allowDebug, ProductLine: *line, Dir: *cache}
+	if *at != "" {
+		when, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return usagef("--time: %v", err)
+		}
+		v.Now = func() time.Time { return when }
+	}
+	var want []byte
+	if *launch != "" {
+		if want, err = hex.DecodeString(*launch); err != nil || len(want) != 48 {
+			return usagef("--launch: want 96 hex digits (a SHA-384)")
+		}
+	}
+	report, err := readBounded(arg, snpreport.ReportSize+snpreport.MaxCertTable)
+	if err != nil {
+		return err
+	}
+	ev := snpreport.Evidence{Report: report}
+	if len(report) > snpreport.ReportSize && *certs == "" {
+		// A report and its certificate table in one file, as
+		// go-sev-guest's raw quotes are.
+		ev.Report, ev.CertTable = report[:snpreport.ReportSize], report[snpreport.ReportSize:]
+	}
+	switch {
+	case *certs != "":
+		if ev.CertTable, err = readBounded(*certs, snpreport.MaxCertTable); err != nil {
+			return err
+		}
+	case *vcek != "":
+		c, err := readBounded(*vcek, 16<<10)
+		if err != nil {
+			return err
+		}
+		v.VCEKs = [][]byte{c}
+	case *useKDS:
+		v.KDS = &snpreport.KDS{}
+	}
+	r, verr := v.Verify(e.ctx, ev)
+	if verr == nil && want != nil && !bytes.Equal(r.Measurement[:], want) {
+		verr = fmt.Errorf("the report's launch digest is %x, not the expected %x", r.Measurement, want)
+	}
+	if *jsonOut {
+		out := struct {
+			OK     bool           `json:"ok"`
+			Report *snpReportView `json:"report,omitempty"`
+			Error  string         `json:"error,omitempty"`
+		}{OK: verr == nil}
+		if r != nil {
+			out.Report = viewSNPReport(r)
+		}
+		if verr != nil {
+			out.Error = verr.Error()
+		}
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else if r != nil {
+		fmt.Fprintf(e.stdout, "ok: signed by the %s of a %s chip, chained to AMD's root\nlaunch digest %x\nreport data   %x\nhost data     %x\npolicy %#x (debug %t), VMPL %d, reported TCB %#016x\n",
+			r.Signer, r.ProductLine, r.Measurement, r.ReportData, r.HostData, r.Policy, r.Debug, r.VMPL, r.ReportedTCB)
+	}
+	if verr != nil {
+		if errors.Is(verr, snpreport.ErrReport) || want != nil {
+			return failed(verr)
+		}
+		return verr
+	}
+	return nil
+}
+
+type snpReportView struct {
+	Version     uint32 `json:"version"`
+	Measurement string `json:"measurement"`
+	HostData    string `json:"host_data"`
+	ReportData  string `json:"report_data"`
+	Policy      string `json:"policy"`
+	Debug       bool   `json:"debug"`
+	VMPL        uint32 `json:"vmpl"`
+	ChipID      string `json:"chip_id"`
+	ReportedTCB string `json:"reported_tcb"`
+	ProductLine string `json:"product_line"`
+	Signer      string `json:"signer"`
+}
+
+func viewSNPReport(r *snpreport.Report) *snpReportView {
+	return &snpReportView{Version: r.Version, Measurement: hex.EncodeToString(r.Measurement[:]), HostData: hex.EncodeToString(r.HostData[:]),
+		ReportData: hex.EncodeToString(r.ReportData[:]), Policy: fmt.Sprintf("%#x", r.Policy), Debug: r.Debug, VMPL: r.VMPL,
+		ChipID: hex.EncodeToString(r.ChipID[:]), ReportedTCB: fmt.Sprintf("%#016x", r.ReportedTCB), ProductLine: r.ProductLine, Signer: r.Signer}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

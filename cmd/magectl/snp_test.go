@@ -158,3 +158,41 @@ func TestCLITDXGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestCLISNPVerify: snp verify checks go-sev-guest's real report with its
+// VCEK: refused (exit 1) for its debug policy unless allowed by name; a
+// flipped byte, a wrong expected launch digest and an expired VCEK fail.
+func TestCLISNPVerify(t *testing.T) {
+	report, vcek := "../../testdata/snp/attestation.bin", "../../testdata/snp/vcek.der"
+	at := "2024-01-01T00:00:00Z"
+	if code, _, errs := magectl(t, nil, "snp", "verify", "--vcek", vcek, "--time", at, report); code != 1 || !strings.Contains(errs, "allows debugging") {
+		t.Errorf("a debug guest: exit %d %s", code, errs)
+	}
+	out := mustRun(t, "snp", "verify", "--vcek", vcek, "--time", at, "--insecure-allow-debug", "--json", report)
+	var res struct {
+		OK     bool
+		Report struct {
+			Measurement string
+			ProductLine string `json:"product_line"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.OK || res.Report.ProductLine != "Milan" || !strings.HasPrefix(res.Report.Measurement, "b07af962") {
+		t.Fatalf("snp verify: %v\n%s", err, out)
+	}
+	raw, _ := os.ReadFile(report)
+	bad := filepath.Join(t.TempDir(), "bad.bin")
+	raw[0x90] ^= 1
+	os.WriteFile(bad, raw, 0o644)
+	for name, args := range map[string][]string{
+		"flipped":      {"--vcek", vcek, "--time", at, "--insecure-allow-debug", bad},
+		"other launch": {"--vcek", vcek, "--time", at, "--insecure-allow-debug", "--launch", strings.Repeat("00", 48), report},
+		"expired VCEK": {"--vcek", vcek, "--time", "2030-01-01T00:00:00Z", "--insecure-allow-debug", report},
+	} {
+		if code, _, errs := magectl(t, nil, append([]string{"snp", "verify"}, args...)...); code != 1 {
+			t.Errorf("%s: exit %d %s", name, code, errs)
+		}
+	}
+	if code, _, _ := magectl(t, nil, "snp", "verify", "--vcek", vcek, "--kds", report); code != 2 {
+		t.Errorf("--vcek with --kds: exit %d", code)
+	}
+}
