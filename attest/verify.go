@@ -120,9 +120,9 @@ func (c *checker) quote(ctx context.Context, ev []byte) (*sgx.ReportBody, error)
 
 // tdQuote verifies a TD quote and returns its TD report body: a quote of
 // the simulated platform on its signatures; one under the Intel root in
-// full with TDX collateral (dcap.VerifyTD), which Collateral must give for
-// TD quotes (dcap.Fixed with a TDX bundle does; Intel's PCS is not asked
-// for TDX collateral yet, so a dcap.Cache refuses them).
+// full with TDX collateral (dcap.VerifyTD), which Collateral gives for TD
+// quotes (a dcap.Cache asks the PCS's TDX API; dcap.Fixed gives its
+// bundle, which must then be a TDX one).
 func (c *checker) tdQuote(ctx context.Context, ev []byte) (*dcap.TDReportBody, error) {
 	q, err := dcap.ParseTDQuote(ev)
 	if err != nil {

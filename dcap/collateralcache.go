@@ -202,12 +202,18 @@ func (c *Cache) Collateral(ctx context.Context, q *Quote) (*Collateral, error) {
 	}
 	col.PCKCRLIssuerChain = pck.Chain
 
-	tcb, err := c.get(ctx, piece{key: "tcb-" + string(update) + "-" + k.fmspc, under: under, fetch: func(ctx context.Context) (cachedItem, error) {
-		body, sig, chain, err := c.PCS.TCBInfo(ctx, k.fmspc)
+	// A TD quote's TCB Info and QE identity are TDX's: other keys, other
+	// parsers, so the two never stand in for each other.
+	tcbKey, qeKey, parseTI, parseQI := "tcb-", "qe-", ParseTCBInfo, ParseQEIdentity
+	if k.tdx {
+		tcbKey, qeKey, parseTI, parseQI = "tdxtcb-", "tdqe-", ParseTDXTCBInfo, ParseTDQEIdentity
+	}
+	tcb, err := c.get(ctx, piece{key: tcbKey + string(update) + "-" + k.fmspc, under: under, fetch: func(ctx context.Context) (cachedItem, error) {
+		body, sig, chain, err := c.PCS.tcbInfo(ctx, k.fmspc, k.tdx)
 		if err != nil {
 			return cachedItem{}, err
 		}
-		ti, err := ParseTCBInfo(body)
+		ti, err := parseTI(body)
 		if err != nil {
 			return cachedItem{}, fmt.Errorf("%w: %w", ErrTCBInfo, err)
 		}
@@ -216,7 +222,7 @@ func (c *Cache) Collateral(ctx context.Context, q *Quote) (*Collateral, error) {
 		if err := checkSignedCollateral(it.Body, it.Sig, it.Chain, root, rootCRL, now); err != nil {
 			return fmt.Errorf("%w: %w", ErrTCBInfo, err)
 		}
-		ti, err := ParseTCBInfo(it.Body)
+		ti, err := parseTI(it.Body)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrTCBInfo, err)
 		}
@@ -231,12 +237,12 @@ func (c *Cache) Collateral(ctx context.Context, q *Quote) (*Collateral, error) {
 	}
 	col.TCBInfo, col.TCBInfoSignature, col.TCBInfoIssuerChain = tcb.Body, tcb.Sig, tcb.Chain
 
-	qe, err := c.get(ctx, piece{key: "qe-" + string(update), under: under, fetch: func(ctx context.Context) (cachedItem, error) {
-		body, sig, chain, err := c.PCS.QEIdentity(ctx)
+	qe, err := c.get(ctx, piece{key: qeKey + string(update), under: under, fetch: func(ctx context.Context) (cachedItem, error) {
+		body, sig, chain, err := c.PCS.qeIdentity(ctx, k.tdx)
 		if err != nil {
 			return cachedItem{}, err
 		}
-		qi, err := ParseQEIdentity(body)
+		qi, err := parseQI(body)
 		if err != nil {
 			return cachedItem{}, fmt.Errorf("%w: %w", ErrQEIdentity, err)
 		}
@@ -245,7 +251,7 @@ func (c *Cache) Collateral(ctx context.Context, q *Quote) (*Collateral, error) {
 		if err := checkSignedCollateral(it.Body, it.Sig, it.Chain, root, rootCRL, now); err != nil {
 			return fmt.Errorf("%w: %w", ErrQEIdentity, err)
 		}
-		qi, err := ParseQEIdentity(it.Body)
+		qi, err := parseQI(it.Body)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrQEIdentity, err)
 		}

@@ -296,10 +296,37 @@ func (p *PCS) query() string {
 
 // TCBInfo fetches the TCB Info of a platform by FMSPC (12 hex digits).
 func (p *PCS) TCBInfo(ctx context.Context, fmspc string) (body, sig []byte, chain []*x509.Certificate, err error) {
+	return p.tcbInfo(ctx, fmspc, false)
+}
+
+// TDXTCBInfo fetches the TDX TCB Info of a platform by FMSPC, from the
+// TDX API beside the SGX one (/tdx/certification/v4 for
+// /sgx/certification/v4, as Intel's PCS and PCCS serve it).
+func (p *PCS) TDXTCBInfo(ctx context.Context, fmspc string) (body, sig []byte, chain []*x509.Certificate, err error) {
+	return p.tcbInfo(ctx, fmspc, true)
+}
+
+// tdxBase is the TDX API's base beside the SGX one.
+func (p *PCS) tdxBase() (string, error) {
+	b := p.base()
+	i := strings.LastIndex(b, "/sgx/certification/")
+	if i < 0 {
+		return "", fmt.Errorf("%w: the PCS base %q has no /sgx/certification/ to find the TDX API beside", ErrFetch, truncate(b, 80))
+	}
+	return b[:i] + "/tdx/certification/" + b[i+len("/sgx/certification/"):], nil
+}
+
+func (p *PCS) tcbInfo(ctx context.Context, fmspc string, tdx bool) (body, sig []byte, chain []*x509.Certificate, err error) {
 	if b, err := hex.DecodeString(fmspc); err != nil || len(b) != 6 {
 		return nil, nil, nil, fmt.Errorf("%w: FMSPC %q: want 12 hex digits", ErrFetch, truncate(fmspc, 20))
 	}
-	u := p.base() + "/tcb?fmspc=" + strings.ToUpper(fmspc)
+	base := p.base()
+	if tdx {
+		if base, err = p.tdxBase(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	u := base + "/tcb?fmspc=" + strings.ToUpper(fmspc)
 	if q := p.query(); q != "" {
 		u += "&" + q
 	}
@@ -316,7 +343,22 @@ func (p *PCS) TCBInfo(ctx context.Context, fmspc string) (body, sig []byte, chai
 
 // QEIdentity fetches the Quoting Enclave's identity.
 func (p *PCS) QEIdentity(ctx context.Context) (body, sig []byte, chain []*x509.Certificate, err error) {
-	u := p.base() + "/qe/identity"
+	return p.qeIdentity(ctx, false)
+}
+
+// TDQEIdentity fetches the TD Quoting Enclave's identity (TDX API).
+func (p *PCS) TDQEIdentity(ctx context.Context) (body, sig []byte, chain []*x509.Certificate, err error) {
+	return p.qeIdentity(ctx, true)
+}
+
+func (p *PCS) qeIdentity(ctx context.Context, tdx bool) (body, sig []byte, chain []*x509.Certificate, err error) {
+	base := p.base()
+	if tdx {
+		if base, err = p.tdxBase(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	u := base + "/qe/identity"
 	if q := p.query(); q != "" {
 		u += "?" + q
 	}
@@ -378,10 +420,10 @@ func (p *PCS) Fetch(ctx context.Context, q *Quote) (*Collateral, error) {
 		return nil, err
 	}
 	c := &Collateral{}
-	if c.TCBInfo, c.TCBInfoSignature, c.TCBInfoIssuerChain, err = p.TCBInfo(ctx, k.fmspc); err != nil {
+	if c.TCBInfo, c.TCBInfoSignature, c.TCBInfoIssuerChain, err = p.tcbInfo(ctx, k.fmspc, k.tdx); err != nil {
 		return nil, err
 	}
-	if c.QEIdentity, c.QEIdentitySignature, c.QEIdentityIssuerChain, err = p.QEIdentity(ctx); err != nil {
+	if c.QEIdentity, c.QEIdentitySignature, c.QEIdentityIssuerChain, err = p.qeIdentity(ctx, k.tdx); err != nil {
 		return nil, err
 	}
 	if c.PCKCRL, c.PCKCRLIssuerChain, err = p.PCKCRL(ctx, k.ca); err != nil {
@@ -397,18 +439,15 @@ func (p *PCS) Fetch(ctx context.Context, q *Quote) (*Collateral, error) {
 func (p *PCS) Collateral(ctx context.Context, q *Quote) (*Collateral, error) { return p.Fetch(ctx, q) }
 
 // collateralKeys is what a quote's collateral depends on: its platform's
-// FMSPC and its PCK certificate's CA.
+// FMSPC, its PCK certificate's CA, and whether it is a TD quote (whose TCB
+// Info and QE identity are TDX's, never SGX's).
 type collateralKeys struct {
 	fmspc string
 	ca    CA
+	tdx   bool
 }
 
 func keysOf(q *Quote) (collateralKeys, error) {
-	if q.TD != nil {
-		// Its TCB Info and QE identity are TDX's, which dcap does not
-		// fetch or evaluate yet: never hand back SGX collateral for it.
-		return collateralKeys{}, fmt.Errorf("dcap: a TDX quote: TDX collateral (TDX TCB Info, TD QE identity): %w", errors.ErrUnsupported)
-	}
 	chain, err := q.PCKChain()
 	if err != nil {
 		return collateralKeys{}, fmt.Errorf("%w (collateral is found by the PCK certificate; give the chain with its CA)", err)
@@ -424,7 +463,7 @@ func keysOf(q *Quote) (collateralKeys, error) {
 	if err != nil {
 		return collateralKeys{}, err
 	}
-	return collateralKeys{fmspc: strings.ToUpper(hex.EncodeToString(x.FMSPC[:])), ca: ca}, nil
+	return collateralKeys{fmspc: strings.ToUpper(hex.EncodeToString(x.FMSPC[:])), ca: ca, tdx: q.TD != nil}, nil
 }
 
 // CollateralSource gives the collateral to verify a quote with: a fixed

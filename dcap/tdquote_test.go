@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/magesgx/mage/dcap"
+	"github.com/magesgx/mage/dcap/dcaptest"
 	"github.com/magesgx/mage/tdx"
 )
 
@@ -59,13 +60,19 @@ func TestTDQuote(t *testing.T) {
 		if _, _, err := q.VerifySignatures(dcap.IntelRootCA(), nil, at); err != nil {
 			t.Errorf("%s: signatures to the Intel root at %s: %v", name, at, err)
 		}
-		// No SGX collateral is fetched for it, cached or not.
-		pcs := &dcap.PCS{BaseURL: "http://127.0.0.1:1", InsecureHTTP: true}
+		// No SGX collateral is fetched for it, cached or not: its TCB
+		// Info is asked of the TDX API (which this server lacks).
+		srv := dcaptest.NewServer(&dcap.Collateral{}, "00806F050000")
+		pcs := &dcap.PCS{BaseURL: srv.BaseURL(), InsecureHTTP: true}
 		for _, src := range []dcap.CollateralSource{pcs, &dcap.Cache{PCS: pcs, Dir: t.TempDir()}} {
-			if _, err := src.Collateral(context.Background(), q); !errors.Is(err, errors.ErrUnsupported) {
-				t.Errorf("%s: collateral from %T: %v, want errors.ErrUnsupported", name, src, err)
+			if _, err := src.Collateral(context.Background(), q); !errors.Is(err, dcap.ErrFetch) {
+				t.Errorf("%s: collateral from %T: %v, want ErrFetch", name, src, err)
 			}
 		}
+		if r := srv.Requests(); r["/tcb"] != 0 || r["/qe/identity"] != 0 || r["/tdx/certification/v4/tcb"] == 0 {
+			t.Errorf("%s: requests %v", name, r)
+		}
+		srv.Close()
 		bad := bytes.Clone(raw)
 		bad[48+136] ^= 1 // in MRTD
 		qb, _ := dcap.ParseTDQuote(bad)

@@ -118,7 +118,7 @@ func parseAnyQuote(b []byte) (*dcap.Quote, error) {
 // refuses it too, but with a format error on some paths).
 func refuseTD(path string, q *dcap.Quote) error {
 	if q.TD != nil {
-		return fmt.Errorf("%s: a TDX quote: it verifies with a TDX collateral bundle or files only (not --no-collateral, and TDX collateral is not fetched from a PCS yet); magectl quote show decodes it", path)
+		return fmt.Errorf("%s: a TDX quote: it verifies with TDX collateral only (a bundle, files, or --pccs/--pcs), not --no-collateral; magectl quote show decodes it", path)
 	}
 	return nil
 }
@@ -360,7 +360,7 @@ identity, then accepts the TCB status by --accept. Exit 1 if a check fails.`)
 		return err
 	}
 	td := q.TD != nil
-	if td && (*noCol || fetch) {
+	if td && *noCol {
 		return refuseTD(arg, q)
 	}
 	if td {

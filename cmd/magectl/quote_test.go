@@ -204,15 +204,16 @@ func TestCLITDQuote(t *testing.T) {
 		t.Errorf("quote show:\n%s", out)
 	}
 	code, _, errs := magectl(t, nil, "quote", "verify", td, "--no-collateral", "--root", testPKIDir+"trustedRootCaCert.pem")
-	if code != 3 || !strings.Contains(errs, "a TDX quote: it verifies with a TDX collateral bundle or files only") {
+	if code != 3 || !strings.Contains(errs, "a TDX quote: it verifies with TDX collateral only") {
 		t.Errorf("quote verify: exit %d: %s", code, errs)
 	}
-	// collateral fetch: dcap refuses it before any request.
+	// collateral fetch asks the TDX API for a TD quote's TCB Info, never
+	// the SGX one; a PCCS without it fails, and writes nothing.
 	srv := dcaptest.NewServer(&dcap.Collateral{}, "00806F050000")
 	defer srv.Close()
 	bundle := filepath.Join(t.TempDir(), "c.json")
 	code, _, errs = magectl(t, nil, "collateral", "fetch", td, "--pccs", srv.BaseURL(), "--insecure-http", "--out", bundle)
-	if code != 3 || !strings.Contains(errs, "a TDX quote") || len(srv.Requests()) != 0 {
+	if code == 0 || srv.Requests()["/tdx/certification/v4/tcb"] == 0 || srv.Requests()["/tcb"] != 0 {
 		t.Errorf("collateral fetch: exit %d (requests %v): %s", code, srv.Requests(), errs)
 	}
 	if _, err := os.Stat(bundle); err == nil {
@@ -220,20 +221,27 @@ func TestCLITDQuote(t *testing.T) {
 	}
 }
 
-// TestCLITDQuoteVerify: quote verify checks a real TD quote (dcap-qvl's
-// sample, in a zero-padded buffer) with its TDX collateral: UpToDate,
-// with its TD measurements; the version 5 sample matches no TCB level
-// (exit 1); SGX-only validation flags are a usage error.
-func TestCLITDQuoteVerify(t *testing.T) {
+// TestCLITDXCollateralFetch: quote verify --pccs verifies dcap-qvl's TD
+// quote UpToDate with the TDX collateral a PCCS serves, through the
+// cache, and never asks for the SGX TCB Info or QE identity.
+func TestCLITDXCollateralFetch(t *testing.T) {
 	dir := "../../testdata/tdx/dcap-qvl/"
-	code, out, errs := magectl(t, nil, "quote", "verify", "--json", "--collateral", dir+"tdx_quote_collateral.json", "--time", "2025-07-01T00:00:00Z", dir+"tdx_quote")
-	if code != 0 || !strings.Contains(out, `"tcb_status": "UpToDate"`) || !strings.Contains(out, `"mrtd": "91eb2b44`) || !strings.Contains(errs, "70 bytes of zero padding") {
-		t.Errorf("quote verify of a TD quote: exit %d\n%s\n%s", code, out, errs)
+	raw, err := os.ReadFile(dir + "tdx_quote_collateral.json")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code, _, errs := magectl(t, nil, "quote", "verify", "--collateral", dir+"tdx_quote_outdated_collateral.json", "--time", "2026-03-01T00:00:00Z", dir+"tdx_quote_outdated"); code != 1 || !strings.Contains(errs, "no TCB level matches") {
-		t.Errorf("the v5 sample: exit %d %s", code, errs)
+	col, err := dcap.ParseCollateralBundle(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code, _, errs := magectl(t, nil, "quote", "verify", "--mrenclave", "00", "--collateral", dir+"tdx_quote_collateral.json", dir+"tdx_quote"); code != 2 || !strings.Contains(errs, "--mrenclave") {
-		t.Errorf("an SGX flag on a TD quote: exit %d %s", code, errs)
+	srv := dcaptest.NewServer(col, "B0C06F000000")
+	srv.SetTDX(col)
+	defer srv.Close()
+	code, out, errs := magectl(t, nil, "quote", "verify", "--pccs", srv.BaseURL(), "--insecure-http", "--cache", t.TempDir(), "--time", "2025-07-01T00:00:00Z", dir+"tdx_quote")
+	if code != 0 || !strings.Contains(out, "pass tcb_status             UpToDate") || !strings.Contains(out, "TD MRTD 91eb2b44") {
+		t.Errorf("quote verify --pccs: exit %d\n%s\n%s", code, out, errs)
+	}
+	if r := srv.Requests(); r["/tcb"] != 0 || r["/qe/identity"] != 0 || r["/tdx/certification/v4/tcb"] != 1 || r["/tdx/certification/v4/qe/identity"] != 1 {
+		t.Errorf("requests: %v", r)
 	}
 }

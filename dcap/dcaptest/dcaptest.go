@@ -18,14 +18,19 @@ import (
 	"github.com/magesgx/mage/dcap"
 )
 
-// Prefix is the path under which the server serves the PCS v4 API.
-const Prefix = "/sgx/certification/v4"
+// Prefix is the path under which the server serves the PCS v4 API;
+// TDXPrefix, the TDX API's (TDX TCB Info and the TD QE's identity).
+const (
+	Prefix    = "/sgx/certification/v4"
+	TDXPrefix = "/tdx/certification/v4"
+)
 
 // Server is a fake PCS. Its URL plus Prefix is a dcap.PCS BaseURL.
 type Server struct {
 	*httptest.Server
 	col   *dcap.Collateral
 	fmspc string
+	tdx   *dcap.Collateral // served under TDXPrefix, if set
 
 	mu       sync.Mutex
 	requests map[string]int
@@ -46,6 +51,14 @@ func NewServer(col *dcap.Collateral, fmspc string) *Server {
 
 // BaseURL is the API base to give dcap.PCS.
 func (s *Server) BaseURL() string { return s.URL + Prefix }
+
+// SetTDX makes the server serve col's TDX TCB Info (for its FMSPC) and TD
+// QE identity under TDXPrefix.
+func (s *Server) SetTDX(col *dcap.Collateral) {
+	s.mu.Lock()
+	s.tdx = col
+	s.mu.Unlock()
+}
 
 // SetCollateral makes the server serve col from now on.
 func (s *Server) SetCollateral(col *dcap.Collateral) {
@@ -78,6 +91,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests[path]++
 	fail, col := s.Fail, s.col
+	if strings.HasPrefix(path, TDXPrefix) {
+		if path = strings.TrimPrefix(path, TDXPrefix); path != "/tcb" && path != "/qe/identity" || s.tdx == nil {
+			path = "none"
+		}
+		col = s.tdx
+	}
 	s.mu.Unlock()
 	if fail != nil {
 		if code := fail(r); code != 0 {
