@@ -1,7 +1,6 @@
 package mage
 
 import (
-	"bytes"
 	"crypto/sha512"
 	"fmt"
 
@@ -83,12 +82,5 @@ func parseTDXEntry(b []byte) (*TDXEntry, error) {
 // the event of the table its boot extended it with, and another table
 // derives another RTMR3.
 func NewTDXDeriver(payload []byte, libpal *gramine.Libpal) (*TableDeriver, error) {
-	t, err := ParseVersionedTable(payload)
-	if err != nil {
-		return nil, err
-	}
-	if t.Merkle || !bytes.Equal(t.Marshal(), payload) {
-		return nil, fmt.Errorf("%w: a VM member's table is a flat versioned table, without trailing bytes", ErrTable)
-	}
-	return newVersionedDeriver(t, payload, libpal)
+	return newVMTableDeriver(payload, libpal)
 }

@@ -255,6 +255,12 @@ func NewVMDeriver(payload []byte, cmdline string, libpal *gramine.Libpal) (*Tabl
 	if got := TableSHA256(payload); got != want {
 		return nil, fmt.Errorf("%w: the table's SHA-256 is %x, this VM's command line carries %x: it is not this member's table", ErrTable, got, want)
 	}
+	return newVMTableDeriver(payload, libpal)
+}
+
+// newVMTableDeriver reads a VM member's table: a flat versioned table,
+// without trailing bytes.
+func newVMTableDeriver(payload []byte, libpal *gramine.Libpal) (*TableDeriver, error) {
 	t, err := ParseVersionedTable(payload)
 	if err != nil {
 		return nil, err

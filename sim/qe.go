@@ -46,10 +46,15 @@ func (p *Platform) Quote(report *sgx.Report) ([]byte, error) {
 	if _, err := p.qe.VerifyReport(report); err != nil {
 		return nil, fmt.Errorf("sim: quoting enclave: %w", err)
 	}
-	q := &dcap.Quote{
+	return p.sign(&dcap.Quote{
 		Header: dcap.Header{Version: 3, AttKeyType: dcap.AttKeyECDSAP256, QESVN: QEISVSVN, PCESVN: p.state.PCESVN, QEVendorID: QEVendorID},
 		Body:   report.Body,
-	}
+	})
+}
+
+// sign completes a quote with the QE's data and PCK chain, and signs it
+// with the attestation key.
+func (p *Platform) sign(q *dcap.Quote) ([]byte, error) {
 	p.qeOnce.Do(p.initQEData)
 	if p.qeErr != nil {
 		return nil, p.qeErr

@@ -47,19 +47,8 @@ func (g *TDGuest) Quote(data [64]byte) ([]byte, error) {
 	p := g.p
 	body := g.body
 	body.ReportData = data
-	q := &dcap.Quote{
+	return p.sign(&dcap.Quote{
 		Header: dcap.Header{Version: 4, AttKeyType: dcap.AttKeyECDSAP256, TEEType: dcap.TEETypeTDX, QESVN: QEISVSVN, PCESVN: p.state.PCESVN, QEVendorID: QEVendorID},
 		TD:     &body,
-	}
-	p.qeOnce.Do(p.initQEData)
-	if p.qeErr != nil {
-		return nil, p.qeErr
-	}
-	q.AttestKey, q.QEAuthData, q.QEReport, q.QEReportSig = p.qeAttestKey, p.qeAuthData, p.qeReport, p.qeReportSig
-	q.Certification = dcap.CertificationData{Type: dcap.CertPCKChain, Data: p.qeChainPEM}
-	var err error
-	if q.Signature, err = signP256(p.attestKey, q.SignedBytes()); err != nil {
-		return nil, err
-	}
-	return q.Marshal()
+	})
 }
