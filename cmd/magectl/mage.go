@@ -751,7 +751,15 @@ func runDerive(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		return deriveVM(e, arg, *vmCmdline, pal, *jsonOut)
+		res, err := deriveVM(arg, *vmCmdline, pal)
+		if err != nil {
+			return err
+		}
+		if err := printDerived(e, res, *jsonOut); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "table bound by the VM's command line; which member the VM is, its launch digest says\n")
+		return nil
 	}
 	var trusted *sgx.Measurement
 	if *trust != "" {
@@ -773,7 +781,12 @@ func runDerive(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *jsonOut {
+	return printDerived(e, res, *jsonOut)
+}
+
+// printDerived prints what derive found: JSON, or a line per member.
+func printDerived(e *env, res *deriveResult, jsonOut bool) error {
+	if jsonOut {
 		return writeJSON(e.stdout, res)
 	}
 	for i, m := range res.Members {

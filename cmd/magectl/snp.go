@@ -193,46 +193,38 @@ func readBounded(name string, max int64) ([]byte, error) {
 
 // deriveVM derives every member from the table a VM member is handed,
 // after checking that its command line binds that table.
-func deriveVM(e *env, tablePath, cmdlinePath string, pal *gramine.Libpal, jsonOut bool) error {
+func deriveVM(tablePath, cmdlinePath string, pal *gramine.Libpal) (*deriveResult, error) {
 	payload, err := readBounded(tablePath, 16<<20)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmdline, err := readBounded(cmdlinePath, mage.MaxCmdline+4096)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d, err := mage.NewVMDeriver(payload, strings.TrimSpace(string(cmdline)), pal)
 	if errors.Is(err, mage.ErrNeedLibpal) {
-		return usagef("%s: --libpal is required: the group has Gramine members (%v)", tablePath, err)
+		return nil, usagef("%s: --libpal is required: the group has Gramine members (%v)", tablePath, err)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", tablePath, err)
+		return nil, fmt.Errorf("%s: %w", tablePath, err)
 	}
 	derived, err := d.DeriveMembers()
 	if err != nil {
-		return fmt.Errorf("%s: %w", tablePath, err)
+		return nil, fmt.Errorf("%s: %w", tablePath, err)
 	}
 	res := &deriveResult{File: tablePath, Self: -1, Members: make([]sgx.Measurement, len(derived)),
 		Kinds: make([]string, len(derived)), Launches: make([]string, len(derived))}
 	for i, x := range derived {
 		res.Members[i], res.Kinds[i] = x.MRENCLAVE, x.Kind.String()
-		if x.Kind == mage.KindSNP {
+		switch x.Kind {
+		case mage.KindSNP:
 			res.Launches[i] = hex.EncodeToString(x.Launch[:])
+		case mage.KindTDX:
+			res.Launches[i] = hex.EncodeToString(x.TD.RTMR[3][:])
 		}
 	}
-	if jsonOut {
-		return writeJSON(e.stdout, res)
-	}
-	for i, m := range res.Members {
-		if res.Launches[i] != "" {
-			fmt.Fprintf(e.stdout, "%d %s launch %s\n", i, res.Kinds[i], res.Launches[i])
-		} else {
-			fmt.Fprintf(e.stdout, "%d %s\n", i, m)
-		}
-	}
-	fmt.Fprintf(e.stderr, "table bound by the command line (mage.table=%x); which member this VM is, its launch digest says\n", d.TableSHA256())
-	return nil
+	return res, nil
 }
 
 // runSNPVerify verifies an attestation report: its VCEK (sent beside it

@@ -196,3 +196,36 @@ func TestCLISNPVerify(t *testing.T) {
 		t.Errorf("--vcek with --kds: exit %d", code)
 	}
 }
+
+// TestCLIMixedCVMGroup: the issue's group from one group file: two SDK
+// enclaves, a Gramine enclave, an SEV-SNP VM and a TDX trust domain. group
+// sign writes every member's output; group verify, with the libpal,
+// checks every enclave against every table and both VMs; derive from an
+// enclave and from inside the SNP VM give the same five members.
+func TestCLIMixedCVMGroup(t *testing.T) {
+	g := func(p string) string { return filepath.Join(gvec, p) }
+	d := t.TempDir()
+	os.WriteFile(filepath.Join(d, "vmlinuz"), []byte("a stand-in kernel"), 0o644)
+	os.WriteFile(filepath.Join(d, "OVMF-tdx.fd"), ovmftest.DebianOVMF(t), 0o644)
+	fw, _ := filepath.Abs("../../testdata/snp/ovmf_AmdSev_suffix.bin")
+	ccel, _ := filepath.Abs("../../testdata/tdx/ccel/ccel_data.dat")
+	members := []string{
+		heapMember(d, 0),
+		fmt.Sprintf(`{"name": "d2", "manifest": %q, "key": %q, "output": "d2.manifest.sgx"}`, g("single/d2_t4_256M_nodebug_isv/d2_t4_256M_nodebug_isv.manifest.sgx"), g("key.pem")),
+		fmt.Sprintf(`{"name": "erin", "snp": {"firmware": %q, "firmware_digest": %q, "vcpus": 2, "vcpu_type": "EPYC-Milan", "kernel": "vmlinuz", "cmdline": "console=ttyS0"}, "output": "erin.cmdline"}`, fw, amdSevDigest),
+		fmt.Sprintf(`{"name": "frank", "tdx": {"firmware": "OVMF-tdx.fd", "event_log": %q}, "output": "frank.table"}`, ccel),
+		heapMember(d, 1),
+	}
+	gf := filepath.Join(d, "mixed.json")
+	os.WriteFile(gf, []byte(fmt.Sprintf(`{"name": "mixed", "date": "20261205", "libpal": %q, "members": [%s]}`, g("fakepal.so"), strings.Join(members, ","))), 0o644)
+	mustRun(t, "group", "sign", "-q", gf)
+	out := mustRun(t, "group", "verify", "--libpal", g("fakepal.so"), "--manifest", filepath.Join(d, "mixed.manifest.json"))
+	if strings.Count(out, "ok  ") != 5 || strings.Contains(out, "MISMATCH") {
+		t.Fatalf("group verify:\n%s", out)
+	}
+	fromEnclave := mustRun(t, "derive", "--libpal", g("fakepal.so"), filepath.Join(d, "out/m0.so"))
+	fromVM := mustRun(t, "derive", "--libpal", g("fakepal.so"), "--vm-cmdline", filepath.Join(d, "erin.cmdline"), filepath.Join(d, "erin.table"))
+	if strings.Replace(fromEnclave, "  (self)", "", 1) != fromVM || strings.Count(fromVM, "\n") != 5 || !strings.Contains(fromVM, "2 snp launch") || !strings.Contains(fromVM, "3 tdx RTMR3") {
+		t.Errorf("derive from an enclave:\n%s\nfrom the SNP VM:\n%s", fromEnclave, fromVM)
+	}
+}
