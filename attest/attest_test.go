@@ -339,6 +339,12 @@ func TestRealQuoteThroughVerifier(t *testing.T) {
 func FuzzPeerMessages(f *testing.F) {
 	f.Add([]byte{msgEvidence, 0, 0, 0, 2, 1, 2}, byte(Remote))
 	f.Add(make([]byte, sgx.ReportSize), byte(Local))
+	if r, err := os.ReadFile("../testdata/snp/attestation.bin"); err == nil {
+		f.Add(r, byte(SNPReport))
+	}
+	if q, err := os.ReadFile("../testdata/tdx/dcap-qvl/tdx_quote"); err == nil {
+		f.Add(q, byte(TDQuote))
+	}
 	fx := newFixture(f)
 	m := fx.g1(f, 0, Remote)
 	f.Fuzz(func(t *testing.T, b []byte, kind byte) {
