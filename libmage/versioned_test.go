@@ -258,3 +258,32 @@ func FuzzMerkle(f *testing.F) {
 		}
 	})
 }
+
+// TestCRefusesVMKinds: the C library does not derive confidential VM
+// members yet; an SDK enclave's section whose table has an SNP or TDX
+// member is refused as a table format it does not know
+// (MAGE_ERR_VERSION), never misread.
+func TestCRefusesVMKinds(t *testing.T) {
+	ms, _, _ := mixedMembers(t, "d2_t4_256M_nodebug_isv")
+	td := mage.AnyMember{TDX: &mage.TDXMember{Name: "td", Entry: mage.TDXEntry{MRTD: [48]byte{1}}}}
+	g, err := mage.SignAnyGroup(context.Background(), []mage.AnyMember{ms[0], td, ms[1]}, nil, mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sgxsdk.ParseSigned(g.Members[0].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := s.ELF.MageSection()
+	if _, st := Count(section); st != ErrVer {
+		t.Errorf("count: %v, want %v", st, ErrVer)
+	}
+	for i := range uint64(3) {
+		if _, st := Derive(section, i); st != ErrVer {
+			t.Errorf("derive %d: %v, want %v", i, st, ErrVer)
+		}
+	}
+	if _, st := Trust(section, g.Members[0].MRENCLAVE); st != ErrVer {
+		t.Errorf("trust: %v", st)
+	}
+}
