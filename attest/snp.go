@@ -170,6 +170,12 @@ func (m *Member) verifySNP(ctx context.Context, ev []byte, want [sgx.ReportDataS
 	if r.ReportData != want {
 		return nil, ErrBinding
 	}
+	if r.VMPL != 0 {
+		// The launch model has no SVSM: every member's code runs at
+		// VMPL 0, and a report asked for at another level was asked for
+		// by something the group's measurement does not describe.
+		return nil, fmt.Errorf("%w: the SNP report was asked for at VMPL %d, not 0", ErrPolicy, r.VMPL)
+	}
 	idx := slices.Index(m.launches, r.Measurement)
 	if idx < 0 || r.Measurement == ([48]byte{}) {
 		return nil, fmt.Errorf("%w: launch digest %x", ErrNotInGroup, r.Measurement)

@@ -228,6 +228,17 @@ func TestSNPImpostors(t *testing.T) {
 	if _, _, cerr, serr := pair(t, debug, enc); cerr == nil || !errors.Is(serr, ErrEvidence) {
 		t.Errorf("a debug VM: client %v, server %v", cerr, serr)
 	}
+	// A report asked for at VMPL 1 (by code below the VM's own kernel's
+	// privilege) is refused.
+	g := f.snp.Launch(f.vms[0].launch(t, f.group.Members[1].Cmdline), sim.SNPPolicy, [32]byte{})
+	vmpl1, err := NewMember(Config{SNP: &vmplBackend{SimSNPBackend{Guest: g, Payload: f.group.Payload, Cmdline: f.group.Members[1].Cmdline}}, SNPVerifier: f.verifier(),
+		InsecureSimulationRoot: f.p.RootCertificate(), HandshakeTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, serr := pair(t, vmpl1, enc); !errors.Is(serr, ErrPolicy) {
+		t.Errorf("a report at VMPL 1: %v", serr)
+	}
 	// Without an SNPVerifier, a member of a group with VMs does not start.
 	if _, err := f.vm(t, f.vms[0], f.group.Members[1].Cmdline, f.group.Payload, sim.SNPPolicy, func(c *Config) { c.SNPVerifier = nil }); !errors.Is(err, ErrConfig) {
 		t.Errorf("a VM member without an SNPVerifier: %v", err)
@@ -450,4 +461,11 @@ func TestTDXMembers(t *testing.T) {
 	if _, err := f.vm(t, f.vms[0], g.Members[2].Cmdline, g.Payload, sim.SNPPolicy, func(c *Config) { c.InsecureSimulationRoot = nil; c.Policy.AcceptKinds = []Kind{SNPReport, TDQuote} }); !errors.Is(err, ErrConfig) {
 		t.Errorf("a VM of a group with TDs and no way to verify their quotes: %v", err)
 	}
+}
+
+// vmplBackend asks for its reports at VMPL 1.
+type vmplBackend struct{ SimSNPBackend }
+
+func (b *vmplBackend) SNPReport(_ context.Context, data [64]byte) ([]byte, []byte, error) {
+	return b.Guest.ReportAtVMPL(data, 1)
 }

@@ -216,10 +216,17 @@ func (g *SNPGuest) Measurement() [48]byte { return g.measurement }
 // signed by the platform's VCEK (ATTESTATION_REPORT, version 2), and the
 // certificate table of an extended report holding the VCEK.
 func (g *SNPGuest) Report(data [64]byte) (report, certTable []byte, err error) {
+	return g.ReportAtVMPL(data, 0)
+}
+
+// ReportAtVMPL is Report asked for by code at a virtual machine privilege
+// level (0 is the most privileged; a guest without an SVSM runs there).
+func (g *SNPGuest) ReportAtVMPL(data [64]byte, vmpl uint32) (report, certTable []byte, err error) {
 	r := make([]byte, 0x4a0)
 	le := binary.LittleEndian
 	le.PutUint32(r[0x00:], 2) // VERSION
 	le.PutUint64(r[0x08:], g.policy)
+	le.PutUint32(r[0x30:], vmpl)
 	le.PutUint32(r[0x34:], 1) // SIGNATURE_ALGO: ECDSA P-384 with SHA-384
 	le.PutUint64(r[0x38:], g.p.TCB)
 	copy(r[0x50:], data[:])
