@@ -35,6 +35,7 @@ const (
 	ErrProof   Status = C.MAGE_ERR_PROOF
 	ErrLineage Status = C.MAGE_ERR_LINEAGE
 	ErrStale   Status = C.MAGE_ERR_STALE
+	ErrVM      Status = C.MAGE_ERR_VM_MEMBER
 )
 
 func (s Status) String() string { return C.GoString(C.mage_status_string(C.int(s))) }
@@ -214,3 +215,23 @@ func SGXDerive(idx uint64) ([32]byte, int) {
 
 // SGXDeriveNil calls sgx_mage_derive_measurement with a NULL output.
 func SGXDeriveNil(idx uint64) int { return int(C.sgx_mage_derive_measurement(C.uint64_t(idx), nil)) }
+
+// Kind returns member idx's kind (mage_kind).
+func Kind(section []byte, idx uint64) (uint, Status) {
+	var k C.unsigned
+	st := Status(C.mage_kind(ptr(section), C.size_t(len(section)), C.uint64_t(idx), &k))
+	return uint(k), st
+}
+
+// DeriveSNP returns an SNP member's launch digest (mage_derive_snp).
+func DeriveSNP(section []byte, idx uint64) ([48]byte, Status) {
+	var out [48]byte
+	st := Status(C.mage_derive_snp(ptr(section), C.size_t(len(section)), C.uint64_t(idx), (*C.uint8_t)(&out[0])))
+	return out, st
+}
+
+// DeriveTDX returns a TDX member's MRTD and RTMRs (mage_derive_tdx).
+func DeriveTDX(section []byte, idx uint64) (mrtd [48]byte, rtmr [4][48]byte, st Status) {
+	st = Status(C.mage_derive_tdx(ptr(section), C.size_t(len(section)), C.uint64_t(idx), (*C.uint8_t)(&mrtd[0]), (*[48]C.uint8_t)(unsafe.Pointer(&rtmr[0]))))
+	return mrtd, rtmr, st
+}

@@ -21,6 +21,8 @@ static uint64_t le64(const uint8_t *p)
 	return v;
 }
 
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
 static uint32_t le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -176,6 +178,8 @@ const char *mage_status_string(int status)
 		return "invalid lineage, or not this group's";
 	case MAGE_ERR_STALE:
 		return "the peer does not know the group's newest table";
+	case MAGE_ERR_VM_MEMBER:
+		return "the member is a confidential VM (mage_derive_snp, mage_derive_tdx)";
 	}
 	return "unknown status";
 }
@@ -313,6 +317,8 @@ static int search(const uint8_t *section, size_t len, const mage_libpal *pal, co
 			missing = 1;
 			continue;
 		}
+		if (err == MAGE_ERR_VM_MEMBER)
+			continue;
 		if (err != MAGE_OK)
 			return err;
 		if (equal32(got, mr)) {
@@ -362,7 +368,7 @@ static const uint8_t v2_tag[8] = {'M', 'A', 'G', 'E', 2, 0, 0, 0x80};
 
 typedef struct {
 	uint32_t count, flags, sdk_size, threads, epoch;
-	int edmm, gramine, sdk;
+	int edmm, gramine, sdk, vm;
 	const uint8_t *libpal_sha, *root;
 	size_t payload; /* bytes of the table proper: header and entries, or root (and key, predecessor) */
 } v2_table;
@@ -407,11 +413,125 @@ static int entry_at(const uint8_t *e, sha_state *s, uint64_t *offset)
 	return MAGE_OK;
 }
 
+/* Confidential VM records (docs/table-format.md, kinds 3 and 4): u8 kind,
+ * 3 zero bytes, u32 body length, the body, zeros to 8 bytes. */
+#define TDX_ENTRY 240u
+#define SNP_HEADER 128u
+#define SNP_RUN 80u
+#define SNP_MAX_RUNS 32u
+#define SNP_MAX_PAGES 8192u
+#define SNP_MAX_CMDLINE 2048u
+#define SNP_HASH_TABLE 176u
+#define VM_TABLE_PAGES 65536u
+
+/* v2_record reads the record at *pos of a versioned table's entries and
+ * moves *pos past it; body is its entry (48 bytes for SDK and Gramine
+ * members). */
+static int v2_record(const uint8_t *b, size_t len, uint64_t *pos, const uint8_t **body, size_t *blen, unsigned *kind)
+{
+	const uint8_t *rec;
+	uint64_t n, pad;
+	if (*pos > len || len - *pos < 8)
+		return MAGE_ERR_COUNT;
+	rec = b + *pos;
+	*kind = rec[0];
+	if (*kind == MAGE_KIND_SNP || *kind == MAGE_KIND_TDX) {
+		if (!all_zero(rec + 1, 3))
+			return MAGE_ERR_VERSION;
+		n = le32(rec + 4);
+		pad = (8 - n % 8) % 8;
+		if (n > len - *pos - 8 || pad > len - *pos - 8 - n)
+			return MAGE_ERR_COUNT;
+		if (!all_zero(rec + 8 + n, (size_t)pad))
+			return MAGE_ERR_PADDING;
+		*body = rec + 8;
+		*blen = (size_t)n;
+		*pos += 8 + n + pad;
+		return MAGE_OK;
+	}
+	if ((*kind != MAGE_KIND_SDK && *kind != MAGE_KIND_GRAMINE) || !all_zero(rec + 1, 7))
+		return MAGE_ERR_VERSION;
+	if (len - *pos < V2_ENTRY)
+		return MAGE_ERR_COUNT;
+	*body = rec + 8;
+	*blen = MAGE_ENTRY_SIZE;
+	*pos += V2_ENTRY;
+	return MAGE_OK;
+}
+
+/* v2_member finds member idx's record in a table v2_parse accepted. */
+static int v2_member(const uint8_t *b, size_t len, uint64_t idx, const uint8_t **body, size_t *blen, unsigned *kind)
+{
+	uint64_t pos = V2_HEADER, i;
+	int err;
+	for (i = 0; i <= idx; i++)
+		if ((err = v2_record(b, len, &pos, body, blen, kind)) != MAGE_OK)
+			return err;
+	return MAGE_OK;
+}
+
+static int snp_page_type(unsigned t)
+{
+	return t == 1 || t == 2 || t == 3 || t == 5 || t == 6; /* normal, VMSA, zero, secrets, CPUID */
+}
+
+/* snp_check checks an SNP entry as package mage does (bounds, reserved
+ * bytes, runs merged as far as they go, a plain command line with no
+ * table of its own) and stores the pages a verifier hashes for it. */
+static int snp_check(const uint8_t *e, size_t n, uint64_t *pages)
+{
+	uint64_t runs, clen, total = 0, k;
+	const uint8_t *cmd;
+	static const char key[] = "mage.table=";
+	if (n < SNP_HEADER)
+		return MAGE_ERR_ENTRY;
+	runs = le16(e + 58);
+	clen = le32(e + 60);
+	if (le64(e + 48) % MAGE_PAGE_SIZE != 0 || le16(e + 56) + SNP_HASH_TABLE > MAGE_PAGE_SIZE || runs > SNP_MAX_RUNS ||
+	    clen > SNP_MAX_CMDLINE || n != SNP_HEADER + runs * SNP_RUN + clen)
+		return MAGE_ERR_ENTRY;
+	for (k = 0; k < runs; k++) {
+		const uint8_t *r = e + SNP_HEADER + k * SNP_RUN;
+		uint64_t count = le32(r + 24);
+		if (!all_zero(r + 1, 7) || le32(r + 28) != 0 || !snp_page_type(r[0]) || count == 0)
+			return MAGE_ERR_ENTRY;
+		if ((total += count) > SNP_MAX_PAGES)
+			return MAGE_ERR_ENTRY;
+		if (count == 1 && le64(r + 16) != 0)
+			return MAGE_ERR_ENTRY; /* a single page has no step */
+		if (k > 0) {
+			/* Not mergeable with the run before: another type or
+			 * contents, or a page the run before does not reach. */
+			const uint8_t *p = r - SNP_RUN;
+			uint64_t pc = le32(p + 24);
+			uint8_t d = (uint8_t)(p[0] ^ r[0]);
+			size_t i;
+			for (i = 0; i < 48; i++)
+				d |= (uint8_t)(p[32 + i] ^ r[32 + i]);
+			if (d == 0 && (pc == 1 || le64(p + 8) + pc * le64(p + 16) == le64(r + 8)))
+				return MAGE_ERR_ENTRY;
+		}
+	}
+	cmd = e + SNP_HEADER + runs * SNP_RUN;
+	for (k = 0; k < clen; k++)
+		if (cmd[k] < 0x20 || cmd[k] > 0x7e)
+			return MAGE_ERR_ENTRY;
+	for (k = 0; k + sizeof key - 1 <= clen; k++) {
+		size_t i;
+		for (i = 0; i < sizeof key - 1 && cmd[k + i] == (uint8_t)key[i]; i++)
+			;
+		if (i == sizeof key - 1)
+			return MAGE_ERR_ENTRY;
+	}
+	*pages = total + 1;
+	return MAGE_OK;
+}
+
 /* v2_parse checks a versioned table in b (a section: the table, then
  * zeros), as package mage's ParseVersionedTable does. */
 static int v2_parse(const uint8_t *b, size_t len, v2_table *t)
 {
-	uint64_t i, end;
+	uint64_t i, end, vm_pages;
 	sha_state s;
 	uint64_t off;
 	int err;
@@ -459,17 +579,30 @@ static int v2_parse(const uint8_t *b, size_t len, v2_table *t)
 	}
 	if (t->count == 0 || t->count > V2_MAX_MEMBERS)
 		return MAGE_ERR_COUNT;
-	end = V2_HEADER + (uint64_t)t->count * V2_ENTRY;
-	if (end > len)
-		return MAGE_ERR_COUNT;
+	end = V2_HEADER;
+	t->vm = 0;
+	vm_pages = 0;
 	for (i = 0; i < t->count; i++) {
-		const uint8_t *rec = b + V2_HEADER + i * V2_ENTRY;
-		if ((rec[0] != MAGE_KIND_SDK && rec[0] != MAGE_KIND_GRAMINE) || !all_zero(rec + 1, 7))
-			return MAGE_ERR_VERSION;
-		if ((err = entry_at(rec + 8, &s, &off)) != MAGE_OK)
+		const uint8_t *body;
+		size_t blen;
+		unsigned kind;
+		if ((err = v2_record(b, len, &end, &body, &blen, &kind)) != MAGE_OK)
 			return err;
-		t->gramine |= rec[0] == MAGE_KIND_GRAMINE;
-		t->sdk |= rec[0] == MAGE_KIND_SDK;
+		if (kind == MAGE_KIND_SNP || kind == MAGE_KIND_TDX) {
+			uint64_t pages = 1;
+			if (kind == MAGE_KIND_SNP && (err = snp_check(body, blen, &pages)) != MAGE_OK)
+				return err;
+			if (kind == MAGE_KIND_TDX && blen != TDX_ENTRY)
+				return MAGE_ERR_ENTRY;
+			if ((vm_pages += pages) > VM_TABLE_PAGES)
+				return MAGE_ERR_ENTRY;
+			t->vm = 1;
+			continue;
+		}
+		if ((err = entry_at(body, &s, &off)) != MAGE_OK)
+			return err;
+		t->gramine |= kind == MAGE_KIND_GRAMINE;
+		t->sdk |= kind == MAGE_KIND_SDK;
 	}
 	if (!all_zero(b + end, len - (size_t)end))
 		return MAGE_ERR_PADDING;
@@ -529,7 +662,6 @@ static int v2_count(const uint8_t *section, size_t len, uint64_t *count)
 static uint64_t round_down(uint64_t a) { return a & ~(uint64_t)(MAGE_PAGE_SIZE - 1); }
 static uint64_t round_up(uint64_t a) { return (a + MAGE_PAGE_SIZE - 1) & ~(uint64_t)(MAGE_PAGE_SIZE - 1); }
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -803,6 +935,8 @@ static int v2_derive(const uint8_t *section, size_t len, const mage_libpal *pal,
 {
 	v2_table t;
 	const uint8_t *rec;
+	size_t blen;
+	unsigned kind;
 	int err;
 	if ((err = v2_section(section, len, &t)) != MAGE_OK)
 		return err;
@@ -810,8 +944,11 @@ static int v2_derive(const uint8_t *section, size_t len, const mage_libpal *pal,
 		return MAGE_ERR_MERKLE;
 	if (idx >= t.count)
 		return MAGE_ERR_INDEX;
-	rec = section + V2_HEADER + idx * V2_ENTRY;
-	return member_finish(&t, section, len, pal, rec[0], rec + 8, out);
+	if ((err = v2_member(section, len, idx, &rec, &blen, &kind)) != MAGE_OK)
+		return err;
+	if (kind == MAGE_KIND_SNP || kind == MAGE_KIND_TDX)
+		return MAGE_ERR_VM_MEMBER;
+	return member_finish(&t, section, len, pal, kind, rec, out);
 }
 
 /* ---- Merkle tables ---- */
@@ -1672,5 +1809,180 @@ int mage_lineage_init(mage_lineage *v, const uint8_t *section, size_t len, const
 		return err;
 	learn(v, &l);
 	*self_index = l.proof.index;
+	return MAGE_OK;
+}
+
+/* ---- confidential VM members (kinds 3 and 4) ---- */
+
+static void sha384(const uint8_t *data, size_t len, uint8_t out[48])
+{
+	static const uint64_t iv[8] = {0xcbbb9d5dc1059ed8ull, 0x629a292a367cd507ull, 0x9159015a3070dd17ull, 0x152fecd8f70e5939ull,
+				       0x67332667ffc00b31ull, 0x8eb44a8768581511ull, 0xdb0c2e0d64f98fa7ull, 0x47b5481dbefa4fa4ull};
+	sha512_ctx c;
+	uint8_t full[64];
+	int i;
+	sha512_init(&c);
+	for (i = 0; i < 8; i++)
+		c.h[i] = iv[i];
+	sha512_update(&c, data, len);
+	sha512_final(&c, full);
+	for (i = 0; i < 48; i++)
+		out[i] = full[i];
+}
+
+/* vm_member parses the section and finds member idx, of kind want. */
+static int vm_member(const uint8_t *section, size_t len, uint64_t idx, unsigned want, v2_table *t, const uint8_t **e, size_t *n)
+{
+	unsigned kind;
+	int err;
+	if (section == NULL)
+		return MAGE_ERR_NULL;
+	if (!is_v2(section, len))
+		return MAGE_ERR_INDEX; /* a classic table has no VM members */
+	if ((err = v2_section(section, len, t)) != MAGE_OK)
+		return err;
+	if (t->flags & FLAG_MERKLE)
+		return MAGE_ERR_MERKLE;
+	if (idx >= t->count)
+		return MAGE_ERR_INDEX;
+	if ((err = v2_member(section, len, idx, e, n, &kind)) != MAGE_OK)
+		return err;
+	return kind == want ? MAGE_OK : MAGE_ERR_INDEX;
+}
+
+int mage_kind(const uint8_t *section, size_t len, uint64_t idx, unsigned *kind)
+{
+	v2_table t;
+	const uint8_t *e;
+	size_t n;
+	uint64_t count;
+	int err;
+	if (section == NULL || kind == NULL)
+		return MAGE_ERR_NULL;
+	if (!is_v2(section, len)) {
+		if ((err = mage_count(section, len, &count)) != MAGE_OK)
+			return err;
+		if (idx >= count)
+			return MAGE_ERR_INDEX;
+		*kind = MAGE_KIND_SDK;
+		return MAGE_OK;
+	}
+	if ((err = v2_section(section, len, &t)) != MAGE_OK)
+		return err;
+	if (t.flags & FLAG_MERKLE)
+		return MAGE_ERR_MERKLE;
+	if (idx >= t.count)
+		return MAGE_ERR_INDEX;
+	return v2_member(section, len, idx, &e, &n, kind);
+}
+
+/* page_info extends a launch digest with a page's PAGE_INFO (SEV-SNP
+ * Firmware ABI): the digest, the contents digest, length 0x70, the page
+ * type, zeros, the GPA. */
+static void page_info(uint8_t ld[48], unsigned type, uint64_t gpa, const uint8_t contents[48])
+{
+	uint8_t p[0x70];
+	int i;
+	zero(p, sizeof p);
+	for (i = 0; i < 48; i++)
+		p[i] = ld[i], p[48 + i] = contents[i];
+	p[96] = 0x70;
+	p[98] = (uint8_t)type;
+	put_le64(p + 104, gpa);
+	sha384(p, sizeof p, ld);
+}
+
+int mage_derive_snp(const uint8_t *section, size_t len, uint64_t idx, uint8_t launch[48])
+{
+	static const uint8_t hdr_guid[16] = {0x06, 0xd6, 0x38, 0x94, 0x22, 0x4f, 0xc9, 0x4c, 0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21};
+	static const uint8_t guids[3][16] = {
+		{0xd8, 0x2d, 0xd0, 0x97, 0x20, 0xbd, 0x94, 0x4c, 0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a}, /* command line */
+		{0x31, 0xf7, 0xba, 0x44, 0x2f, 0x3a, 0xd7, 0x4b, 0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d}, /* initrd */
+		{0x37, 0x94, 0xe7, 0x4d, 0xd2, 0xab, 0x7f, 0x42, 0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b}, /* kernel */
+	};
+	static const char hexd[] = "0123456789abcdef";
+	static const char key[] = "mage.table=";
+	uint8_t table[32], cmd[SNP_MAX_CMDLINE + 1 + sizeof key - 1 + 64 + 1], sums[3][32], page[MAGE_PAGE_SIZE], contents[48];
+	const uint8_t *e, *base;
+	uint64_t runs, clen, k, c, off;
+	size_t n, m = 0, i;
+	v2_table t;
+	uint8_t *p;
+	int err;
+	if (launch == NULL)
+		return MAGE_ERR_NULL;
+	if ((err = vm_member(section, len, idx, MAGE_KIND_SNP, &t, &e, &n)) != MAGE_OK)
+		return err;
+	mage_sha256(section, t.payload, table);
+	runs = le16(e + 58);
+	clen = le32(e + 60);
+	base = e + SNP_HEADER + runs * SNP_RUN;
+	/* The bound command line and its NUL. */
+	for (k = 0; k < clen; k++)
+		cmd[m++] = base[k];
+	if (clen > 0)
+		cmd[m++] = ' ';
+	for (i = 0; i < sizeof key - 1; i++)
+		cmd[m++] = (uint8_t)key[i];
+	for (i = 0; i < 32; i++) {
+		cmd[m++] = (uint8_t)hexd[table[i] >> 4];
+		cmd[m++] = (uint8_t)hexd[table[i] & 15];
+	}
+	cmd[m++] = 0;
+	mage_sha256(cmd, m, sums[0]);
+	for (i = 0; i < 32; i++)
+		sums[1][i] = e[96 + i], sums[2][i] = e[64 + i];
+	/* The hashes page: the SEV hashes table at its offset. */
+	zero(page, sizeof page);
+	off = le16(e + 56);
+	p = page + off;
+	for (i = 0; i < 16; i++)
+		p[i] = hdr_guid[i];
+	p[16] = 168;
+	for (c = 0; c < 3; c++) {
+		uint8_t *q = p + 18 + 50 * c;
+		for (i = 0; i < 16; i++)
+			q[i] = guids[c][i];
+		q[16] = 50;
+		for (i = 0; i < 32; i++)
+			q[18 + i] = sums[c][i];
+	}
+	sha384(page, sizeof page, contents);
+	for (i = 0; i < 48; i++)
+		launch[i] = e[i];
+	page_info(launch, 1, le64(e + 48), contents);
+	for (k = 0; k < runs; k++) {
+		const uint8_t *r = e + SNP_HEADER + k * SNP_RUN;
+		uint64_t count = le32(r + 24), gpa = le64(r + 8), step = le64(r + 16);
+		for (c = 0; c < count; c++)
+			page_info(launch, r[0], gpa + c * step, r + 32);
+	}
+	return MAGE_OK;
+}
+
+int mage_derive_tdx(const uint8_t *section, size_t len, uint64_t idx, uint8_t mrtd[48], uint8_t rtmr[4][48])
+{
+	static const char tag[] = "MAGE table v1";
+	uint8_t ev_in[sizeof tag + 32], ext[96], table[32];
+	const uint8_t *e;
+	size_t n, i, r;
+	v2_table t;
+	int err;
+	if (mrtd == NULL || rtmr == NULL)
+		return MAGE_ERR_NULL;
+	if ((err = vm_member(section, len, idx, MAGE_KIND_TDX, &t, &e, &n)) != MAGE_OK)
+		return err;
+	mage_sha256(section, t.payload, table);
+	for (i = 0; i < sizeof tag; i++) /* the tag and its NUL */
+		ev_in[i] = (uint8_t)tag[i];
+	for (i = 0; i < 32; i++)
+		ev_in[sizeof tag + i] = table[i];
+	for (i = 0; i < 48; i++)
+		mrtd[i] = e[i], ext[i] = e[192 + i];
+	for (r = 0; r < 3; r++)
+		for (i = 0; i < 48; i++)
+			rtmr[r][i] = e[48 * (r + 1) + i];
+	sha384(ev_in, sizeof ev_in, ext + 48);
+	sha384(ext, sizeof ext, rtmr[3]);
 	return MAGE_OK;
 }

@@ -48,7 +48,8 @@ typedef enum mage_status {
 	MAGE_ERR_MERKLE = -14,   /* a Merkle table: members are derived from their proofs (mage_merkle_derive) */
 	MAGE_ERR_PROOF = -15,    /* a membership proof that is malformed or does not lead to the table's root */
 	MAGE_ERR_LINEAGE = -16,  /* a lineage that is malformed, not this group's, or whose statement does not verify */
-	MAGE_ERR_STALE = -17     /* the peer's lineage stops before the newest table this member knows */
+	MAGE_ERR_STALE = -17,    /* the peer's lineage stops before the newest table this member knows */
+	MAGE_ERR_VM_MEMBER = -18 /* the member is a confidential VM: mage_derive_snp or mage_derive_tdx */
 } mage_status;
 
 /* mage_status_string names a status, for logs. */
@@ -88,6 +89,8 @@ int mage_trust(const uint8_t *section, size_t len, const uint8_t pinned[32], uin
  */
 #define MAGE_KIND_SDK 1u
 #define MAGE_KIND_GRAMINE 2u
+#define MAGE_KIND_SNP 3u /* an AMD SEV-SNP VM: its launch digest (mage_derive_snp) */
+#define MAGE_KIND_TDX 4u /* an Intel TDX trust domain: MRTD and RTMRs (mage_derive_tdx) */
 #define MAGE_LIBPAL_MAX_SEGMENTS 16u
 
 typedef struct mage_libpal_segment {
@@ -202,5 +205,19 @@ void mage_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 #ifdef __cplusplus
 }
 #endif
+
+/*
+ * Confidential VM members (docs/table-format.md, kinds 3 and 4) in a
+ * versioned table of an SDK member's section. mage_kind stores member
+ * idx's kind. mage_derive_snp stores an SNP member's launch digest: its
+ * launch resumed over the SEV hashes page of its command line bound to
+ * this table (mage.table=<hex SHA-256 of the table>), then the pages after
+ * it. mage_derive_tdx stores a TDX member's MRTD and RTMR0 to RTMR3, RTMR3
+ * extended with this table's event. mage_derive gives MAGE_ERR_VM_MEMBER
+ * for them, and mage_find skips them.
+ */
+int mage_kind(const uint8_t *section, size_t len, uint64_t idx, unsigned *kind);
+int mage_derive_snp(const uint8_t *section, size_t len, uint64_t idx, uint8_t launch[48]);
+int mage_derive_tdx(const uint8_t *section, size_t len, uint64_t idx, uint8_t mrtd[48], uint8_t rtmr[4][48]);
 
 #endif /* MAGE_H */

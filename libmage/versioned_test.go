@@ -3,8 +3,15 @@
 package libmage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +20,7 @@ import (
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/sgxsdk"
+	"github.com/magesgx/mage/snp"
 )
 
 // mixedMembers returns two SDK enclaves and two Gramine enclaves (the
@@ -185,6 +193,9 @@ func FuzzVersioned(f *testing.F) {
 	versioned, _, palRaw, pal := fuzzGroups(f)
 	cpal := cLibpal(f, palRaw)
 	f.Add(versioned.Section)
+	if vs, err := sgxsdk.ParseSigned(vmGroup(f).Members[0].File); err == nil {
+		f.Add(vs.ELF.MageSection()) // with an SNP and a TDX member
+	}
 	f.Fuzz(func(t *testing.T, sec []byte) {
 		if bigSection(sec) {
 			t.Skip("a Gramine enclave over 128 MiB")
@@ -213,6 +224,24 @@ func FuzzVersioned(f *testing.F) {
 			got, st := DerivePal(sec, cpal, uint64(i))
 			if (werr == nil) != (st == OK) || (werr == nil && got != want) {
 				t.Fatalf("member %d: Go %s (%v), C %x (%v)", i, want, werr, got, st)
+			}
+			k, st := Kind(sec, uint64(i))
+			if st != OK || k != uint(d.Kind(i)) {
+				t.Fatalf("member %d: Go kind %s, C %d (%v)", i, d.Kind(i), k, st)
+			}
+			switch d.Kind(i) {
+			case mage.KindSNP:
+				want, werr := d.DeriveLaunch(i)
+				got, st := DeriveSNP(sec, uint64(i))
+				if werr != nil || st != OK || got != want {
+					t.Fatalf("SNP member %d: Go %x (%v), C %x (%v)", i, want, werr, got, st)
+				}
+			case mage.KindTDX:
+				want, werr := d.DeriveTD(i)
+				m, r, st := DeriveTDX(sec, uint64(i))
+				if werr != nil || st != OK || m != want.MRTD || r != want.RTMR {
+					t.Fatalf("TDX member %d: Go %v, C %v", i, werr, st)
+				}
 			}
 		}
 	})
@@ -259,31 +288,215 @@ func FuzzMerkle(f *testing.F) {
 	})
 }
 
-// TestCRefusesVMKinds: the C library does not derive confidential VM
-// members yet; an SDK enclave's section whose table has an SNP or TDX
-// member is refused as a table format it does not know
-// (MAGE_ERR_VERSION), never misread.
-func TestCRefusesVMKinds(t *testing.T) {
+// vmGroup signs two SDK enclaves, an SEV-SNP VM (the AmdSev image's last
+// page, a direct boot) and a TDX trust domain into one versioned table.
+func vmGroup(t testing.TB) *mage.SignedAnyGroup {
 	ms, _, _ := mixedMembers(t, "d2_t4_256M_nodebug_isv")
-	td := mage.AnyMember{TDX: &mage.TDXMember{Name: "td", Entry: mage.TDXEntry{MRTD: [48]byte{1}}}}
-	g, err := mage.SignAnyGroup(context.Background(), []mage.AnyMember{ms[0], td, ms[1]}, nil, mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
+	fw := read(t, "../snp/ovmf_AmdSev_suffix.bin")
+	var fd [48]byte
+	hex.Decode(fd[:], []byte("086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74"))
+	l, err := snp.Cut(fw, snp.Options{VCPUs: 3, VCPUSignature: snp.Signature(25, 1, 1), GuestFeatures: 1, FirmwareDigest: &fd, Boot: snp.NewDirectBoot([]byte("kernel"), []byte("initrd"), "")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	vm := mage.AnyMember{SNP: &mage.SNPMember{Name: "vm", Entry: mage.SNPEntry{Launch: *l, Cmdline: "console=ttyS0 quiet"}}}
+	td := mage.AnyMember{TDX: &mage.TDXMember{Name: "td", Entry: mage.TDXEntry{MRTD: [48]byte{1}, RTMR: [3][48]byte{{2}, {3}, {4}}}}}
+	g, err := mage.SignAnyGroup(context.Background(), []mage.AnyMember{ms[0], vm, td, ms[1]}, nil, mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestCVMKinds: C == Go on a table with VM members. The C library counts
+// and classifies every member, derives the SDK members' MRENCLAVEs (and
+// finds them), refuses mage_derive for a VM member, derives the SNP
+// member's launch digest and the TDX member's measurement as package mage
+// does; and over every one-byte change of the table, C accepts exactly
+// the sections Go accepts, deriving the same.
+func TestCVMKinds(t *testing.T) {
+	g := vmGroup(t)
 	s, err := sgxsdk.ParseSigned(g.Members[0].File)
 	if err != nil {
 		t.Fatal(err)
 	}
 	section := s.ELF.MageSection()
-	if _, st := Count(section); st != ErrVer {
-		t.Errorf("count: %v, want %v", st, ErrVer)
+	check := func(section []byte) (ok bool, out [4][]byte) {
+		n, st := Count(section)
+		if st != OK {
+			return false, out
+		}
+		if n != 4 {
+			t.Fatalf("count %d", n)
+		}
+		for i := range uint64(4) {
+			k, st := Kind(section, i)
+			if st != OK {
+				t.Fatalf("kind %d: %v", i, st)
+			}
+			switch k {
+			case 3:
+				l, st := DeriveSNP(section, i)
+				if st != OK {
+					t.Fatalf("derive snp %d: %v", i, st)
+				}
+				out[i] = l[:]
+			case 4:
+				m, r, st := DeriveTDX(section, i)
+				if st != OK {
+					t.Fatalf("derive tdx %d: %v", i, st)
+				}
+				out[i] = append(m[:], append(append(append(r[0][:], r[1][:]...), r[2][:]...), r[3][:]...)...)
+			default:
+				mr, st := Derive(section, i)
+				if st != OK {
+					t.Fatalf("derive %d: %v", i, st)
+				}
+				out[i] = mr[:]
+			}
+		}
+		return true, out
 	}
-	for i := range uint64(3) {
-		if _, st := Derive(section, i); st != ErrVer {
-			t.Errorf("derive %d: %v, want %v", i, st, ErrVer)
+	goCheck := func(section []byte) (ok bool, out [4][]byte) {
+		d, err := mage.NewSectionDeriver(section, nil)
+		if err != nil {
+			return false, out
+		}
+		all, err := d.DeriveMembers()
+		if err != nil {
+			return false, out
+		}
+		for i, x := range all {
+			switch x.Kind {
+			case mage.KindSNP:
+				out[i] = x.Launch[:]
+			case mage.KindTDX:
+				b := append([]byte{}, x.TD.MRTD[:]...)
+				for _, r := range x.TD.RTMR {
+					b = append(b, r[:]...)
+				}
+				out[i] = b
+			default:
+				out[i] = x.MRENCLAVE[:]
+			}
+		}
+		return true, out
+	}
+	ok, got := check(section)
+	gok, want := goCheck(section)
+	if !ok || !gok || !equalOuts(got, want) {
+		t.Fatalf("C and Go differ on the group: C %v, Go %v", ok, gok)
+	}
+	td := g.Members[2].TD
+	if !bytes.Equal(got[1], g.Members[1].Launch[:]) || !bytes.Equal(got[0], g.Members[0].MRENCLAVE[:]) || !bytes.Equal(got[2][:48], td.MRTD[:]) || !bytes.Equal(got[2][192:], td.RTMR[3][:]) {
+		t.Error("C derives other measurements than signing recorded")
+	}
+	if _, st := Derive(section, 1); st != ErrVM {
+		t.Errorf("mage_derive of a VM member: %v", st)
+	}
+	if i := Find(section, g.Members[3].MRENCLAVE); i != 3 {
+		t.Errorf("find member 3: %d", i)
+	}
+	if _, _, st := DeriveTDX(section, 1); st != ErrIndex {
+		t.Errorf("an SNP member derived as a TD: %v", st)
+	}
+	// Every one-byte change of the table proper (header and records).
+	end := len(g.Payload)
+	for i := 0; i < end; i++ {
+		for _, x := range []byte{1, 0x80} {
+			bad := bytes.Clone(section)
+			bad[i] ^= x
+			ok, got := check(bad)
+			gok, want := goCheck(bad)
+			if ok != gok || (ok && !equalOuts(got, want)) {
+				t.Fatalf("byte %d ^ %#x: C accepts %v, Go %v", i, x, ok, gok)
+			}
 		}
 	}
-	if _, st := Trust(section, g.Members[0].MRENCLAVE); st != ErrVer {
-		t.Errorf("trust: %v", st)
+}
+
+func equalOuts(a, b [4][]byte) bool {
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
 	}
+	return true
+}
+
+// vmLines is what vmdriver prints for a section, through cgo.
+func vmLines(sec []byte, max int) []string {
+	var out []string
+	for i := range uint64(max) {
+		k, st := Kind(sec, i)
+		if st != OK {
+			k = 0
+		}
+		out = append(out, fmt.Sprintf("kind %d %d %d", i, int(st), k))
+		l, st := DeriveSNP(sec, i)
+		line := fmt.Sprintf("snp %d %d ", i, int(st))
+		if st == OK {
+			line += hex.EncodeToString(l[:])
+		}
+		out = append(out, line)
+		m, r, st := DeriveTDX(sec, i)
+		line = fmt.Sprintf("tdx %d %d ", i, int(st))
+		if st == OK {
+			line += hex.EncodeToString(m[:]) + hex.EncodeToString(r[0][:]) + hex.EncodeToString(r[1][:]) + hex.EncodeToString(r[2][:]) + hex.EncodeToString(r[3][:])
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// TestSanitizersVM runs mage_kind, mage_derive_snp and mage_derive_tdx
+// under AddressSanitizer and UndefinedBehaviorSanitizer over a table with
+// VM members and 600 one- and two-byte changes of it (each in a buffer of
+// exactly its size), and compares the results with the library built
+// without them.
+func TestSanitizersVM(t *testing.T) {
+	gcc := compiler(t, "gcc")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "vmdriver")
+	args := []string{"-std=c99", "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
+		"testdata/vmdriver.c", "mage.c", "-o", bin}
+	if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+		t.Skipf("this toolchain cannot build with -fsanitize=address,undefined: %v\n%s", err, out)
+	}
+	s, err := sgxsdk.ParseSigned(vmGroup(t).Members[0].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := s.ELF.MageSection()
+	r := rand.New(rand.NewPCG(7, 8))
+	var files, want []string
+	for i := range 601 {
+		b := bytes.Clone(sec)
+		if i > 0 {
+			for range 1 + i%2 {
+				b[r.IntN(1200)] ^= byte(1 + r.IntN(255))
+			}
+		}
+		p := filepath.Join(dir, fmt.Sprintf("%03d.bin", i))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+		want = append(want, vmLines(b, 5)...)
+	}
+	cmd := exec.Command(bin, append([]string{"5"}, files...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("sanitized driver: %v\n%s", err, stderr.String())
+	}
+	got := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i := range got {
+		got[i] = strings.TrimSpace(got[i])
+	}
+	for i := range want {
+		want[i] = strings.TrimSpace(want[i])
+	}
+	same(t, "sanitized C", got, want)
 }
