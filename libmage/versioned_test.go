@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -424,7 +423,7 @@ func equalOuts(a, b [4][]byte) bool {
 	return true
 }
 
-// vmLines is what vmdriver prints for a section, through cgo.
+// vmLines is what the driver prints with -vm for a section, through cgo.
 func vmLines(sec []byte, max int) []string {
 	var out []string
 	for i := range uint64(max) {
@@ -455,14 +454,7 @@ func vmLines(sec []byte, max int) []string {
 // exactly its size), and compares the results with the library built
 // without them.
 func TestSanitizersVM(t *testing.T) {
-	gcc := compiler(t, "gcc")
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "vmdriver")
-	args := []string{"-std=c99", "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-		"testdata/vmdriver.c", "mage.c", "-o", bin}
-	if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
-		t.Skipf("this toolchain cannot build with -fsanitize=address,undefined: %v\n%s", err, out)
-	}
+	bin, dir := sanitizedDriver(t)
 	s, err := sgxsdk.ParseSigned(vmGroup(t).Members[0].File)
 	if err != nil {
 		t.Fatal(err)
@@ -482,21 +474,9 @@ func TestSanitizersVM(t *testing.T) {
 			t.Fatal(err)
 		}
 		files = append(files, p)
-		want = append(want, vmLines(b, 5)...)
+		for _, l := range vmLines(b, 5) {
+			want = append(want, strings.TrimSpace(l))
+		}
 	}
-	cmd := exec.Command(bin, append([]string{"5"}, files...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil || stderr.Len() > 0 {
-		t.Fatalf("sanitized driver: %v\n%s", err, stderr.String())
-	}
-	got := strings.Split(strings.TrimSpace(string(out)), "\n")
-	for i := range got {
-		got[i] = strings.TrimSpace(got[i])
-	}
-	for i := range want {
-		want[i] = strings.TrimSpace(want[i])
-	}
-	same(t, "sanitized C", got, want)
+	same(t, "sanitized C", runDriver(t, bin, append([]string{"-vm", "5"}, files...)...), want)
 }
