@@ -1152,6 +1152,12 @@ static void sha512_update(sha512_ctx *c, const uint8_t *p, size_t n)
 {
 	c->bytes += n;
 	while (n > 0) {
+		if (c->fill == 0 && n >= 128) {
+			/* Whole blocks straight from the input. */
+			sha512_block(c->h, p);
+			p += 128, n -= 128;
+			continue;
+		}
 		c->buf[c->fill++] = *p++, n--;
 		if (c->fill == 128) {
 			sha512_block(c->h, c->buf);
@@ -1163,14 +1169,19 @@ static void sha512_update(sha512_ctx *c, const uint8_t *p, size_t n)
 static void sha512_final(sha512_ctx *c, uint8_t out[64])
 {
 	uint64_t bits = c->bytes * 8;
-	uint8_t pad = 0x80, z = 0, len[16];
 	int i;
-	sha512_update(c, &pad, 1);
-	while (c->fill != 112)
-		sha512_update(c, &z, 1);
+	c->buf[c->fill++] = 0x80;
+	if (c->fill > 112) {
+		while (c->fill < 128)
+			c->buf[c->fill++] = 0;
+		sha512_block(c->h, c->buf);
+		c->fill = 0;
+	}
+	while (c->fill < 112)
+		c->buf[c->fill++] = 0;
 	for (i = 0; i < 16; i++)
-		len[i] = i < 8 ? 0 : (uint8_t)(bits >> (8 * (15 - i)));
-	sha512_update(c, len, 16);
+		c->buf[112 + i] = i < 8 ? 0 : (uint8_t)(bits >> (8 * (15 - i)));
+	sha512_block(c->h, c->buf);
 	for (i = 0; i < 64; i++)
 		out[i] = (uint8_t)(c->h[i / 8] >> (56 - 8 * (i % 8)));
 }
