@@ -877,27 +877,35 @@ func deriveFile(ctx context.Context, path string, trusted *sgx.Measurement, pal 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	all := make([]sgx.Measurement, len(derived))
-	for i, x := range derived {
-		all[i] = x.MRENCLAVE
-		if x.Kind == mage.KindSNP || x.Kind == mage.KindTDX {
-			if res.Launches == nil {
-				res.Launches, res.Kinds = make([]string, len(derived)), make([]string, len(derived))
-				for j := range derived {
-					res.Kinds[j] = derived[j].Kind.String()
-				}
-			}
-			res.Launches[i] = hex.EncodeToString(x.Launch[:])
-			if x.Kind == mage.KindTDX {
-				res.Launches[i] = hex.EncodeToString(x.TD.RTMR[3][:])
-			}
-		}
-	}
-	if res.Self = slices.Index(all, mf.mr); res.Self < 0 {
+	res.setMembers(derived)
+	if res.Self = slices.Index(res.Members, mf.mr); res.Self < 0 {
 		return nil, failed(fmt.Errorf("%s: its own MRENCLAVE %s is not in its table: the file is not a member of the group it carries", path, mf.mr))
 	}
-	res.Members, res.Trusted = all, trusted != nil
+	res.Trusted = trusted != nil
 	return res, nil
+}
+
+// setMembers records every member a table derives: MRENCLAVEs, and, in a
+// group with confidential VMs, every member's kind and each VM's launch
+// digest (SNP) or RTMR3 (TDX).
+func (res *deriveResult) setMembers(derived []mage.Derived) {
+	res.Members = make([]sgx.Measurement, len(derived))
+	for i, x := range derived {
+		res.Members[i] = x.MRENCLAVE
+		if x.Kind != mage.KindSNP && x.Kind != mage.KindTDX {
+			continue
+		}
+		if res.Launches == nil {
+			res.Launches, res.Kinds = make([]string, len(derived)), make([]string, len(derived))
+			for j := range derived {
+				res.Kinds[j] = derived[j].Kind.String()
+			}
+		}
+		res.Launches[i] = hex.EncodeToString(x.Launch[:])
+		if x.Kind == mage.KindTDX {
+			res.Launches[i] = hex.EncodeToString(x.TD.RTMR[3][:])
+		}
+	}
 }
 
 // checkSigned replays a signed file's measurement and checks its SIGSTRUCT:

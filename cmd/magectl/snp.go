@@ -18,7 +18,6 @@ import (
 
 	"github.com/magesgx/mage/gramine"
 	"github.com/magesgx/mage/mage"
-	"github.com/magesgx/mage/sgx"
 	"github.com/magesgx/mage/snp"
 	"github.com/magesgx/mage/snp/snpreport"
 )
@@ -213,17 +212,8 @@ func deriveVM(tablePath, cmdlinePath string, pal *gramine.Libpal) (*deriveResult
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", tablePath, err)
 	}
-	res := &deriveResult{File: tablePath, Self: -1, Members: make([]sgx.Measurement, len(derived)),
-		Kinds: make([]string, len(derived)), Launches: make([]string, len(derived))}
-	for i, x := range derived {
-		res.Members[i], res.Kinds[i] = x.MRENCLAVE, x.Kind.String()
-		switch x.Kind {
-		case mage.KindSNP:
-			res.Launches[i] = hex.EncodeToString(x.Launch[:])
-		case mage.KindTDX:
-			res.Launches[i] = hex.EncodeToString(x.TD.RTMR[3][:])
-		}
-	}
+	res := &deriveResult{File: tablePath, Self: -1}
+	res.setMembers(derived)
 	return res, nil
 }
 
