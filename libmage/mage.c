@@ -931,6 +931,20 @@ static int member_finish(const v2_table *t, const uint8_t *section, size_t len, 
 	return MAGE_OK;
 }
 
+/* v2_find parses the versioned table of an SDK member's section (a flat
+ * one: Merkle members come from their proofs) and finds member idx. */
+static int v2_find(const uint8_t *section, size_t len, uint64_t idx, v2_table *t, const uint8_t **body, size_t *blen, unsigned *kind)
+{
+	int err;
+	if ((err = v2_section(section, len, t)) != MAGE_OK)
+		return err;
+	if (t->flags & FLAG_MERKLE)
+		return MAGE_ERR_MERKLE;
+	if (idx >= t->count)
+		return MAGE_ERR_INDEX;
+	return v2_member(section, len, idx, body, blen, kind);
+}
+
 static int v2_derive(const uint8_t *section, size_t len, const mage_libpal *pal, uint64_t idx, uint8_t out[32])
 {
 	v2_table t;
@@ -938,13 +952,7 @@ static int v2_derive(const uint8_t *section, size_t len, const mage_libpal *pal,
 	size_t blen;
 	unsigned kind;
 	int err;
-	if ((err = v2_section(section, len, &t)) != MAGE_OK)
-		return err;
-	if (t.flags & FLAG_MERKLE)
-		return MAGE_ERR_MERKLE;
-	if (idx >= t.count)
-		return MAGE_ERR_INDEX;
-	if ((err = v2_member(section, len, idx, &rec, &blen, &kind)) != MAGE_OK)
+	if ((err = v2_find(section, len, idx, &t, &rec, &blen, &kind)) != MAGE_OK)
 		return err;
 	if (kind == MAGE_KIND_SNP || kind == MAGE_KIND_TDX)
 		return MAGE_ERR_VM_MEMBER;
@@ -1850,13 +1858,7 @@ static int vm_member(const uint8_t *section, size_t len, uint64_t idx, unsigned 
 		return MAGE_ERR_NULL;
 	if (!is_v2(section, len))
 		return MAGE_ERR_INDEX; /* a classic table has no VM members */
-	if ((err = v2_section(section, len, t)) != MAGE_OK)
-		return err;
-	if (t->flags & FLAG_MERKLE)
-		return MAGE_ERR_MERKLE;
-	if (idx >= t->count)
-		return MAGE_ERR_INDEX;
-	if ((err = v2_member(section, len, idx, e, n, &kind)) != MAGE_OK)
+	if ((err = v2_find(section, len, idx, t, e, n, &kind)) != MAGE_OK)
 		return err;
 	return kind == want ? MAGE_OK : MAGE_ERR_INDEX;
 }
@@ -1878,13 +1880,7 @@ int mage_kind(const uint8_t *section, size_t len, uint64_t idx, unsigned *kind)
 		*kind = MAGE_KIND_SDK;
 		return MAGE_OK;
 	}
-	if ((err = v2_section(section, len, &t)) != MAGE_OK)
-		return err;
-	if (t.flags & FLAG_MERKLE)
-		return MAGE_ERR_MERKLE;
-	if (idx >= t.count)
-		return MAGE_ERR_INDEX;
-	return v2_member(section, len, idx, &e, &n, kind);
+	return v2_find(section, len, idx, &t, &e, &n, kind);
 }
 
 /* page_info extends a launch digest with a page's PAGE_INFO (SEV-SNP
