@@ -262,12 +262,7 @@ func BenchmarkDeriveSNP(b *testing.B) {
 	v := testVMs()[0]
 	am := v.member(b)
 	t := &VersionedTable{Kinds: []Kind{KindSNP}, Entries: []Entry{{}}, SNP: []*SNPEntry{&am.SNP.Entry}}
-	payload := t.Marshal()
-	vt, err := ParseVersionedTable(payload)
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := newVersionedDeriver(vt, payload, nil)
+	d, err := newVMTableDeriver(t.Marshal(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -344,12 +339,7 @@ func TestTDXEntries(t *testing.T) {
 func BenchmarkDeriveTDX(b *testing.B) {
 	e := &TDXEntry{MRTD: [48]byte{1}, RTMR: [3][48]byte{{2}, {3}, {4}}}
 	t := &VersionedTable{Kinds: []Kind{KindTDX}, Entries: []Entry{{}}, SNP: []*SNPEntry{nil}, TDX: []*TDXEntry{e}}
-	payload := t.Marshal()
-	vt, err := ParseVersionedTable(payload)
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := newVersionedDeriver(vt, payload, nil)
+	d, err := newVMTableDeriver(t.Marshal(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
