@@ -75,26 +75,9 @@ type platformState struct {
 // the state file is created with an exclusive link, and the loser reads the
 // winner's file.
 func Open(dir string) (*Platform, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sim: platform directory: %w", err)
-	}
-	path := filepath.Join(dir, StateFile)
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		st, err := newState()
-		if err != nil {
-			return nil, err
-		}
-		b, _ := json.MarshalIndent(st, "", " ")
-		if err := atomicfile.WriteNew(path, b, 0o600); err != nil && !errors.Is(err, atomicfile.ErrExists) {
-			return nil, fmt.Errorf("sim: creating platform: %w", err)
-		}
-		raw, err = os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("sim: %w", err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
+	path, raw, err := readOrCreate(dir, StateFile, func() (any, error) { return newState() })
+	if err != nil {
+		return nil, err
 	}
 	p := &Platform{dir: dir}
 	if err := json.Unmarshal(raw, &p.state); err != nil {
@@ -106,6 +89,50 @@ func Open(dir string) (*Platform, error) {
 	return p, nil
 }
 
+// readOrCreate reads the state file name in dir, creating dir and the file
+// (with the state create makes, as JSON, mode 0600) on first use. Two
+// processes creating it at once agree on one: the file is created with an
+// exclusive link, and the loser reads the winner's.
+func readOrCreate(dir, name string, create func() (any, error)) (path string, raw []byte, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, fmt.Errorf("sim: platform directory: %w", err)
+	}
+	path = filepath.Join(dir, name)
+	raw, err = os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		st, cerr := create()
+		if cerr != nil {
+			return "", nil, cerr
+		}
+		b, _ := json.MarshalIndent(st, "", " ")
+		if err := atomicfile.WriteNew(path, b, 0o600); err != nil && !errors.Is(err, atomicfile.ErrExists) {
+			return "", nil, fmt.Errorf("sim: creating %s: %w", path, err)
+		}
+		raw, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("sim: %w", err)
+	}
+	return path, raw, nil
+}
+
+// parseCerts decodes PEM certificates, naming the one at fault.
+func parseCerts(pems []string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for i, c := range pems {
+		blk, _ := pem.Decode([]byte(c))
+		if blk == nil {
+			return nil, fmt.Errorf("certificate %d: not PEM", i)
+		}
+		x, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", i, err)
+		}
+		certs = append(certs, x)
+	}
+	return certs, nil
+}
+
 // Dir returns the platform directory.
 func (p *Platform) Dir() string { return p.dir }
 
@@ -115,20 +142,11 @@ func (p *Platform) load() error {
 		len(st.CPUSVN) != 16 || len(st.PPID) != 16 || len(st.FMSPC) != 6 || len(st.PCEID) != 2 || len(st.Certs) != 3 {
 		return errors.New("platform state is incomplete or of another version")
 	}
-	var certs []*x509.Certificate
-	for i, c := range st.Certs {
-		blk, _ := pem.Decode([]byte(c))
-		if blk == nil {
-			return fmt.Errorf("certificate %d: not PEM", i)
-		}
-		x, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return fmt.Errorf("certificate %d: %w", i, err)
-		}
-		certs = append(certs, x)
+	certs, err := parseCerts(st.Certs)
+	if err != nil {
+		return err
 	}
 	p.pckCert, p.interCert, p.rootCert = certs[0], certs[1], certs[2]
-	var err error
 	if p.pckKey, err = parseECKey(st.PCKKey); err != nil {
 		return fmt.Errorf("PCK key: %w", err)
 	}

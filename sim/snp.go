@@ -16,11 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
-	"path/filepath"
 	"time"
-
-	"github.com/magesgx/mage/internal/atomicfile"
 )
 
 // SNPPlatform is a simulated AMD SEV-SNP machine: a root key (ARK), a
@@ -56,12 +52,7 @@ type snpState struct {
 // OpenSNPPlatform opens the simulated SEV-SNP platform in dir, creating it
 // on first use (processes sharing dir agree on one, as with Open).
 func OpenSNPPlatform(dir string) (*SNPPlatform, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sim: platform directory: %w", err)
-	}
-	path := filepath.Join(dir, SNPStateFile)
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	path, raw, err := readOrCreate(dir, SNPStateFile, func() (any, error) {
 		p, err := NewSNPPlatform()
 		if err != nil {
 			return nil, err
@@ -70,15 +61,10 @@ func OpenSNPPlatform(dir string) (*SNPPlatform, error) {
 		for _, c := range []*x509.Certificate{p.ARK, p.ASK, p.VCEK} {
 			st.Certs = append(st.Certs, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
 		}
-		b, _ := json.MarshalIndent(st, "", " ")
-		if err := atomicfile.WriteNew(path, b, 0o600); err != nil && !errors.Is(err, atomicfile.ErrExists) {
-			return nil, fmt.Errorf("sim: creating SNP platform: %w", err)
-		}
-		if raw, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("sim: %w", err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	var st snpState
 	if err := json.Unmarshal(raw, &st); err != nil {
@@ -88,17 +74,9 @@ func OpenSNPPlatform(dir string) (*SNPPlatform, error) {
 		return nil, fmt.Errorf("sim: %s: SNP platform state is incomplete or of another version", path)
 	}
 	p := &SNPPlatform{ProductLine: st.ProductLine, ChipID: [64]byte(st.ChipID), TCB: st.TCB}
-	var certs []*x509.Certificate
-	for i, c := range st.Certs {
-		blk, _ := pem.Decode([]byte(c))
-		if blk == nil {
-			return nil, fmt.Errorf("sim: %s: certificate %d: not PEM", path, i)
-		}
-		x, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("sim: %s: certificate %d: %w", path, i, err)
-		}
-		certs = append(certs, x)
+	certs, err := parseCerts(st.Certs)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %s: %w", path, err)
 	}
 	p.ARK, p.ASK, p.VCEK = certs[0], certs[1], certs[2]
 	if p.vcekKey, err = parseECKey(st.VCEKKey); err != nil {
