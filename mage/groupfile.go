@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/magesgx/mage/sgx"
+	"github.com/magesgx/mage/tdx"
 )
 
 // GroupFile is the input of "magectl group sign": the members of a group and
@@ -72,15 +73,28 @@ type MemberFile struct {
 }
 
 // TDXMemberFile is an Intel TDX trust domain's boot: its firmware (whose
-// MRTD is computed) or its MRTD, and the event log of a reference boot
-// (its CCEL data, replayed into RTMR0 to RTMR2) or those RTMRs. The TD's
-// "output" is the table it is handed; its boot extends RTMR3 with the
-// table's event (mage.TableEvent).
+// MRTD is computed) or its MRTD, and one of three sources of RTMR0 to
+// RTMR2: the event log of a reference boot (its CCEL data, replayed), the
+// RTMRs themselves, or a direct boot (kernel, initrd, command line,
+// memory and the VM's ACPI tables, measured with the firmware as
+// tdx.BootRTMRs does). The TD's "output" is the table it is handed; its
+// boot extends RTMR3 with the table's event (mage.TableEvent).
 type TDXMemberFile struct {
 	Firmware string   `json:"firmware,omitempty"`
 	MRTD     string   `json:"mrtd,omitempty"`
 	EventLog string   `json:"event_log,omitempty"`
 	RTMR     []string `json:"rtmr,omitempty"` // RTMR0, RTMR1, RTMR2 in hex
+
+	Kernel     string `json:"kernel,omitempty"`
+	Initrd     string `json:"initrd,omitempty"`
+	Cmdline    string `json:"cmdline,omitempty"`
+	Memory     string `json:"memory,omitempty"`      // as QEMU's -m: "2G", or megabytes
+	ACPITables string `json:"acpi_tables,omitempty"` // QEMU's etc/acpi/tables for this VM
+}
+
+// inputs are the files a TDX member reads.
+func (v *TDXMemberFile) inputs() []string {
+	return []string{v.Firmware, v.EventLog, v.Kernel, v.Initrd, v.ACPITables}
 }
 
 // SNPMemberFile is an SEV-SNP VM's launch, as QEMU makes it with a
@@ -231,7 +245,7 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 			continue
 		}
 		if m.TDX != nil {
-			for _, in := range []string{m.TDX.Firmware, m.TDX.EventLog} {
+			for _, in := range m.TDX.inputs() {
 				if j, ok := outputs[filepath.Clean(in)]; ok && in != "" {
 					return nil, fmt.Errorf("group file: member %d's input %s is member %d's output", i, in, j)
 				}
@@ -433,22 +447,31 @@ func checkTDXMemberFile(m *MemberFile, dir string) error {
 		return errors.New("\"output\" (the table the TD is handed) is required")
 	case (v.Firmware == "") == (v.MRTD == ""):
 		return errors.New("give one of \"firmware\" (its MRTD is computed) and \"mrtd\"")
-	case (v.EventLog == "") == (v.RTMR == nil):
-		return errors.New("give one of \"event_log\" (a reference boot's CCEL data) and \"rtmr\" (RTMR0 to RTMR2)")
+	case btoi(v.EventLog != "")+btoi(v.RTMR != nil)+btoi(v.Kernel != "") != 1:
+		return errors.New("give one of \"event_log\" (a reference boot's CCEL data), \"rtmr\" (RTMR0 to RTMR2) and \"kernel\" (a direct boot)")
 	case v.RTMR != nil && len(v.RTMR) != 3:
 		return fmt.Errorf("\"rtmr\" has %d values, want RTMR0, RTMR1 and RTMR2", len(v.RTMR))
+	case v.Kernel == "" && (v.Initrd != "" || v.Cmdline != "" || v.Memory != "" || v.ACPITables != ""):
+		return errors.New("\"initrd\", \"cmdline\", \"memory\" and \"acpi_tables\" describe a direct boot: they need \"kernel\"")
+	case v.Kernel != "" && (v.Firmware == "" || v.Memory == "" || v.ACPITables == ""):
+		return errors.New("a direct boot needs \"firmware\" (for RTMR0), \"memory\" and \"acpi_tables\"")
+	}
+	if v.Memory != "" {
+		if _, err := tdx.ParseMemory(v.Memory); err != nil {
+			return err
+		}
 	}
 	for _, h := range append([]string{v.MRTD}, v.RTMR...) {
 		if b, err := hex.DecodeString(h); h != "" && (err != nil || len(b) != 48) {
 			return fmt.Errorf("%q: want 96 hex digits (a SHA-384)", truncateString(h, 100))
 		}
 	}
-	for _, p := range []*string{&m.Output, &v.Firmware, &v.EventLog} {
+	for _, p := range []*string{&m.Output, &v.Firmware, &v.EventLog, &v.Kernel, &v.Initrd, &v.ACPITables} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
-	for _, in := range []string{v.Firmware, v.EventLog} {
+	for _, in := range v.inputs() {
 		if in != "" && filepath.Clean(in) == filepath.Clean(m.Output) {
 			return fmt.Errorf("output %s would overwrite its input", m.Output)
 		}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash"
 	"slices"
+	"strconv"
+	"strings"
 	"unicode/utf16"
 
 	"github.com/magesgx/mage/internal/ovmf"
@@ -772,4 +774,29 @@ func hobPreimage(sections []Section, l layout) ([]byte, error) {
 		le.PutUint64(d[40:], r.end-r.start)
 	}
 	return out, nil
+}
+
+// ParseMemory reads a guest memory size as QEMU's -m takes it: a number
+// with an optional K, M, G or T suffix (binary units), megabytes when it
+// has none.
+func ParseMemory(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	shift := 20
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K', 'k':
+			shift, t = 10, t[:n-1]
+		case 'M', 'm':
+			shift, t = 20, t[:n-1]
+		case 'G', 'g':
+			shift, t = 30, t[:n-1]
+		case 'T', 't':
+			shift, t = 40, t[:n-1]
+		}
+	}
+	v, err := strconv.ParseUint(t, 10, 64)
+	if err != nil || v == 0 || v > maxGuestRAM>>shift {
+		return 0, fmt.Errorf("%w: memory size %q: want a number with K, M, G or T (megabytes without), at most 64T", ErrBoot, s)
+	}
+	return v << shift, nil
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,5 +230,90 @@ func TestCLIMixedCVMGroup(t *testing.T) {
 	fromVM := mustRun(t, "derive", "--libpal", g("fakepal.so"), "--vm-cmdline", filepath.Join(d, "erin.cmdline"), filepath.Join(d, "erin.table"))
 	if strings.Replace(fromEnclave, "  (self)", "", 1) != fromVM || strings.Count(fromVM, "\n") != 5 || !strings.Contains(fromVM, "2 snp launch") || !strings.Contains(fromVM, "3 tdx RTMR3") {
 		t.Errorf("derive from an enclave:\n%s\nfrom the SNP VM:\n%s", fromEnclave, fromVM)
+	}
+}
+
+// TestCLITDXDirectBoot: tdx measure computes a direct boot's RTMRs as the
+// reference does (testdata/tdx/boot/vectors.tsv), RTMR1 and RTMR2 alone
+// without ACPI tables; bad combinations are usage errors and a kernel that
+// is no PE is bad input. A group file's TDX member described by its
+// direct boot gets the same RTMRs in the manifest.
+func TestCLITDXDirectBoot(t *testing.T) {
+	d := t.TempDir()
+	fw := filepath.Join(d, "OVMF.fd")
+	os.WriteFile(fw, ovmftest.DebianOVMF(t), 0o644)
+	boot, _ := filepath.Abs("../../testdata/tdx/boot")
+	gz, _ := os.ReadFile(filepath.Join(boot, "acpi-2-2147483648.bin.gz"))
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acpi, _ := io.ReadAll(zr)
+	os.WriteFile(filepath.Join(d, "acpi.bin"), acpi, 0o644)
+	kernel, initrd := filepath.Join(boot, "k1.efi"), filepath.Join(boot, "initrd-small")
+	// vectors.tsv: k1.efi, initrd-small, 2 vCPUs, 2 GiB, "console=ttyS0".
+	want := []string{
+		"d68cacbf3b871a86e2de0bce980f8b99edabf2ff4c7e937baaaf3cadd91c43bd31e4b1543f6b8613d3bfd36318aa51bb",
+		"fa25399f9a2b655d726e5e1174a89df99dd42af16ed037efc7d04408287aa923b5c23f09a86a1922991726e8b02280b2",
+		"d64d8b545db00097078e5b5c520bd84927c14c7ebee4133722df1dd0556d354fabc9a4ce5607d99803e5b23ca9d5d2c3",
+	}
+	args := []string{"tdx", "measure", fw, "--kernel", kernel, "--initrd", initrd, "--append", "console=ttyS0", "--memory", "2G"}
+	out := mustRun(t, append(args, "--acpi-tables", filepath.Join(d, "acpi.bin"))...)
+	for i, w := range want {
+		if !strings.Contains(out, fmt.Sprintf("rtmr%d %s\n", i, w)) {
+			t.Errorf("tdx measure: no rtmr%d %s in\n%s", i, w[:16], out)
+		}
+	}
+	var res struct {
+		RTMR0, RTMR1, RTMR2 string
+		Events              []struct{ RTMR int }
+	}
+	js := mustRun(t, append(args, "--memory", "2048", "--acpi-tables", filepath.Join(d, "acpi.bin"), "--json")...)
+	if err := json.Unmarshal([]byte(js), &res); err != nil || res.RTMR0 != want[0] || res.RTMR2 != want[2] || len(res.Events) != 20 {
+		t.Errorf("tdx measure --json: %v %d events\n%.300s", err, len(res.Events), js)
+	}
+	if code, out, errs := magectl(t, nil, args...); code != 0 || strings.Contains(out, "rtmr0") || !strings.Contains(out, "rtmr1 "+want[1]) || !strings.Contains(errs, "--acpi-tables") {
+		t.Errorf("without ACPI tables: exit %d\n%s%s", code, out, errs)
+	}
+	for name, c := range map[string]struct {
+		args []string
+		code int
+	}{
+		"no memory":      {[]string{"tdx", "measure", fw, "--kernel", kernel, "--append", "x"}, 2},
+		"bad memory":     {[]string{"tdx", "measure", fw, "--kernel", kernel, "--append", "x", "--memory", "2Q"}, 2},
+		"initrd alone":   {[]string{"tdx", "measure", fw, "--initrd", initrd}, 2},
+		"no cmdline":     {[]string{"tdx", "measure", fw, "--kernel", kernel, "--memory", "2G"}, 3},
+		"not a PE":       {[]string{"tdx", "measure", fw, "--kernel", initrd, "--append", "x", "--memory", "2G"}, 3},
+		"missing kernel": {[]string{"tdx", "measure", fw, "--kernel", filepath.Join(d, "none"), "--append", "x", "--memory", "2G"}, 3},
+	} {
+		if code, _, errs := magectl(t, nil, c.args...); code != c.code || errs == "" {
+			t.Errorf("%s: exit %d (want %d) %s", name, code, c.code, errs)
+		}
+	}
+
+	td := fmt.Sprintf(`{"name": "grace", "tdx": {"firmware": "OVMF.fd", "kernel": %q, "initrd": %q, "cmdline": "console=ttyS0", "memory": "2G", "acpi_tables": "acpi.bin"}, "output": "grace.table"}`, kernel, initrd)
+	gf := filepath.Join(d, "group.json")
+	os.WriteFile(gf, []byte(`{"name": "tds", "date": "20261205", "members": [`+heapMember(d, 0)+`, `+td+`]}`), 0o644)
+	var man mage.Manifest
+	if err := json.Unmarshal([]byte(mustRun(t, "group", "sign", "-q", "--json", gf)), &man); err != nil {
+		t.Fatal(err)
+	}
+	if g := man.Members[1]; g.Kind != "tdx" || len(g.RTMR) != 4 || g.RTMR[0] != want[0] || g.RTMR[1] != want[1] || g.RTMR[2] != want[2] {
+		t.Errorf("manifest member: %+v", g)
+	}
+	if v := mustRun(t, "group", "verify", "--manifest", filepath.Join(d, "group.manifest.json")); !strings.Contains(v, "ok       member 1 tdx") {
+		t.Errorf("group verify:\n%s", v)
+	}
+	for name, bad := range map[string]string{
+		"kernel and event log": strings.Replace(td, `"memory"`, `"event_log": "x", "memory"`, 1),
+		"no ACPI tables":       strings.Replace(td, `, "acpi_tables": "acpi.bin"`, "", 1),
+		"mrtd only":            strings.Replace(td, `"firmware": "OVMF.fd"`, `"mrtd": "`+strings.Repeat("00", 48)+`"`, 1),
+		"memory":               strings.Replace(td, `"2G"`, `"lots"`, 1),
+		"initrd alone":         fmt.Sprintf(`{"name": "grace", "tdx": {"firmware": "OVMF.fd", "rtmr": ["%[1]s", "%[1]s", "%[1]s"], "initrd": "x"}, "output": "grace.table"}`, want[0]),
+	} {
+		os.WriteFile(gf, []byte(`{"name": "tds", "members": [`+bad+`]}`), 0o644)
+		if code, _, errs := magectl(t, nil, "group", "sign", "-q", "--force", gf); code == 0 || errs == "" {
+			t.Errorf("%s: exit %d %s", name, code, errs)
+		}
 	}
 }

@@ -1,12 +1,11 @@
 package main
 
-// magectl tdx: Intel TDX confidential VMs (so far: the MRTD of a TDVF
-// image).
+// magectl tdx: Intel TDX confidential VMs: the MRTD of a TDVF image, and
+// the RTMRs of a direct boot.
 
 import (
 	"encoding/hex"
 	"fmt"
-	"os"
 
 	"github.com/magesgx/mage/mage"
 	"github.com/magesgx/mage/tdx"
@@ -15,7 +14,8 @@ import (
 func runTDX(e *env, args []string) error {
 	return dispatch(e, args, "tdx", `Usage: magectl tdx <measure> [flags]
 
-  measure FIRMWARE    the MRTD of a TD launched with this TDVF (OVMF) image
+  measure FIRMWARE    the MRTD of a TD launched with this TDVF (OVMF) image,
+                      and the RTMRs of its direct boot of a kernel
 
 Run "magectl tdx <command> --help" for flags.
 `, map[string]func(*env, []string) error{"measure": runTDXMeasure})
@@ -25,16 +25,66 @@ type tdxMeasure struct {
 	File     string        `json:"file"`
 	MRTD     string        `json:"mrtd"`
 	Sections []tdx.Section `json:"sections"`
+	// With a direct boot: RTMR0 (with --acpi-tables), RTMR1 and RTMR2,
+	// and the events that make them.
+	RTMR0  string         `json:"rtmr0,omitempty"`
+	RTMR1  string         `json:"rtmr1,omitempty"`
+	RTMR2  string         `json:"rtmr2,omitempty"`
+	Events []tdxBootEvent `json:"events,omitempty"`
 }
 
+type tdxBootEvent struct {
+	RTMR   int    `json:"rtmr"`
+	Type   string `json:"type"`
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+}
+
+// Limits on the direct-boot files magectl reads.
+const (
+	maxKernelFile = 256 << 20
+	maxInitrdFile = 1 << 30
+	maxACPIFile   = 1 << 20
+)
+
 func runTDXMeasure(e *env, args []string) error {
-	fs := newFlagSet(e, "tdx measure", "tdx measure FIRMWARE [--json]")
-	jsonOut := fs.Bool("json", false, "print JSON (the MRTD and the TDX metadata sections)")
+	fs := newFlagSet(e, "tdx measure", "tdx measure FIRMWARE [--kernel FILE --append CMDLINE [--initrd FILE] --memory SIZE [--acpi-tables FILE]] [--json]")
+	kernel := fs.String("kernel", "", "direct boot: the kernel `file` QEMU is given with -kernel (a bzImage, or a unified kernel image)")
+	initrd := fs.String("initrd", "", "direct boot: the initrd `file` (-initrd)")
+	cmdline := fs.String("append", "", "direct boot: the kernel command `line` (-append; required with a bzImage)")
+	memory := fs.String("memory", "", "direct boot: the guest's memory `size` as QEMU's -m takes it (2G, or megabytes) (required with --kernel)")
+	acpi := fs.String("acpi-tables", "", "direct boot: the VM's ACPI tables `file` (QEMU's etc/acpi/tables; in a guest, /sys/firmware/qemu_fw_cfg/by_name/etc/acpi/tables/raw), for RTMR0")
+	jsonOut := fs.Bool("json", false, "print JSON (the MRTD, the TDX metadata sections, and a direct boot's RTMRs and events)")
 	arg, err := parseOneArg(fs, args, "firmware image")
 	if err != nil {
 		return err
 	}
-	fw, err := os.ReadFile(arg)
+	if *kernel == "" && (*initrd != "" || *cmdline != "" || *memory != "" || *acpi != "") {
+		return usagef("--initrd, --append, --memory and --acpi-tables describe a direct boot: they need --kernel")
+	}
+	var boot tdx.Boot
+	if *kernel != "" {
+		if *memory == "" {
+			return usagef("--memory is required with --kernel (it places the initrd)")
+		}
+		if boot.Memory, err = tdx.ParseMemory(*memory); err != nil {
+			return usagef("--memory: %v", err)
+		}
+		boot.Cmdline = *cmdline
+		for _, f := range []struct {
+			name string
+			max  int64
+			to   *[]byte
+		}{{*kernel, maxKernelFile, &boot.Kernel}, {*initrd, maxInitrdFile, &boot.Initrd}, {*acpi, maxACPIFile, &boot.ACPITables}} {
+			if f.name == "" {
+				continue
+			}
+			if *f.to, err = readBounded(f.name, f.max); err != nil {
+				return err
+			}
+		}
+	}
+	fw, err := readBounded(arg, maxFirmware)
 	if err != nil {
 		return err
 	}
@@ -42,22 +92,51 @@ func runTDXMeasure(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", arg, err)
 	}
-	if *jsonOut {
-		s, _ := tdx.ParseMetadata(fw) // parsed by MRTD
-		return writeJSON(e.stdout, tdxMeasure{File: arg, MRTD: hex.EncodeToString(mrtd[:]), Sections: s})
+	out := tdxMeasure{File: arg, MRTD: hex.EncodeToString(mrtd[:])}
+	out.Sections, _ = tdx.ParseMetadata(fw) // parsed by MRTD
+	switch {
+	case *kernel != "" && *acpi != "":
+		rtmr, events, err := tdx.BootRTMRs(fw, boot)
+		if err != nil {
+			return err
+		}
+		out.RTMR0, out.RTMR1, out.RTMR2 = hex.EncodeToString(rtmr[0][:]), hex.EncodeToString(rtmr[1][:]), hex.EncodeToString(rtmr[2][:])
+		for _, ev := range events {
+			out.Events = append(out.Events, tdxBootEvent{RTMR: ev.RTMR, Type: fmt.Sprintf("%#x", ev.Type), Name: ev.Name, Digest: hex.EncodeToString(ev.Digest[:])})
+		}
+	case *kernel != "":
+		r1, r2, err := tdx.KernelRTMRs(boot)
+		if err != nil {
+			return err
+		}
+		out.RTMR1, out.RTMR2 = hex.EncodeToString(r1[:]), hex.EncodeToString(r2[:])
+		fmt.Fprintln(e.stderr, "note: RTMR0 depends on the VM's ACPI tables too: give --acpi-tables for it")
 	}
-	fmt.Fprintln(e.stdout, hex.EncodeToString(mrtd[:]))
+	if *jsonOut {
+		return writeJSON(e.stdout, out)
+	}
+	if *kernel == "" {
+		fmt.Fprintln(e.stdout, out.MRTD)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "mrtd  %s\n", out.MRTD)
+	for i, r := range []string{out.RTMR0, out.RTMR1, out.RTMR2} {
+		if r != "" {
+			fmt.Fprintf(e.stdout, "rtmr%d %s\n", i, r)
+		}
+	}
 	return nil
 }
 
 // tdxEntry is a TDX member's entry from its group-file description.
 func tdxEntry(v *mage.TDXMemberFile) (*mage.TDXEntry, error) {
 	e := &mage.TDXEntry{}
+	var fw []byte
 	if v.MRTD != "" {
 		hex.Decode(e.MRTD[:], []byte(v.MRTD))
 	} else {
-		fw, err := readBounded(v.Firmware, maxFirmware)
-		if err != nil {
+		var err error
+		if fw, err = readBounded(v.Firmware, maxFirmware); err != nil {
 			return nil, err
 		}
 		if e.MRTD, err = tdx.MRTD(fw); err != nil {
@@ -68,6 +147,31 @@ func tdxEntry(v *mage.TDXMemberFile) (*mage.TDXEntry, error) {
 		for i, h := range v.RTMR {
 			hex.Decode(e.RTMR[i][:], []byte(h))
 		}
+		return e, nil
+	}
+	if v.Kernel != "" {
+		b := tdx.Boot{Cmdline: v.Cmdline}
+		var err error
+		if b.Memory, err = tdx.ParseMemory(v.Memory); err != nil {
+			return nil, err
+		}
+		for _, f := range []struct {
+			name string
+			max  int64
+			to   *[]byte
+		}{{v.Kernel, maxKernelFile, &b.Kernel}, {v.Initrd, maxInitrdFile, &b.Initrd}, {v.ACPITables, maxACPIFile, &b.ACPITables}} {
+			if f.name == "" {
+				continue
+			}
+			if *f.to, err = readBounded(f.name, f.max); err != nil {
+				return nil, err
+			}
+		}
+		rtmr, _, err := tdx.BootRTMRs(fw, b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", v.Kernel, err)
+		}
+		copy(e.RTMR[:], rtmr[:])
 		return e, nil
 	}
 	raw, err := readBounded(v.EventLog, 16<<20)
