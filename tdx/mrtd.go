@@ -4,10 +4,9 @@
 // (TDH.MR.EXTEND), as the Intel TDX Module specification and the TDVF
 // design guide describe it.
 //
-// This is the first piece of TDX support (issue 20): MRTD from a TDVF
-// (OVMF) image, and RTMRs replayed from a TD's event log. The RTMRs a
-// direct boot gives (kernel, initrd, command line), group members and
-// quotes follow.
+// It gives MRTD from a TDVF (OVMF) image, the RTMRs of a direct boot of a
+// kernel, initrd and command line (BootRTMRs, KernelRTMRs), and the RTMRs
+// replayed from a TD's own event log (ParseEventLog, ReplayRTMRs).
 package tdx
 
 import (
