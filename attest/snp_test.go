@@ -466,3 +466,73 @@ type vmplBackend struct{ SimSNPBackend }
 func (b *vmplBackend) SNPReport(_ context.Context, data [64]byte) ([]byte, []byte, error) {
 	return b.Guest.ReportAtVMPL(data, 1)
 }
+
+// TestVMOtherBootInputs: a host boots a VM or a TD with other boot inputs
+// (another kernel) but the group's own table and command line, and its
+// guest code skips the self-check a member makes at start (here: the
+// genuine member's backend is handed the other guest after NewMember).
+// Its evidence binds the right table but not the member's boot, and every
+// peer refuses it.
+func TestVMOtherBootInputs(t *testing.T) {
+	f := newSNPFixture(t)
+	e := tdEntry(t)
+	key, err := sgx.LoadSigningKey(read(t, "keys/k1.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sgxA := mage.Member{Name: "sgx-a", ELF: read(t, "enclaves/g1_m0.so"), Key: key}
+	g, err := mage.SignAnyGroup(t.Context(), []mage.AnyMember{{SDK: &sgxA}, {TDX: &mage.TDXMember{Name: "td", Entry: e}}, f.vms[0].member(t)}, nil,
+		mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.group = g
+	table := mage.TableSHA256(g.Payload)
+	enc := f.enclave(t, 0, nil)
+	td, err := f.td(t, e, table, g.Payload, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := f.vm(t, f.vms[0], g.Members[2].Cmdline, g.Payload, sim.SNPPolicy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The VM: another kernel, the same command line (which binds the
+	// table) and vCPUs.
+	otherKernel := f.vms[0]
+	otherKernel.kernel = []byte("kernel a, patched")
+	hostileVM, err := f.vm(t, f.vms[0], g.Members[2].Cmdline, g.Payload, sim.SNPPolicy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostileVM.cfg.SNP.(*SimSNPBackend).Guest = f.snp.Launch(otherKernel.launch(t, g.Members[2].Cmdline), sim.SNPPolicy, [32]byte{})
+
+	// The TD: another kernel (RTMR1), RTMR3 extended with this group's
+	// table event.
+	hostileTD, err := f.td(t, e, table, g.Payload, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtmr := [4][48]byte{e.RTMR[0], e.RTMR[1], e.RTMR[2], e.RTMR3}
+	rtmr[1][0] ^= 1
+	other := f.p.LaunchTD(e.MRTD, rtmr, 0)
+	if err := other.ExtendRTMR(3, mage.TableEvent(table)); err != nil {
+		t.Fatal(err)
+	}
+	hostileTD.cfg.TDX.(*SimTDXBackend).Guest = other
+
+	for name, h := range map[string]*Member{"a VM with another kernel": hostileVM, "a TD with another kernel": hostileTD} {
+		for _, m := range []*Member{enc, td, vm} {
+			if m == h {
+				continue
+			}
+			if _, _, cerr, serr := pair(t, h, m); cerr == nil || !errors.Is(serr, ErrNotInGroup) {
+				t.Errorf("%s dials a member: client %v, server %v", name, cerr, serr)
+			}
+			if _, _, cerr, _ := pair(t, m, h); !errors.Is(cerr, ErrNotInGroup) {
+				t.Errorf("a member dials %s: client %v", name, cerr)
+			}
+		}
+	}
+}
