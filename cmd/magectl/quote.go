@@ -661,13 +661,20 @@ Run "magectl collateral fetch --help" for flags.
 }
 
 func runCollateralFetch(e *env, args []string) error {
-	fs := newFlagSet(e, "collateral fetch", "collateral fetch QUOTE (--pccs URL | --pcs) [--cache DIR] --out BUNDLE.json")
+	fs := newFlagSet(e, "collateral fetch", "collateral fetch QUOTE (--pccs URL | --pcs) [--cache DIR] [--time T] --out BUNDLE.json")
 	src := addPCSFlags(fs)
 	out := fs.String("out", "", "write the bundle to `file` (\"-\": standard output)")
 	force := fs.Bool("force", false, "overwrite an existing bundle")
+	at := fs.String("time", "", "the `time`, RFC 3339, at which the collateral must be valid to be kept (default: now): a PCCS's older collateral can then be bundled to verify old quotes")
 	arg, err := parseQuoteArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	var when time.Time
+	if *at != "" {
+		if when, err = time.Parse(time.RFC3339, *at); err != nil {
+			return usagef("--time: %v", err)
+		}
 	}
 	if *out == "" {
 		return usagef("--out is required")
@@ -682,7 +689,7 @@ func runCollateralFetch(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cs, closeCache, err := src.source(time.Time{})
+	cs, closeCache, err := src.source(when)
 	if err != nil {
 		return err
 	}

@@ -244,4 +244,18 @@ func TestCLITDXCollateralFetch(t *testing.T) {
 	if r := srv.Requests(); r["/tcb"] != 0 || r["/qe/identity"] != 0 || r["/tdx/certification/v4/tcb"] != 1 || r["/tdx/certification/v4/qe/identity"] != 1 {
 		t.Errorf("requests: %v", r)
 	}
+	// collateral fetch through a cache keeps only collateral valid at
+	// --time (default now: this collateral expired in 2025), and the
+	// bundle it writes verifies the quote offline.
+	bundle := filepath.Join(t.TempDir(), "b.json")
+	if code, _, errs := magectl(t, nil, "collateral", "fetch", "--pccs", srv.BaseURL(), "--insecure-http", "--cache", t.TempDir(), "--out", bundle, dir+"tdx_quote"); code == 0 {
+		t.Errorf("expired collateral bundled: %s", errs)
+	}
+	mustRun(t, "collateral", "fetch", "--pccs", srv.BaseURL(), "--insecure-http", "--cache", t.TempDir(), "--time", "2025-07-01T00:00:00Z", "--out", bundle, dir+"tdx_quote")
+	if out := mustRun(t, "quote", "verify", "--collateral", bundle, "--time", "2025-07-01T00:00:00Z", dir+"tdx_quote"); !strings.Contains(out, "UpToDate") {
+		t.Errorf("quote verify with the fetched bundle:\n%s", out)
+	}
+	if code, _, _ := magectl(t, nil, "collateral", "fetch", "--pcs", "--time", "yesterday", "--out", bundle, dir+"tdx_quote"); code != 2 {
+		t.Errorf("a bad --time: exit %d", code)
+	}
 }
