@@ -353,18 +353,17 @@ func (f *snpFixture) td(t testing.TB, e mage.TDXEntry, table [32]byte, payload [
 	return NewMember(cfg)
 }
 
-// TestTDXMembers: an SDK enclave, an SNP VM and a TDX trust domain of one
-// group attest each other, every ordered pair; a TD whose boot extended
-// RTMR3 with another table's event, or handed another table, or
-// debuggable, is refused; a TD quote under the Intel root is refused until
-// TDX collateral is verified.
-func TestTDXMembers(t *testing.T) {
+// newTDXFixture is the SNP fixture with its group replaced by one of an
+// SDK enclave (sgx-a), a TD (td, booted as go-tdx-guest's real log) and
+// vm-a, in that order; it returns the TD's entry too.
+func newTDXFixture(t testing.TB) (*snpFixture, mage.TDXEntry) {
+	t.Helper()
 	f := newSNPFixture(t)
+	e := tdEntry(t)
 	key, err := sgx.LoadSigningKey(read(t, "keys/k1.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := tdEntry(t)
 	sgxA := mage.Member{Name: "sgx-a", ELF: read(t, "enclaves/g1_m0.so"), Key: key}
 	g, err := mage.SignAnyGroup(t.Context(), []mage.AnyMember{{SDK: &sgxA}, {TDX: &mage.TDXMember{Name: "td", Entry: e}}, f.vms[0].member(t)}, nil,
 		mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
@@ -372,7 +371,17 @@ func TestTDXMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.group = g
-	table := mage.TableSHA256(g.Payload)
+	return f, e
+}
+
+// TestTDXMembers: an SDK enclave, an SNP VM and a TDX trust domain of one
+// group attest each other, every ordered pair; a TD whose boot extended
+// RTMR3 with another table's event, or handed another table, or
+// debuggable, is refused; a TD quote under the Intel root is refused until
+// TDX collateral is verified.
+func TestTDXMembers(t *testing.T) {
+	f, e := newTDXFixture(t)
+	g, table := f.group, mage.TableSHA256(f.group.Payload)
 	if g.Members[1].TD != e.Measurement(table) || g.Members[1].TD.RTMR[0] != e.RTMR[0] {
 		t.Fatal("the TD's derived measurement is not its entry's over the table")
 	}
@@ -474,20 +483,8 @@ func (b *vmplBackend) SNPReport(_ context.Context, data [64]byte) ([]byte, []byt
 // Its evidence binds the right table but not the member's boot, and every
 // peer refuses it.
 func TestVMOtherBootInputs(t *testing.T) {
-	f := newSNPFixture(t)
-	e := tdEntry(t)
-	key, err := sgx.LoadSigningKey(read(t, "keys/k1.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sgxA := mage.Member{Name: "sgx-a", ELF: read(t, "enclaves/g1_m0.so"), Key: key}
-	g, err := mage.SignAnyGroup(t.Context(), []mage.AnyMember{{SDK: &sgxA}, {TDX: &mage.TDXMember{Name: "td", Entry: e}}, f.vms[0].member(t)}, nil,
-		mage.SignOptions{Date: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.group = g
-	table := mage.TableSHA256(g.Payload)
+	f, e := newTDXFixture(t)
+	g, table := f.group, mage.TableSHA256(f.group.Payload)
 	enc := f.enclave(t, 0, nil)
 	td, err := f.td(t, e, table, g.Payload, 0, nil)
 	if err != nil {

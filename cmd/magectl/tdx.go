@@ -47,6 +47,25 @@ const (
 	maxACPIFile   = 1 << 20
 )
 
+// readBootFiles reads a direct boot's kernel and, where named, its initrd
+// and ACPI tables, each bounded.
+func readBootFiles(b *tdx.Boot, kernel, initrd, acpi string) error {
+	for _, f := range []struct {
+		name string
+		max  int64
+		to   *[]byte
+	}{{kernel, maxKernelFile, &b.Kernel}, {initrd, maxInitrdFile, &b.Initrd}, {acpi, maxACPIFile, &b.ACPITables}} {
+		if f.name == "" {
+			continue
+		}
+		var err error
+		if *f.to, err = readBounded(f.name, f.max); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func runTDXMeasure(e *env, args []string) error {
 	fs := newFlagSet(e, "tdx measure", "tdx measure FIRMWARE [--kernel FILE --append CMDLINE [--initrd FILE] --memory SIZE [--acpi-tables FILE]] [--json]")
 	kernel := fs.String("kernel", "", "direct boot: the kernel `file` QEMU is given with -kernel (a bzImage, or a unified kernel image)")
@@ -71,17 +90,8 @@ func runTDXMeasure(e *env, args []string) error {
 			return usagef("--memory: %v", err)
 		}
 		boot.Cmdline = *cmdline
-		for _, f := range []struct {
-			name string
-			max  int64
-			to   *[]byte
-		}{{*kernel, maxKernelFile, &boot.Kernel}, {*initrd, maxInitrdFile, &boot.Initrd}, {*acpi, maxACPIFile, &boot.ACPITables}} {
-			if f.name == "" {
-				continue
-			}
-			if *f.to, err = readBounded(f.name, f.max); err != nil {
-				return err
-			}
+		if err := readBootFiles(&boot, *kernel, *initrd, *acpi); err != nil {
+			return err
 		}
 	}
 	fw, err := readBounded(arg, maxFirmware)
@@ -155,17 +165,8 @@ func tdxEntry(v *mage.TDXMemberFile) (*mage.TDXEntry, error) {
 		if b.Memory, err = tdx.ParseMemory(v.Memory); err != nil {
 			return nil, err
 		}
-		for _, f := range []struct {
-			name string
-			max  int64
-			to   *[]byte
-		}{{v.Kernel, maxKernelFile, &b.Kernel}, {v.Initrd, maxInitrdFile, &b.Initrd}, {v.ACPITables, maxACPIFile, &b.ACPITables}} {
-			if f.name == "" {
-				continue
-			}
-			if *f.to, err = readBounded(f.name, f.max); err != nil {
-				return nil, err
-			}
+		if err := readBootFiles(&b, v.Kernel, v.Initrd, v.ACPITables); err != nil {
+			return nil, err
 		}
 		rtmr, _, err := tdx.BootRTMRs(fw, b)
 		if err != nil {
