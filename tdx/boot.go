@@ -50,7 +50,9 @@ type Boot struct {
 	// unified kernel image (a PE with .linux, and optionally .initrd and
 	// .cmdline, sections). It is not modified.
 	Kernel []byte
-	// Initrd is the -initrd file, or nil. A unified kernel image carries
+	// Initrd is the -initrd file, or nil for none. An empty one is
+	// refused: QEMU would patch the kernel for it while OVMF loads none, a
+	// case no reference covers. A unified kernel image carries
 	// its own.
 	Initrd []byte
 	// Cmdline is the -append text: printable ASCII, required with a
@@ -198,6 +200,9 @@ const (
 // image, its .linux section, then the command line and initrd (RTMR2),
 // then the two exit-boot-services actions.
 func kernelEvents(b Boot) ([]BootEvent, error) {
+	if b.Initrd != nil && len(b.Initrd) == 0 {
+		return nil, fmt.Errorf("%w: an empty initrd is not modelled: give none", ErrBoot)
+	}
 	if len(b.Kernel) > maxKernel {
 		return nil, fmt.Errorf("%w: a kernel of %d bytes (at most %d)", ErrBoot, len(b.Kernel), maxKernel)
 	}

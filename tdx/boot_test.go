@@ -205,6 +205,7 @@ func TestBootRefusals(t *testing.T) {
 		{"non-ASCII command line", func(b *tdx.Boot) { b.Cmdline = "console=ttyS0 naïve" }, "only printable ASCII"},
 		{"UKI with an initrd", func(b *tdx.Boot) { b.Kernel, b.Cmdline, b.Initrd = uki, "", []byte{1} }, "carries its own"},
 		{"UKI with a command line", func(b *tdx.Boot) { b.Kernel = uki }, "carries its own"},
+		{"empty initrd", func(b *tdx.Boot) { b.Initrd = []byte{} }, "empty initrd"},
 		{"no ACPI tables", func(b *tdx.Boot) { b.ACPITables = nil }, "needs the VM's ACPI tables"},
 		{"tiny memory", func(b *tdx.Boot) { b.Memory = 1 << 20 }, "guest memory"},
 		{"initrd too large", func(b *tdx.Boot) { b.Memory = 64 << 20; b.Initrd = make([]byte, 64<<20-0x20000) }, "does not fit"},
