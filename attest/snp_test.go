@@ -374,6 +374,23 @@ func newTDXFixture(t testing.TB) (*snpFixture, mage.TDXEntry) {
 	return f, e
 }
 
+// tdxMembers starts the genuine members of newTDXFixture's group: the
+// enclave, the TD and the VM.
+func (f *snpFixture) tdxMembers(t testing.TB, e mage.TDXEntry) (enc, td, vm *Member) {
+	t.Helper()
+	g := f.group
+	enc = f.enclave(t, 0, nil)
+	td, err := f.td(t, e, mage.TableSHA256(g.Payload), g.Payload, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err = f.vm(t, f.vms[0], g.Members[2].Cmdline, g.Payload, sim.SNPPolicy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc, td, vm
+}
+
 // TestTDXMembers: an SDK enclave, an SNP VM and a TDX trust domain of one
 // group attest each other, every ordered pair; a TD whose boot extended
 // RTMR3 with another table's event, or handed another table, or
@@ -385,15 +402,7 @@ func TestTDXMembers(t *testing.T) {
 	if g.Members[1].TD != e.Measurement(table) || g.Members[1].TD.RTMR[0] != e.RTMR[0] {
 		t.Fatal("the TD's derived measurement is not its entry's over the table")
 	}
-	enc := f.enclave(t, 0, nil)
-	td, err := f.td(t, e, table, g.Payload, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := f.vm(t, f.vms[0], g.Members[2].Cmdline, g.Payload, sim.SNPPolicy, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc, td, vm := f.tdxMembers(t, e)
 	members := []*Member{enc, td, vm}
 	eachPair(t, members, func(i, j int, cp, _ *Peer) {
 		if j == 1 && (cp.Evidence != TDQuote || cp.TD == nil || cp.TD.RTMR[3] != g.Members[1].TD.RTMR[3]) {
@@ -485,15 +494,7 @@ func (b *vmplBackend) SNPReport(_ context.Context, data [64]byte) ([]byte, []byt
 func TestVMOtherBootInputs(t *testing.T) {
 	f, e := newTDXFixture(t)
 	g, table := f.group, mage.TableSHA256(f.group.Payload)
-	enc := f.enclave(t, 0, nil)
-	td, err := f.td(t, e, table, g.Payload, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := f.vm(t, f.vms[0], g.Members[2].Cmdline, g.Payload, sim.SNPPolicy, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc, td, vm := f.tdxMembers(t, e)
 
 	// The VM: another kernel, the same command line (which binds the
 	// table) and vCPUs.
