@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/magesgx/mage/gramine"
+	"github.com/magesgx/mage/tdx"
 )
 
 // KindTDX is an Intel TDX trust domain: its firmware (MRTD) and boot
@@ -45,13 +46,9 @@ const tdxEntrySize = 5 * 48
 // Measurement returns the member's measurement over a table whose SHA-256
 // is table: RTMR3 extended with the table event.
 func (e *TDXEntry) Measurement(table [32]byte) TDMeasurement {
-	ev := TableEvent(table)
 	m := TDMeasurement{MRTD: e.MRTD}
 	copy(m.RTMR[:3], e.RTMR[:])
-	var x [96]byte
-	copy(x[:], e.RTMR3[:])
-	copy(x[48:], ev[:])
-	m.RTMR[3] = sha512.Sum384(x[:])
+	m.RTMR[3] = tdx.Extend(e.RTMR3, TableEvent(table))
 	return m
 }
 

@@ -1,10 +1,10 @@
 package sim
 
 import (
-	"crypto/sha512"
 	"fmt"
 
 	"github.com/magesgx/mage/dcap"
+	"github.com/magesgx/mage/tdx"
 )
 
 // TDGuest is an Intel TDX trust domain on the simulated platform: its
@@ -35,7 +35,7 @@ func (g *TDGuest) ExtendRTMR(i int, digest [48]byte) error {
 	if i != 2 && i != 3 {
 		return fmt.Errorf("sim: a TD extends RTMR 2 or 3, not %d", i)
 	}
-	g.body.RTMR[i] = sha512.Sum384(append(g.body.RTMR[i][:], digest[:]...))
+	g.body.RTMR[i] = tdx.Extend(g.body.RTMR[i], digest)
 	return nil
 }
 

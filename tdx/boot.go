@@ -110,7 +110,7 @@ func BootRTMRs(fw []byte, b Boot) ([3][48]byte, []BootEvent, error) {
 func replay(evs []BootEvent) [3][48]byte {
 	var r [3][48]byte
 	for _, e := range evs {
-		r[e.RTMR] = sha512.Sum384(append(r[e.RTMR][:], e.Digest[:]...))
+		r[e.RTMR] = Extend(r[e.RTMR], e.Digest)
 	}
 	return r
 }
@@ -152,7 +152,7 @@ func BootEvents(fw []byte, b Boot) ([]BootEvent, error) {
 
 	var evs []BootEvent
 	add := func(rtmr int, typ uint32, name string, preimage []byte) {
-		evs = append(evs, BootEvent{RTMR: rtmr, Type: typ, Name: name, Digest: sha512.Sum384(preimage)})
+		evs = append(evs, measured(rtmr, typ, name, preimage))
 	}
 	add(0, EventHandoffTables2, "TD HOB", hob)
 	for _, s := range sections {
@@ -183,6 +183,11 @@ func BootEvents(fw []byte, b Boot) ([]BootEvent, error) {
 	evs = append(evs, kernel[1])
 	add(0, EventSeparator, "separator", make([]byte, 4))
 	return append(evs, kernel[2:]...), nil
+}
+
+// measured is the event that measures preimage.
+func measured(rtmr int, typ uint32, name string, preimage []byte) BootEvent {
+	return BootEvent{RTMR: rtmr, Type: typ, Name: name, Digest: sha512.Sum384(preimage)}
 }
 
 // The firmware's fixed strings.
@@ -251,7 +256,7 @@ func kernelEvents(b Boot) ([]BootEvent, error) {
 	}
 	var evs []BootEvent
 	add := func(rtmr int, typ uint32, name string, preimage []byte) {
-		evs = append(evs, BootEvent{RTMR: rtmr, Type: typ, Name: name, Digest: sha512.Sum384(preimage)})
+		evs = append(evs, measured(rtmr, typ, name, preimage))
 	}
 	name := "kernel"
 	if uki {

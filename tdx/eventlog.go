@@ -117,11 +117,17 @@ func ReplayRTMRs(events []Event) ([4][48]byte, error) {
 		case e.MRIndex > 4:
 			return r, fmt.Errorf("%w: event log: event %d extends register %d", ErrFirmware, i, e.MRIndex)
 		default:
-			h := sha512.New384()
-			h.Write(r[e.MRIndex-1][:])
-			h.Write(e.Digest[:])
-			copy(r[e.MRIndex-1][:], h.Sum(nil))
+			r[e.MRIndex-1] = Extend(r[e.MRIndex-1], e.Digest)
 		}
 	}
 	return r, nil
+}
+
+// Extend returns a measurement register extended with a digest, as the
+// TDX module's TDG.MR.RTMR.EXTEND does: SHA-384(register || digest).
+func Extend(register, digest [48]byte) [48]byte {
+	var b [96]byte
+	copy(b[:], register[:])
+	copy(b[48:], digest[:])
+	return sha512.Sum384(b[:])
 }
