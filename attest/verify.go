@@ -100,10 +100,23 @@ func (c *checker) quote(ctx context.Context, ev []byte) (*sgx.ReportBody, error)
 		}
 		return nil, fmt.Errorf("%w: %w: the PCK chain ends at neither the simulation root nor the Intel root", ErrEvidence, dcap.ErrUntrustedRoot)
 	}
-	// Collateral is fetched for the FMSPC of a PCK certificate, so only
-	// once the chain to the Intel root and the quote's signatures verify:
-	// an unauthenticated peer cannot make this member fetch for a forged
-	// FMSPC. The fetch runs under the handshake's context and deadline.
+	col, err := c.intelCollateral(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	res, err := dcap.Verify(ev, col, dcap.Options{Time: c.now(), Accept: c.acceptTCB})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
+	}
+	return &res.Enclave, nil
+}
+
+// intelCollateral returns the collateral of a quote under the Intel root.
+// It is fetched for the FMSPC of a PCK certificate, so only once the chain
+// to the Intel root and the quote's signatures verify: an unauthenticated
+// peer cannot make this member fetch for a forged FMSPC. The fetch runs
+// under the handshake's context and deadline.
+func (c *checker) intelCollateral(ctx context.Context, q *dcap.Quote) (*dcap.Collateral, error) {
 	if _, _, err := c.intelQuotes.VerifySignatures(q, c.now()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
 	}
@@ -111,11 +124,7 @@ func (c *checker) quote(ctx context.Context, ev []byte) (*sgx.ReportBody, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: collateral: %w", ErrEvidence, err)
 	}
-	res, err := dcap.Verify(ev, col, dcap.Options{Time: c.now(), Accept: c.acceptTCB})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
-	}
-	return &res.Enclave, nil
+	return col, nil
 }
 
 // tdQuote verifies a TD quote and returns its TD report body: a quote of
@@ -137,13 +146,9 @@ func (c *checker) tdQuote(ctx context.Context, ev []byte) (*dcap.TDReportBody, e
 	case chainsTo(q, c.intel) && c.collateral == nil:
 		return nil, fmt.Errorf("%w: a TD quote under the Intel root needs TDX collateral (Config.Collateral): %w", ErrEvidence, ErrNoCollateral)
 	case chainsTo(q, c.intel):
-		// As for SGX quotes: signatures and chain first, then collateral.
-		if _, _, err := c.intelQuotes.VerifySignatures(q, c.now()); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrEvidence, err)
-		}
-		col, err := c.collateral.Collateral(ctx, q)
+		col, err := c.intelCollateral(ctx, q)
 		if err != nil {
-			return nil, fmt.Errorf("%w: TDX collateral: %w", ErrEvidence, err)
+			return nil, err
 		}
 		res, err := dcap.VerifyTD(ev, col, dcap.Options{Time: c.now(), Accept: c.acceptTCB})
 		if err != nil {
