@@ -260,29 +260,29 @@ func (t *TCB) UnmarshalJSON(b []byte) error {
 	if t.PCESVN, err = svn(j["pcesvn"], "pcesvn", 0xffff); err != nil {
 		return err
 	}
-	if v, ok := j["sgxtcbcomponents"]; ok {
+	// components reads a version 3 array of 16 objects with "svn".
+	components := func(raw json.RawMessage, what string, into *[16]int) error {
 		var comps []struct {
 			SVN json.RawMessage `json:"svn"`
 		}
-		if err := json.Unmarshal(v, &comps); err != nil || len(comps) != 16 {
-			return errors.New("tcb.sgxtcbcomponents: want an array of 16 components")
+		if err := json.Unmarshal(raw, &comps); err != nil || len(comps) != 16 {
+			return fmt.Errorf("tcb.%s: want an array of 16 components", what)
 		}
 		for i, c := range comps {
-			if t.Components[i], err = svn(c.SVN, fmt.Sprintf("sgxtcbcomponents[%d].svn", i), 0xff); err != nil {
+			var err error
+			if into[i], err = svn(c.SVN, fmt.Sprintf("%s[%d].svn", what, i), 0xff); err != nil {
 				return err
 			}
 		}
+		return nil
+	}
+	if v, ok := j["sgxtcbcomponents"]; ok {
+		if err := components(v, "sgxtcbcomponents", &t.Components); err != nil {
+			return err
+		}
 		if v, ok := j["tdxtcbcomponents"]; ok {
-			var comps []struct {
-				SVN json.RawMessage `json:"svn"`
-			}
-			if err := json.Unmarshal(v, &comps); err != nil || len(comps) != 16 {
-				return errors.New("tcb.tdxtcbcomponents: want an array of 16 components")
-			}
-			for i, c := range comps {
-				if t.TDXComponents[i], err = svn(c.SVN, fmt.Sprintf("tdxtcbcomponents[%d].svn", i), 0xff); err != nil {
-					return err
-				}
+			if err := components(v, "tdxtcbcomponents", &t.TDXComponents); err != nil {
+				return err
 			}
 			t.HasTDX = true
 		}
