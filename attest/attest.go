@@ -92,7 +92,7 @@ type Policy struct {
 	// one build over one table (a kept member keeps it across epochs).
 	MRENCLAVE []sgx.Measurement
 	// Launch accepts only the confidential VM members with these launch
-	// digests. With MRENCLAVE or Launch set, a member of either kind is
+	// digests. With MRENCLAVE, Launch or TD set, a member of any kind is
 	// accepted only if the list for its kind names it.
 	Launch [][48]byte
 	// TD accepts only the TDX members with these measurements.
@@ -101,6 +101,13 @@ type Policy struct {
 	MinISVSVN uint16            // accept only ISVSVN >= this
 	// AcceptKinds lists the evidence kinds accepted (nil: all).
 	AcceptKinds []Kind
+}
+
+// listsMembers reports whether the policy selects members by what they
+// are (MRENCLAVE, Launch or TD set): then a member of any kind is
+// accepted only if the list for its kind names it.
+func (p Policy) listsMembers() bool {
+	return p.MRENCLAVE != nil || p.Launch != nil || p.TD != nil
 }
 
 // Config configures a member.

@@ -181,7 +181,7 @@ func (m *Member) verifySNP(ctx context.Context, ev []byte, want [sgx.ReportDataS
 		return nil, fmt.Errorf("%w: launch digest %x", ErrNotInGroup, r.Measurement)
 	}
 	pol := m.check.policy
-	if (pol.MRENCLAVE != nil || pol.Launch != nil || pol.TD != nil) && !slices.Contains(pol.Launch, r.Measurement) {
+	if pol.listsMembers() && !slices.Contains(pol.Launch, r.Measurement) {
 		return nil, fmt.Errorf("%w: VM member %d (%x) is not one the policy lists", ErrPolicy, idx, r.Measurement[:8])
 	}
 	return &Peer{Index: idx, Evidence: SNPReport, Launch: r.Measurement, SNP: r}, nil
@@ -241,7 +241,7 @@ func (m *Member) verifyTD(ctx context.Context, ev []byte, want [sgx.ReportDataSi
 		// A service TD bound to this TD can migrate or change it; the
 		// group's measurements do not cover one.
 		return nil, fmt.Errorf("%w: TDX member %d has a service TD bound (MRSERVICETD %x)", ErrPolicy, idx, body.MRServiceTD[:8])
-	case (pol.MRENCLAVE != nil || pol.Launch != nil || pol.TD != nil) && !slices.Contains(pol.TD, got):
+	case pol.listsMembers() && !slices.Contains(pol.TD, got):
 		return nil, fmt.Errorf("%w: TDX member %d is not one the policy lists", ErrPolicy, idx)
 	}
 	return &Peer{Index: idx, Evidence: TDQuote, TD: body}, nil

@@ -180,7 +180,7 @@ func (c *checker) policyAt(idx int, b *sgx.ReportBody, kind Kind) (*Peer, error)
 		return nil, fmt.Errorf("%w: member %d is a DEBUG enclave", ErrPolicy, idx)
 	case b.Attributes.Flags&sgx.AttrInit == 0:
 		return nil, fmt.Errorf("%w: member %d is not initialised (INIT clear)", ErrPolicy, idx)
-	case (pol.MRENCLAVE != nil || pol.Launch != nil || pol.TD != nil) && !slices.Contains(pol.MRENCLAVE, b.MRENCLAVE):
+	case pol.listsMembers() && !slices.Contains(pol.MRENCLAVE, b.MRENCLAVE):
 		return nil, fmt.Errorf("%w: member %d (%s) is not one the policy lists", ErrPolicy, idx, b.MRENCLAVE)
 	case pol.MRSIGNER != nil && !slices.Contains(pol.MRSIGNER, b.MRSIGNER):
 		return nil, fmt.Errorf("%w: member %d is signed by %s", ErrPolicy, idx, b.MRSIGNER)
