@@ -92,8 +92,8 @@ type TDXMemberFile struct {
 	ACPITables string `json:"acpi_tables,omitempty"` // QEMU's etc/acpi/tables for this VM
 }
 
-// inputs are the files a TDX member reads.
-func (v *TDXMemberFile) inputs() []string {
+// Inputs are the files a TDX member reads (empty where not given).
+func (v *TDXMemberFile) Inputs() []string {
 	return []string{v.Firmware, v.EventLog, v.Kernel, v.Initrd, v.ACPITables}
 }
 
@@ -110,6 +110,21 @@ type SNPMemberFile struct {
 	Kernel         string `json:"kernel"`
 	Initrd         string `json:"initrd,omitempty"`
 	Cmdline        string `json:"cmdline,omitempty"`
+}
+
+// Inputs are the files an SNP member reads (empty where not given).
+func (v *SNPMemberFile) Inputs() []string { return []string{v.Firmware, v.Kernel, v.Initrd} }
+
+// VMInputs are the files a confidential VM member reads, or nil for a
+// member that is not a VM.
+func (m *MemberFile) VMInputs() []string {
+	switch {
+	case m.SNP != nil:
+		return m.SNP.Inputs()
+	case m.TDX != nil:
+		return m.TDX.Inputs()
+	}
+	return nil
 }
 
 // ParseGroupFile decodes and checks a group file. dir is the directory that
@@ -244,16 +259,8 @@ func ParseGroupFile(data []byte, dir string) (*GroupFile, error) {
 		if m.Keep {
 			continue
 		}
-		if m.TDX != nil {
-			for _, in := range m.TDX.inputs() {
-				if j, ok := outputs[filepath.Clean(in)]; ok && in != "" {
-					return nil, fmt.Errorf("group file: member %d's input %s is member %d's output", i, in, j)
-				}
-			}
-			continue
-		}
-		if m.SNP != nil {
-			for _, in := range []string{m.SNP.Firmware, m.SNP.Kernel, m.SNP.Initrd} {
+		if vm := m.VMInputs(); vm != nil {
+			for _, in := range vm {
 				if j, ok := outputs[filepath.Clean(in)]; ok && in != "" {
 					return nil, fmt.Errorf("group file: member %d's input %s is member %d's output", i, in, j)
 				}
@@ -423,7 +430,7 @@ func checkSNPMemberFile(m *MemberFile, dir string) error {
 			*p = filepath.Join(dir, *p)
 		}
 	}
-	for _, in := range []string{v.Firmware, v.Kernel, v.Initrd} {
+	for _, in := range v.Inputs() {
 		for _, out := range []string{m.Output, m.Table} {
 			if in != "" && filepath.Clean(in) == filepath.Clean(out) {
 				return fmt.Errorf("output %s would overwrite its input", out)
@@ -471,7 +478,7 @@ func checkTDXMemberFile(m *MemberFile, dir string) error {
 			*p = filepath.Join(dir, *p)
 		}
 	}
-	for _, in := range v.inputs() {
+	for _, in := range v.Inputs() {
 		if in != "" && filepath.Clean(in) == filepath.Clean(m.Output) {
 			return fmt.Errorf("output %s would overwrite its input", m.Output)
 		}

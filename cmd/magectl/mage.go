@@ -255,12 +255,7 @@ func openGroup(e *env, arg string, gf *mage.GroupFile, date, manifest string, fo
 	inputs := append([]string{arg, gf.Libpal}, extraInputs...)
 	for _, m := range gf.Members {
 		inputs = append(inputs, m.Enclave, m.Manifest, m.Config, m.Key)
-		if m.SNP != nil {
-			inputs = append(inputs, m.SNP.Firmware, m.SNP.Kernel, m.SNP.Initrd)
-		}
-		if m.TDX != nil {
-			inputs = append(inputs, m.TDX.Firmware, m.TDX.EventLog)
-		}
+		inputs = append(inputs, m.VMInputs()...)
 	}
 	outs := append(outputsOf(gf), mpath)
 	for _, m := range gf.Members {

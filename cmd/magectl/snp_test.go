@@ -304,6 +304,17 @@ func TestCLITDXDirectBoot(t *testing.T) {
 	if v := mustRun(t, "group", "verify", "--manifest", filepath.Join(d, "group.manifest.json")); !strings.Contains(v, "ok       member 1 tdx") {
 		t.Errorf("group verify:\n%s", v)
 	}
+	// No output may be a direct boot's input, even with --force.
+	kcopy := filepath.Join(d, "vmlinuz")
+	raw, _ := os.ReadFile(kernel)
+	os.WriteFile(kcopy, raw, 0o644)
+	os.WriteFile(gf, []byte(`{"name": "tds", "date": "20261205", "members": [`+heapMember(d, 0)+`, `+strings.Replace(td, fmt.Sprintf("%q", kernel), `"vmlinuz"`, 1)+`]}`), 0o644)
+	if code, _, errs := magectl(t, nil, "group", "sign", "-q", "--force", "--manifest", kcopy, gf); code != 2 || !strings.Contains(errs, "input") {
+		t.Errorf("a manifest over the TD's kernel: exit %d %s", code, errs)
+	}
+	if got, _ := os.ReadFile(kcopy); !bytes.Equal(got, raw) {
+		t.Error("the TD's kernel was overwritten")
+	}
 	for name, bad := range map[string]string{
 		"kernel and event log": strings.Replace(td, `"memory"`, `"event_log": "x", "memory"`, 1),
 		"no ACPI tables":       strings.Replace(td, `, "acpi_tables": "acpi.bin"`, "", 1),
