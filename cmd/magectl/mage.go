@@ -939,9 +939,10 @@ type verifyReport struct {
 	Group    []sgx.Measurement `json:"group,omitempty"`
 	NotGiven int               `json:"members_not_given,omitempty"` // table members whose files were not given
 	Epoch    uint32            `json:"epoch,omitempty"`             // an updatable group: the newest table's epoch
-	// The group's SEV-SNP members, as the manifest names them: each
-	// member's table derives their launch digests, and their command
-	// line files bind the table.
+	// The group's confidential VM members, as the manifest names them:
+	// each member's table derives their launch digests (SNP) or TD
+	// measurements (TDX); an SNP VM's command line file binds the table,
+	// and a TD's table file is the table.
 	VMs []verifyVM `json:"vms,omitempty"`
 
 	badInput bool  // a file could not be read or is not a signed member
@@ -953,7 +954,7 @@ type verifyVM struct {
 	Name   string `json:"name"`
 	Kind   string `json:"kind"`   // snp or tdx
 	Launch string `json:"launch"` // an SNP VM's launch digest; a TD's RTMR3
-	File   string `json:"file"`   // the command line it boots with
+	File   string `json:"file"`   // an SNP VM's command line file; a TD's table file
 	OK     bool   `json:"ok"`
 }
 
@@ -1332,9 +1333,10 @@ func verifyMerkle(ms []*memberFile, rep *verifyReport, problem func(string, ...a
 	}
 }
 
-// checkVMs checks a group's SEV-SNP members against the manifest: the
-// launch digest the members' tables derive, and the command line file
-// written for each (it must be the manifest's and bind its table).
+// checkVMs checks a group's confidential VM members against the manifest:
+// the launch digest (SNP) or TD measurement (TDX) the members' tables
+// derive, and the file written for each: an SNP VM's command line, which
+// must be the manifest's and bind its table, or a TD's table.
 func checkVMs(rep *verifyReport, man *mage.Manifest, launches map[int][48]byte, tds map[int]mage.TDMeasurement, problem func(string, ...any)) {
 	for _, mm := range man.Members {
 		if mm.Kind == mage.KindTDX.String() {
