@@ -80,22 +80,16 @@ func runSNPMeasure(e *env, args []string) error {
 	if !ok {
 		return usagef("--vcpu-type %q: want one of QEMU's EPYC models (EPYC-v4, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin, ...)", *vcpuType)
 	}
-	fw, err := os.ReadFile(arg)
+	fw, err := readBounded(arg, maxFirmware)
 	if err != nil {
 		return err
 	}
 	o.VCPUSignature = sig
 	if *kernel != "" {
-		b := &snp.DirectBoot{Cmdline: snp.CmdlineHash(*cmdline), Initrd: sha256.Sum256(nil)}
-		if b.Kernel, err = sha256File(*kernel); err != nil {
+		if o.Boot, err = snpDirectBoot(*kernel, *initrd); err != nil {
 			return err
 		}
-		if *initrd != "" {
-			if b.Initrd, err = sha256File(*initrd); err != nil {
-				return err
-			}
-		}
-		o.Boot = b
+		o.Boot.Cmdline = snp.CmdlineHash(*cmdline)
 	}
 	ld, err := snp.LaunchDigest(fw, o)
 	if err != nil {
@@ -127,6 +121,23 @@ func sha256File(name string) ([32]byte, error) {
 	return [32]byte(h.Sum(nil)), nil
 }
 
+// snpDirectBoot is a direct boot's kernel and initrd (optional: "" is
+// none) as the SEV hashes table records them, by their SHA-256; the
+// caller sets the command line's.
+func snpDirectBoot(kernel, initrd string) (*snp.DirectBoot, error) {
+	b := &snp.DirectBoot{Initrd: sha256.Sum256(nil)}
+	var err error
+	if b.Kernel, err = sha256File(kernel); err != nil {
+		return nil, err
+	}
+	if initrd != "" {
+		if b.Initrd, err = sha256File(initrd); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
 // maxFirmware bounds an OVMF image read whole (they are 2 to 4 MiB).
 const maxFirmware = 64 << 20
 
@@ -156,16 +167,9 @@ func snpLaunch(v *mage.SNPMemberFile) (*snp.Launch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &snp.DirectBoot{Initrd: sha256.Sum256(nil)}
-	if b.Kernel, err = sha256File(v.Kernel); err != nil {
+	if o.Boot, err = snpDirectBoot(v.Kernel, v.Initrd); err != nil {
 		return nil, err
 	}
-	if v.Initrd != "" {
-		if b.Initrd, err = sha256File(v.Initrd); err != nil {
-			return nil, err
-		}
-	}
-	o.Boot = b
 	l, err := snp.Cut(fw, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", v.Firmware, err)
