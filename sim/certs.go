@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"time"
 
@@ -40,22 +42,20 @@ func issueChain(rootKey, interKey, pckKey *ecdsa.PrivateKey, st *platformState) 
 		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 1,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	rootDER, err := x509.CreateCertificate(rand.Reader, root, root, &rootKey.PublicKey, rootKey)
+	rootCert, err := certify(root, root, &rootKey.PublicKey, rootKey)
 	if err != nil {
 		return nil, err
 	}
-	rootCert, _ := x509.ParseCertificate(rootDER)
 	inter := &x509.Certificate{
 		SerialNumber: serial(), Subject: name("MAGE Simulated SGX PCK Platform CA"),
 		NotBefore: now, NotAfter: now.AddDate(10, 0, 0),
 		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 0, MaxPathLenZero: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	interDER, err := x509.CreateCertificate(rand.Reader, inter, rootCert, &interKey.PublicKey, rootKey)
+	interCert, err := certify(inter, rootCert, &interKey.PublicKey, rootKey)
 	if err != nil {
 		return nil, err
 	}
-	interCert, _ := x509.ParseCertificate(interDER)
 	ext, err := pckExtension(st)
 	if err != nil {
 		return nil, err
@@ -66,12 +66,21 @@ func issueChain(rootKey, interKey, pckKey *ecdsa.PrivateKey, st *platformState) 
 		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		ExtraExtensions: []pkix.Extension{{Id: dcap.OIDSGXExtensions, Value: ext}},
 	}
-	pckDER, err := x509.CreateCertificate(rand.Reader, pck, interCert, &pckKey.PublicKey, interKey)
+	pckCert, err := certify(pck, interCert, &pckKey.PublicKey, interKey)
 	if err != nil {
 		return nil, err
 	}
 	enc := func(der []byte) string {
 		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	}
-	return []string{enc(pckDER), enc(interDER), enc(rootDER)}, nil
+	return []string{enc(pckCert.Raw), enc(interCert.Raw), enc(rootCert.Raw)}, nil
+}
+
+// certify issues the certificate tmpl for pub, signed by key as parent.
+func certify(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) (*x509.Certificate, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		return nil, fmt.Errorf("sim: certifying %s: %w", tmpl.Subject.CommonName, err)
+	}
+	return x509.ParseCertificate(der)
 }

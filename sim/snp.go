@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -135,14 +134,6 @@ func NewSNPPlatform() (*SNPPlatform, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-func certify(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) (*x509.Certificate, error) {
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-	if err != nil {
-		return nil, fmt.Errorf("sim: certifying %s: %w", tmpl.Subject.CommonName, err)
-	}
-	return x509.ParseCertificate(der)
 }
 
 // kdsExtensions are a VCEK certificate's extensions (AMD's Versioned Chip
